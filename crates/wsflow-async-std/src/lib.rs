@@ -1,0 +1,2 @@
+//! async-io / futures-io glue for wsflow: sockets and timers (filled by the runtime adapters issue).
+#![forbid(unsafe_code)]

@@ -1,0 +1,390 @@
+//! Incremental frame decoding from a read buffer.
+//!
+//! [`FrameDecoder::decode`] takes frames off the front of a `BytesMut` that the caller fills
+//! with whatever the socket delivered. It parses the header as soon as it is complete, refuses
+//! a frame before any of its payload is buffered when the header breaks a rule, unmasks the
+//! payload in place as it arrives (so partial payloads can be inspected, for example to fail
+//! invalid UTF-8 early), and finally hands the payload out with `split_to(..).freeze()`:
+//! no copy.
+
+use bytes::{Buf, BytesMut};
+
+use crate::error::ProtocolError;
+use crate::frame::{Frame, FrameHeader, HeaderParse};
+use crate::mask::apply_mask;
+
+/// Which end of the connection an endpoint is. Clients mask what they send; servers require
+/// masked frames and never mask their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The endpoint that opened the connection.
+    Client,
+    /// The endpoint that accepted it.
+    Server,
+}
+
+impl Role {
+    /// Whether frames sent in this role carry a mask.
+    pub const fn masks_outgoing(self) -> bool {
+        matches!(self, Self::Client)
+    }
+}
+
+/// The rules a [`FrameDecoder`] enforces beyond the wire format.
+///
+/// There is no unbounded configuration: the frame size limit defaults to WebSocket-Node's
+/// (64 KiB for a server, 1 MiB for a client) and can only be raised explicitly.
+///
+/// ```
+/// use wsflow_codec::{DecoderConfig, Role};
+///
+/// let config = DecoderConfig::new(Role::Server)
+///     .max_frame_size(16 << 20)
+///     .allowed_rsv_bits(0b100); // an extension such as permessage-deflate owns RSV1
+/// assert_eq!(config.frame_size_limit(), 16 << 20);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DecoderConfig {
+    role: Role,
+    max_frame_size: u64,
+    allowed_rsv: u8,
+}
+
+impl DecoderConfig {
+    /// The default for a server: 64 KiB frames.
+    pub const DEFAULT_SERVER_MAX_FRAME_SIZE: usize = 64 * 1024;
+    /// The default for a client: 1 MiB frames.
+    pub const DEFAULT_CLIENT_MAX_FRAME_SIZE: usize = 1024 * 1024;
+
+    /// The defaults for an endpoint of `role` (the role of the endpoint that decodes).
+    pub const fn new(role: Role) -> Self {
+        let max = match role {
+            Role::Server => Self::DEFAULT_SERVER_MAX_FRAME_SIZE,
+            Role::Client => Self::DEFAULT_CLIENT_MAX_FRAME_SIZE,
+        };
+        Self {
+            role,
+            max_frame_size: max as u64,
+            allowed_rsv: 0,
+        }
+    }
+
+    /// The largest payload a received frame may declare; a larger one fails with
+    /// [`ProtocolError::FrameTooLarge`] (close code 1009) before its payload is read.
+    pub const fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes as u64;
+        self
+    }
+
+    /// The RSV bits (`0b0RRR`, RSV1 = `0b100`) that negotiated extensions define; any other set
+    /// bit fails with [`ProtocolError::ReservedBitsSet`].
+    pub const fn allowed_rsv_bits(mut self, bits: u8) -> Self {
+        self.allowed_rsv = bits & 0b111;
+        self
+    }
+
+    /// The role of the decoding endpoint.
+    pub const fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configured frame size limit.
+    pub const fn frame_size_limit(&self) -> usize {
+        self.max_frame_size as usize
+    }
+
+    /// Checks the rules that depend on the connection: masking direction, RSV bits, size.
+    pub fn check(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedClientFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedServerFrame),
+            _ => {}
+        }
+        let rsv = header.rsv_bits() & !self.allowed_rsv;
+        if rsv != 0 {
+            return Err(ProtocolError::ReservedBitsSet(header.rsv_bits()));
+        }
+        if header.payload_len > self.max_frame_size {
+            return Err(ProtocolError::FrameTooLarge {
+                len: header.payload_len,
+                max: self.max_frame_size,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A frame whose header has been consumed but whose payload is still arriving.
+#[derive(Clone, Copy, Debug)]
+struct PartialFrame {
+    header: FrameHeader,
+    /// How many bytes at the front of the buffer are already unmasked.
+    unmasked: usize,
+}
+
+/// Decodes frames from a growing buffer, one at a time.
+///
+/// Call [`FrameDecoder::decode`] after each read; it returns `Ok(None)` until a whole frame is
+/// buffered. Between calls, [`FrameDecoder::partial_frame`] shows the header and the unmasked
+/// payload received so far. After an error the stream is out of sync: fail the connection.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use wsflow_codec::{Frame, FrameDecoder, OpCode, Role};
+///
+/// let mut wire = BytesMut::new();
+/// Frame::new(OpCode::Binary, vec![7u8; 1000]).encode(&mut wire);
+///
+/// let mut client = FrameDecoder::new(Role::Client);
+/// let mut buf = BytesMut::new();
+/// for chunk in wire.chunks(100) {
+///     assert!(client.decode(&mut buf).unwrap().is_none());
+///     buf.extend_from_slice(chunk);
+/// }
+/// let frame = client.decode(&mut buf).unwrap().unwrap();
+/// assert_eq!(frame.payload.len(), 1000);
+/// assert!(buf.is_empty());
+/// ```
+#[derive(Clone, Debug)]
+pub struct FrameDecoder {
+    config: DecoderConfig,
+    partial: Option<PartialFrame>,
+}
+
+impl FrameDecoder {
+    /// A decoder with the default limits for an endpoint of `role`.
+    pub const fn new(role: Role) -> Self {
+        Self::with_config(DecoderConfig::new(role))
+    }
+
+    /// A decoder with the given rules.
+    pub const fn with_config(config: DecoderConfig) -> Self {
+        Self {
+            config,
+            partial: None,
+        }
+    }
+
+    /// The rules in force.
+    pub const fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    /// Changes the rules; the change applies from the next frame header.
+    pub fn set_config(&mut self, config: DecoderConfig) {
+        self.config = config;
+    }
+
+    /// Takes the next whole frame off the front of `src`, unmasking its payload.
+    ///
+    /// Returns `Ok(None)` when more bytes are needed ([`FrameDecoder::bytes_needed`] says how
+    /// many). The header is removed from `src` as soon as it parses, so a partial payload sits
+    /// at the front of `src` between calls.
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        let partial = match &mut self.partial {
+            Some(partial) => partial,
+            None => match FrameHeader::parse(src)? {
+                HeaderParse::Incomplete { .. } => return Ok(None),
+                HeaderParse::Complete { header, len } => {
+                    self.config.check(&header)?;
+                    src.advance(len);
+                    self.partial.insert(PartialFrame {
+                        header,
+                        unmasked: 0,
+                    })
+                }
+            },
+        };
+        // `check` bounded the length by the configured limit, which is a usize.
+        let payload_len = partial.header.payload_len as usize;
+        let available = src.len().min(payload_len);
+        if let Some(key) = partial.header.mask {
+            if available > partial.unmasked {
+                apply_mask(&mut src[partial.unmasked..available], key, partial.unmasked);
+                partial.unmasked = available;
+            }
+        } else {
+            partial.unmasked = available;
+        }
+        if available < payload_len {
+            return Ok(None);
+        }
+        let header = partial.header;
+        self.partial = None;
+        let payload = src.split_to(payload_len).freeze();
+        Ok(Some(Frame {
+            fin: header.fin,
+            rsv1: header.rsv1,
+            rsv2: header.rsv2,
+            rsv3: header.rsv3,
+            opcode: header.opcode,
+            mask: header.mask,
+            payload,
+        }))
+    }
+
+    /// The frame in progress: its header and the unmasked payload received so far, which
+    /// sits at the front of `src`. `None` between frames.
+    pub fn partial_frame<'a>(&self, src: &'a BytesMut) -> Option<(&FrameHeader, &'a [u8])> {
+        self.partial
+            .as_ref()
+            .map(|partial| (&partial.header, &src[..partial.unmasked.min(src.len())]))
+    }
+
+    /// How many more bytes `src` needs before the next call can make progress: the rest of
+    /// the header, or the rest of the payload once the header is known.
+    pub fn bytes_needed(&self, src: &BytesMut) -> usize {
+        match &self.partial {
+            Some(partial) => (partial.header.payload_len as usize).saturating_sub(src.len()),
+            None => match FrameHeader::parse(src) {
+                Ok(HeaderParse::Incomplete { needed }) => needed,
+                _ => 0,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::OpCode;
+    use bytes::Bytes;
+
+    fn wire(frame: &Frame) -> BytesMut {
+        let mut out = BytesMut::new();
+        frame.encode(&mut out);
+        out
+    }
+
+    #[test]
+    fn server_refuses_unmasked_frames_and_client_refuses_masked_ones() {
+        let unmasked = wire(&Frame::new(OpCode::Text, "x"));
+        let masked = wire(&Frame::new(OpCode::Text, "x").with_mask(Some([1, 2, 3, 4])));
+        assert_eq!(
+            FrameDecoder::new(Role::Server).decode(&mut unmasked.clone()),
+            Err(ProtocolError::UnmaskedClientFrame)
+        );
+        assert_eq!(
+            FrameDecoder::new(Role::Client).decode(&mut masked.clone()),
+            Err(ProtocolError::MaskedServerFrame)
+        );
+        assert!(
+            FrameDecoder::new(Role::Client)
+                .decode(&mut unmasked.clone())
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            FrameDecoder::new(Role::Server)
+                .decode(&mut masked.clone())
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn rsv_bits_need_an_extension() {
+        let mut frame = Frame::new(OpCode::Text, "x");
+        frame.rsv1 = true;
+        let bytes = wire(&frame);
+        assert_eq!(
+            FrameDecoder::new(Role::Client).decode(&mut bytes.clone()),
+            Err(ProtocolError::ReservedBitsSet(0b100))
+        );
+        let config = DecoderConfig::new(Role::Client).allowed_rsv_bits(0b100);
+        assert!(
+            FrameDecoder::with_config(config)
+                .decode(&mut bytes.clone())
+                .unwrap()
+                .is_some()
+        );
+        frame.rsv2 = true;
+        assert_eq!(
+            FrameDecoder::with_config(config).decode(&mut wire(&frame)),
+            Err(ProtocolError::ReservedBitsSet(0b110))
+        );
+    }
+
+    #[test]
+    fn a_huge_declared_frame_is_refused_from_its_header_alone() {
+        // A header declaring 1 TiB, and no payload at all.
+        let mut src = BytesMut::from(&[0x82, 0x7f, 0, 0, 1, 0, 0, 0, 0, 0][..]);
+        assert_eq!(
+            FrameDecoder::new(Role::Client).decode(&mut src),
+            Err(ProtocolError::FrameTooLarge {
+                len: 1 << 40,
+                max: DecoderConfig::DEFAULT_CLIENT_MAX_FRAME_SIZE as u64
+            })
+        );
+    }
+
+    #[test]
+    fn frame_at_the_limit_is_accepted() {
+        let config = DecoderConfig::new(Role::Client).max_frame_size(10);
+        let mut ok = wire(&Frame::new(OpCode::Binary, vec![0u8; 10]));
+        assert!(
+            FrameDecoder::with_config(config)
+                .decode(&mut ok)
+                .unwrap()
+                .is_some()
+        );
+        let mut too_big = wire(&Frame::new(OpCode::Binary, vec![0u8; 11]));
+        assert_eq!(
+            FrameDecoder::with_config(config).decode(&mut too_big),
+            Err(ProtocolError::FrameTooLarge { len: 11, max: 10 })
+        );
+    }
+
+    #[test]
+    fn partial_payload_is_unmasked_as_it_arrives() {
+        let payload = Bytes::from_static(b"incremental payload");
+        let bytes = wire(&Frame::new(OpCode::Text, payload.clone()).with_mask(Some([5, 6, 7, 8])));
+        let mut decoder = FrameDecoder::new(Role::Server);
+        let mut src = BytesMut::new();
+        for (i, byte) in bytes.iter().enumerate() {
+            src.extend_from_slice(&[*byte]);
+            match decoder.decode(&mut src).unwrap() {
+                Some(frame) => {
+                    assert_eq!(i, bytes.len() - 1);
+                    assert_eq!(frame.payload, payload);
+                }
+                None => {
+                    if let Some((header, partial)) = decoder.partial_frame(&src) {
+                        assert_eq!(header.opcode, OpCode::Text);
+                        assert_eq!(partial, &payload[..partial.len()]);
+                        assert_eq!(partial.len(), src.len());
+                    }
+                }
+            }
+        }
+        assert!(decoder.partial_frame(&src).is_none());
+    }
+
+    #[test]
+    fn pipelined_frames_come_out_in_order() {
+        let mut src = BytesMut::new();
+        for i in 0..5u8 {
+            Frame::new(OpCode::Binary, vec![i; usize::from(i) * 100]).encode(&mut src);
+        }
+        let mut decoder = FrameDecoder::new(Role::Client);
+        for i in 0..5u8 {
+            let frame = decoder.decode(&mut src).unwrap().unwrap();
+            assert_eq!(frame.payload, vec![i; usize::from(i) * 100]);
+        }
+        assert!(decoder.decode(&mut src).unwrap().is_none());
+        assert_eq!(decoder.bytes_needed(&src), 2);
+    }
+
+    #[test]
+    fn bytes_needed_covers_header_then_payload() {
+        let bytes = wire(&Frame::new(OpCode::Binary, vec![1u8; 300]));
+        let mut decoder = FrameDecoder::new(Role::Client);
+        let mut src = BytesMut::from(&bytes[..3]);
+        assert!(decoder.decode(&mut src).unwrap().is_none());
+        assert_eq!(decoder.bytes_needed(&src), 1);
+        src.extend_from_slice(&bytes[3..10]);
+        assert!(decoder.decode(&mut src).unwrap().is_none());
+        assert_eq!(decoder.bytes_needed(&src), 300 - 6);
+    }
+}

@@ -1,0 +1,34 @@
+//! Feeds arbitrary bytes, split at arbitrary points, to the frame decoder in both roles.
+//! The decoder must never panic, and every frame it returns must respect the size limit.
+#![no_main]
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use wsflow_codec::{DecoderConfig, FrameDecoder, Role, Utf8Validator};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let role = if control & 1 == 0 { Role::Server } else { Role::Client };
+    let config = DecoderConfig::new(role)
+        .max_frame_size(usize::from(control >> 1) * 512)
+        .allowed_rsv_bits(control >> 5);
+    let mut decoder = FrameDecoder::with_config(config);
+    let chunk = usize::from(control % 7) + 1;
+    let mut buf = BytesMut::new();
+    for piece in rest.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    assert!(frame.payload.len() <= config.frame_size_limit());
+                    let mut validator = Utf8Validator::new();
+                    let _ = validator.feed(&frame.payload).and_then(|()| validator.finish());
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+});

@@ -1,0 +1,2 @@
+//! Shared helpers for wsflow's cross-crate integration tests (`tests/`) and benchmarks
+//! (`benches/`). Not published.

@@ -1,0 +1,36 @@
+//! `cargo xtask <task>`: wsflow's project automation, one binary with few dependencies.
+//!
+//! - `cargo xtask test`: everything the project checks, on a fresh machine (the README's test
+//!   command; `.ci/run` runs it).
+
+use std::process::ExitCode;
+
+mod cmd;
+mod test;
+
+const USAGE: &str = "usage: cargo xtask <task> [options]
+
+tasks:
+  test        run every test of the workspace (the README's test command)
+  help        this text";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_deref() {
+        None | Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some("test") => test::run(&rest),
+        Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
