@@ -1,0 +1,961 @@
+//! The connection state machine.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use wsflow_codec::{
+    CloseCode, CloseFrame, DecoderConfig, Frame, FrameDecoder, FrameHeader,
+    MAX_CONTROL_PAYLOAD_LEN, OpCode, ProtocolError, Role, Utf8Bytes, random_mask_key,
+};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::{CloseEvent, CloseInitiator, ConnectionState, Event, Message};
+use crate::extension::Extension;
+use crate::incoming::IncomingMessage;
+use crate::outgoing::Outgoing;
+
+/// The first read buffer size; doubled (up to [`MAX_READ_CHUNK`]) while reads fill it.
+const MIN_READ_CHUNK: usize = 4 * 1024;
+const MAX_READ_CHUNK: usize = 256 * 1024;
+
+/// What the handshake settled, handed to [`Connection::new`].
+///
+/// ```
+/// use wsflow_core::Negotiated;
+///
+/// let negotiated = Negotiated::new().protocol(Some("chat")).version(13);
+/// assert_eq!(negotiated.get_protocol(), Some("chat"));
+/// ```
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Negotiated {
+    protocol: Option<String>,
+    extensions: Vec<String>,
+    version: u8,
+    extension: Option<Box<dyn Extension>>,
+}
+
+impl Negotiated {
+    /// No subprotocol, no extension, version 13.
+    pub fn new() -> Self {
+        Self {
+            version: 13,
+            ..Self::default()
+        }
+    }
+
+    /// The subprotocol chosen in the handshake (stored lower-cased, as WebSocket-Node does).
+    pub fn protocol(mut self, protocol: Option<&str>) -> Self {
+        self.protocol = protocol.map(str::to_ascii_lowercase);
+        self
+    }
+
+    /// The negotiated extensions as they appeared in `Sec-WebSocket-Extensions`, one entry
+    /// per extension.
+    pub fn extensions(mut self, extensions: Vec<String>) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
+    /// The protocol version spoken (13, or 8 for old clients).
+    pub fn version(mut self, version: u8) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The extension that transforms payloads (permessage-deflate).
+    pub fn extension(mut self, extension: Box<dyn Extension>) -> Self {
+        self.extension = Some(extension);
+        self
+    }
+
+    /// The subprotocol set by [`Negotiated::protocol`].
+    pub fn get_protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+}
+
+/// Where the connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// We sent a close frame; the peer's must arrive by `deadline`.
+    Ending {
+        deadline: Instant,
+    },
+    /// The close handshake is over, or the connection failed: the last bytes are flushed,
+    /// the transport is shut down and drained until end of file or `deadline`.
+    TearingDown {
+        deadline: Instant,
+        shutdown_requested: bool,
+        peer_initiated: bool,
+    },
+    Closed,
+}
+
+/// A WebSocket connection as a sans-IO state machine: every protocol rule, with no sockets,
+/// no clock and no runtime.
+///
+/// # Driving it
+///
+/// Created from a role, a [`Config`], what the handshake [`Negotiated`], and the bytes that
+/// arrived after the handshake. Then, in a loop:
+///
+/// 1. Input: append bytes read from the transport to [`Connection::read_buffer`] and call
+///    [`Connection::handle_read`] (or pass a slice to [`Connection::handle_bytes`]); report
+///    end of file with [`Connection::handle_eof`], transport errors with
+///    [`Connection::handle_io_error`], and the time whenever the deadline from
+///    [`Connection::poll_timeout`] passes with [`Connection::handle_timeout`].
+/// 2. Commands: `send_*`, [`ping`](Connection::ping), [`close`](Connection::close), ... queue
+///    frames.
+/// 3. Output: take [`Connection::poll_event`] until `None`; write what
+///    [`Connection::poll_transmit`] returns (one vectored write) and report how much was
+///    written with [`Connection::advance_transmit`]; when [`Connection::poll_shutdown`] says
+///    so, shut down the transport's write half; re-arm the timer with
+///    [`Connection::poll_timeout`].
+///
+/// Frames are parsed lazily in `poll_event`, so a driver that stops taking events stops
+/// consuming input: read only after `poll_event` returned `None`, and memory stays bounded by
+/// one read. After [`Event::Closed`], drop the transport.
+///
+/// ```
+/// use std::time::Instant;
+/// use bytes::BytesMut;
+/// use wsflow_core::{Config, Connection, Event, Message, Negotiated, Role};
+///
+/// let now = Instant::now();
+/// let mut client = Connection::new(Role::Client, Config::client(), Negotiated::new(), BytesMut::new(), now);
+/// let mut server = Connection::new(Role::Server, Config::server(), Negotiated::new(), BytesMut::new(), now);
+///
+/// client.send_text("hello").unwrap();
+/// // Move the client's output to the server's input.
+/// let wire: Vec<u8> = client.poll_transmit().unwrap().flatten().copied().collect();
+/// client.advance_transmit(wire.len());
+/// server.handle_bytes(&wire, now);
+///
+/// match server.poll_event() {
+///     Some(Event::Message(Message::Text(text))) => assert_eq!(text, "hello"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    protocol: Option<String>,
+    extension_names: Vec<String>,
+    version: u8,
+    extension: Option<Box<dyn Extension>>,
+
+    /// Handed to the driver to read into; always empty between calls.
+    rx: BytesMut,
+    /// Received bytes not consumed yet; private, so validated text cannot change.
+    pending: BytesMut,
+    read_chunk: usize,
+    decoder: FrameDecoder,
+    /// The frame in progress passed the message-level checks.
+    frame_checked: bool,
+    message: Option<IncomingMessage>,
+    eof: bool,
+    paused: bool,
+
+    events: VecDeque<Event>,
+    out: Outgoing,
+    pending_pong: Option<Bytes>,
+
+    phase: Phase,
+    close: Option<CloseEvent>,
+    /// The latest time passed in, for deadlines started while handling input.
+    now: Instant,
+    last_received: Instant,
+    keepalive_ping_sent: Option<Instant>,
+}
+
+impl Connection {
+    /// A connection in the open state. `leftover` holds the bytes that arrived right after
+    /// the handshake: they are the first frames and are processed first.
+    pub fn new(
+        role: Role,
+        config: Config,
+        negotiated: Negotiated,
+        leftover: BytesMut,
+        now: Instant,
+    ) -> Self {
+        let rsv = negotiated
+            .extension
+            .as_ref()
+            .map_or(0, |ext| ext.rsv_bits());
+        let decoder = FrameDecoder::with_config(
+            DecoderConfig::new(role)
+                .max_frame_size(config.max_received_frame_size)
+                .allowed_rsv_bits(rsv),
+        );
+        Self {
+            role,
+            config,
+            protocol: negotiated.protocol,
+            extension_names: negotiated.extensions,
+            version: negotiated.version,
+            extension: negotiated.extension,
+            rx: BytesMut::new(),
+            pending: leftover,
+            read_chunk: MIN_READ_CHUNK,
+            decoder,
+            frame_checked: false,
+            message: None,
+            eof: false,
+            paused: false,
+            events: VecDeque::new(),
+            out: Outgoing::default(),
+            pending_pong: None,
+            phase: Phase::Open,
+            close: None,
+            now,
+            last_received: now,
+            keepalive_ping_sent: None,
+        }
+    }
+
+    // ----- properties -------------------------------------------------------------------
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The options in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The close code once closing has begun (WebSocket-Node's `closeReasonCode`, which is
+    /// -1 while open).
+    pub fn close_reason_code(&self) -> Option<CloseCode> {
+        self.close.as_ref().map(|close| close.code)
+    }
+
+    /// The close description once closing has begun (WebSocket-Node's `closeDescription`).
+    pub fn close_description(&self) -> Option<&str> {
+        self.close.as_ref().map(|close| close.description.as_str())
+    }
+
+    /// The subprotocol chosen in the handshake, lower-cased.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The negotiated extensions.
+    pub fn extensions(&self) -> &[String] {
+        &self.extension_names
+    }
+
+    /// The protocol version spoken (WebSocket-Node's `webSocketVersion`).
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// Whether the connection is open: no close frame sent or received yet.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// The connection state (WebSocket-Node's `state`).
+    pub fn state(&self) -> ConnectionState {
+        match self.phase {
+            Phase::Open => ConnectionState::Open,
+            Phase::Ending { .. } => ConnectionState::Ending,
+            Phase::TearingDown {
+                peer_initiated: true,
+                ..
+            } => ConnectionState::PeerRequestedClose,
+            Phase::TearingDown { .. } | Phase::Closed => ConnectionState::Closed,
+        }
+    }
+
+    /// Whether the final [`Event::Closed`] has been produced: drop the transport.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Bytes queued for sending and not yet written (the W3C API's `bufferedAmount`).
+    pub fn buffered_amount(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether the send queue is above the high-water mark (WebSocket-Node's
+    /// `outputBufferFull`): wait for it to drain before queueing more.
+    pub fn is_output_buffer_full(&self) -> bool {
+        self.out.len() > self.config.send_high_water_mark
+    }
+
+    // ----- input ------------------------------------------------------------------------
+
+    /// The buffer to read into: append the transport's bytes to it (reading into its spare
+    /// capacity, which is sized for the frame in progress), then call
+    /// [`Connection::handle_read`]. It is empty whenever it is handed out.
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        let needed = self.decoder.bytes_needed(&self.pending);
+        let spare = self.rx.capacity() - self.rx.len();
+        if spare < needed.max(1024) {
+            let target = needed.saturating_add(1024).max(self.read_chunk).min(
+                self.config
+                    .max_received_frame_size
+                    .saturating_add(MAX_READ_CHUNK),
+            );
+            if self.pending.is_empty() {
+                self.rx = BytesMut::with_capacity(target);
+            } else {
+                // Keep the partial frame and what follows it in one allocation, so the frame's
+                // payload ends up contiguous without another copy.
+                let mut fresh = BytesMut::with_capacity(self.pending.len() + target);
+                fresh.extend_from_slice(&self.pending);
+                self.rx = fresh.split_off(self.pending.len());
+                self.pending = fresh;
+            }
+        }
+        &mut self.rx
+    }
+
+    /// Takes the bytes appended to [`Connection::read_buffer`] since the last call.
+    pub fn handle_read(&mut self, now: Instant) {
+        if self.rx.is_empty() {
+            return;
+        }
+        if self.rx.len() == self.rx.capacity() {
+            self.read_chunk = (self.read_chunk * 2).min(MAX_READ_CHUNK);
+        }
+        let data = self.rx.split();
+        self.now = now;
+        self.last_received = now;
+        self.keepalive_ping_sent = None;
+        if matches!(self.phase, Phase::TearingDown { .. } | Phase::Closed) {
+            // Draining after the close: nothing more is processed.
+            return;
+        }
+        self.pending.unsplit(data);
+    }
+
+    /// Copies `bytes` into the connection, as [`Connection::read_buffer`] followed by
+    /// [`Connection::handle_read`] would.
+    pub fn handle_bytes(&mut self, bytes: &[u8], now: Instant) {
+        self.read_buffer().extend_from_slice(bytes);
+        self.handle_read(now);
+    }
+
+    /// The transport reached end of file. Frames already received are still delivered.
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.now = now;
+        self.eof = true;
+        self.check_teardown_done();
+    }
+
+    /// Reading or writing failed: the connection ends with 1006 after an
+    /// [`Event::Error`] (or quietly, if the close handshake was already over).
+    pub fn handle_io_error(&mut self, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) {
+        match self.phase {
+            Phase::Closed => {}
+            Phase::TearingDown { .. } => self.finish(),
+            Phase::Open | Phase::Ending { .. } => {
+                let error = Error::transport(error);
+                let description = format!("Transport error: {error}");
+                self.events.push_back(Event::Error(error));
+                self.end_abnormally(description, CloseInitiator::Peer);
+            }
+        }
+    }
+
+    /// Time passed: sends keepalive pings, drops a silent peer, ends a close that timed out.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        match self.phase {
+            Phase::Open if self.config.keepalive => {
+                let interval = self.config.keepalive_interval;
+                let drop = self.config.drop_connection_on_keepalive_timeout;
+                match self.keepalive_ping_sent {
+                    None if now >= self.last_received + interval => self.send_keepalive_ping(now),
+                    Some(sent) if drop && now >= sent + self.config.keepalive_grace_period => {
+                        self.end_abnormally(
+                            "Peer not responding.".to_owned(),
+                            CloseInitiator::Local,
+                        );
+                    }
+                    Some(sent) if !drop && now >= sent.max(self.last_received) + interval => {
+                        self.send_keepalive_ping(now);
+                    }
+                    _ => {}
+                }
+            }
+            Phase::Ending { deadline } if now >= deadline => {
+                self.end_abnormally(
+                    "Close handshake timed out: no close frame from the peer within close_timeout."
+                        .to_owned(),
+                    CloseInitiator::Local,
+                );
+            }
+            Phase::TearingDown { deadline, .. } if now >= deadline => self.finish(),
+            _ => {}
+        }
+    }
+
+    fn send_keepalive_ping(&mut self, now: Instant) {
+        self.keepalive_ping_sent = Some(now);
+        self.push_control(OpCode::Ping, Bytes::new());
+    }
+
+    /// The next deadline: call [`Connection::handle_timeout`] when it passes.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Open if self.config.keepalive => Some(match self.keepalive_ping_sent {
+                None => self.last_received + self.config.keepalive_interval,
+                Some(sent) if self.config.drop_connection_on_keepalive_timeout => {
+                    sent + self.config.keepalive_grace_period
+                }
+                Some(sent) => sent.max(self.last_received) + self.config.keepalive_interval,
+            }),
+            Phase::Open | Phase::Closed => None,
+            Phase::Ending { deadline } | Phase::TearingDown { deadline, .. } => Some(deadline),
+        }
+    }
+
+    // ----- output -----------------------------------------------------------------------
+
+    /// The next event, parsing buffered input as needed; `None` when more input is needed.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.commit_pong();
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Some(event);
+            }
+            if self.paused || !matches!(self.phase, Phase::Open | Phase::Ending { .. }) {
+                return None;
+            }
+            match self.process_next_frame() {
+                Ok(true) => {}
+                Ok(false) => {
+                    if self.eof {
+                        self.end_abnormally(
+                            "Connection dropped by remote peer.".to_owned(),
+                            CloseInitiator::Peer,
+                        );
+                        continue;
+                    }
+                    return None;
+                }
+                Err(err) => self.fail(err),
+            }
+        }
+    }
+
+    /// The bytes to write next, as slices for one vectored write; `None` when nothing is
+    /// queued. Report what was written with [`Connection::advance_transmit`].
+    pub fn poll_transmit(&mut self) -> Option<impl Iterator<Item = &[u8]>> {
+        self.commit_pong();
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.chunks())
+        }
+    }
+
+    /// `n` bytes from [`Connection::poll_transmit`] were written.
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.out.advance(n);
+        self.check_teardown_done();
+    }
+
+    /// Whether to shut down the transport's write half now (a server ending the TCP
+    /// connection after the close handshake). Returns `true` once.
+    pub fn poll_shutdown(&mut self) -> bool {
+        if let Phase::TearingDown {
+            shutdown_requested: requested @ false,
+            ..
+        } = &mut self.phase
+            && self.role == Role::Server
+            && self.out.is_empty()
+        {
+            *requested = true;
+            self.check_teardown_done();
+            return true;
+        }
+        false
+    }
+
+    // ----- commands ---------------------------------------------------------------------
+
+    /// Queues a text message (WebSocket-Node's `sendUTF`).
+    pub fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.send_data(OpCode::Text, text.into().into_bytes(), true)
+    }
+
+    /// Queues a binary message (WebSocket-Node's `sendBytes`).
+    pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_data(OpCode::Binary, data.into(), true)
+    }
+
+    /// Queues a message of either type (WebSocket-Node's `send`: strings as text, bytes as
+    /// binary).
+    pub fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        match message.into() {
+            Message::Text(text) => self.send_text(text),
+            Message::Binary(data) => self.send_binary(data),
+        }
+    }
+
+    /// Queues a message that the extension (compression) must leave untransformed.
+    pub fn send_uncompressed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        match message.into() {
+            Message::Text(text) => self.send_data(OpCode::Text, text.into_bytes(), false),
+            Message::Binary(data) => self.send_data(OpCode::Binary, data, false),
+        }
+    }
+
+    /// Queues a ping; the payload may take at most 125 bytes.
+    pub fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_control(OpCode::Ping, payload.into())
+    }
+
+    /// Queues an unsolicited pong (or the answer to a ping whose automatic pong was
+    /// cancelled); the payload may take at most 125 bytes.
+    pub fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_control(OpCode::Pong, payload.into())
+    }
+
+    /// Queues a frame as given (WebSocket-Node's `sendFrame`), except for its mask: a client
+    /// masks it with a fresh key, a server sends it unmasked. No protocol state changes: a
+    /// raw close frame does not start the close handshake.
+    pub fn send_frame(&mut self, frame: Frame) -> Result<(), Error> {
+        self.check_open()?;
+        if frame.opcode.is_control() && frame.payload.len() > MAX_CONTROL_PAYLOAD_LEN {
+            return Err(Error::ControlPayloadTooLong {
+                len: frame.payload.len(),
+            });
+        }
+        let mut header = frame.header();
+        header.mask = self.mask_key();
+        self.out.push_frame(header, frame.payload);
+        Ok(())
+    }
+
+    /// Cancels the automatic pong for the last ping, if it has not been queued yet (the
+    /// `cancel` of WebSocket-Node's ping event). Returns whether one was cancelled.
+    pub fn cancel_pong(&mut self) -> bool {
+        self.pending_pong.take().is_some()
+    }
+
+    /// Starts the close handshake: sends a close frame with `code` and `description`
+    /// (`None`: the code's default description; `Some("")`: no reason), then waits up to the
+    /// close timeout for the peer's. Does nothing if closing already began.
+    pub fn close(
+        &mut self,
+        code: CloseCode,
+        description: Option<&str>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let reason = description.unwrap_or_else(|| code.default_description().unwrap_or(""));
+        CloseFrame::check(code, reason)?;
+        if self.phase != Phase::Open {
+            return Ok(());
+        }
+        self.now = now;
+        self.queue_close_frame(Some(code), reason);
+        self.close = Some(CloseEvent {
+            code,
+            description: reason.to_owned(),
+            was_clean: false,
+            initiator: CloseInitiator::Local,
+        });
+        self.phase = Phase::Ending {
+            deadline: now + self.config.close_timeout,
+        };
+        Ok(())
+    }
+
+    /// Sends a close frame and ends the connection without waiting for the peer
+    /// (WebSocket-Node's `drop`, whose default code is 1002). The final bytes are still
+    /// flushed.
+    pub fn drop_connection(
+        &mut self,
+        code: CloseCode,
+        description: Option<&str>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let reason = description.unwrap_or_else(|| code.default_description().unwrap_or(""));
+        CloseFrame::check(code, reason)?;
+        self.now = now;
+        match self.phase {
+            Phase::Open => self.queue_close_frame(Some(code), reason),
+            Phase::Ending { .. } => {}
+            Phase::TearingDown { .. } | Phase::Closed => return Ok(()),
+        }
+        self.begin_teardown(
+            CloseEvent {
+                code,
+                description: reason.to_owned(),
+                was_clean: false,
+                initiator: CloseInitiator::Local,
+            },
+            false,
+        );
+        Ok(())
+    }
+
+    /// Stops taking input: `poll_event` returns only events already queued (WebSocket-Node's
+    /// `pause`). A driver stops reading meanwhile.
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Takes input again after [`Connection::pause`].
+    pub fn resume(&mut self) {
+        self.paused = false;
+    }
+
+    /// Whether input is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    // ----- internals: sending -----------------------------------------------------------
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.phase == Phase::Open {
+            Ok(())
+        } else {
+            Err(Error::NotOpen(self.state()))
+        }
+    }
+
+    fn mask_key(&self) -> Option<[u8; 4]> {
+        self.role.masks_outgoing().then(random_mask_key)
+    }
+
+    fn send_data(&mut self, opcode: OpCode, payload: Bytes, transform: bool) -> Result<(), Error> {
+        self.check_open()?;
+        let (payload, rsv) = match &mut self.extension {
+            Some(extension) if transform => extension
+                .encode(payload, opcode == OpCode::Text)
+                .map_err(Error::Extension)?,
+            _ => (payload, 0),
+        };
+        let threshold = self.config.fragmentation_threshold.max(1);
+        let len = payload.len();
+        let mut start = 0;
+        let mut first = true;
+        loop {
+            let end = if self.config.fragment_outgoing_messages {
+                len.min(start + threshold)
+            } else {
+                len
+            };
+            let mut header = FrameHeader::new(
+                if first { opcode } else { OpCode::Continuation },
+                (end - start) as u64,
+            )
+            .with_fin(end == len)
+            .with_mask(self.mask_key());
+            if first {
+                header.rsv1 = rsv & 0b100 != 0;
+                header.rsv2 = rsv & 0b010 != 0;
+                header.rsv3 = rsv & 0b001 != 0;
+            }
+            let chunk = if start == 0 && end == len {
+                payload.clone()
+            } else {
+                payload.slice(start..end)
+            };
+            self.out.push_frame(header, chunk);
+            first = false;
+            start = end;
+            if start == len {
+                return Ok(());
+            }
+        }
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
+        self.check_open()?;
+        if payload.len() > MAX_CONTROL_PAYLOAD_LEN {
+            return Err(Error::ControlPayloadTooLong { len: payload.len() });
+        }
+        self.push_control(opcode, payload);
+        Ok(())
+    }
+
+    fn push_control(&mut self, opcode: OpCode, payload: Bytes) {
+        let header = FrameHeader::new(opcode, payload.len() as u64).with_mask(self.mask_key());
+        self.out.push_frame(header, payload);
+    }
+
+    fn commit_pong(&mut self) {
+        if let Some(payload) = self.pending_pong.take()
+            && self.phase == Phase::Open
+        {
+            self.push_control(OpCode::Pong, payload);
+        }
+    }
+
+    fn queue_close_frame(&mut self, code: Option<CloseCode>, reason: &str) {
+        // An unanswered ping is moot once we close.
+        self.pending_pong = None;
+        let mut payload = BytesMut::with_capacity(2 + reason.len());
+        if let Some(code) = code {
+            payload.extend_from_slice(&code.as_u16().to_be_bytes());
+            payload.extend_from_slice(reason.as_bytes());
+        }
+        self.push_control(OpCode::Close, payload.freeze());
+    }
+
+    // ----- internals: receiving ---------------------------------------------------------
+
+    /// Parses and handles the next frame. Returns whether one was consumed.
+    fn process_next_frame(&mut self) -> Result<bool, ProtocolError> {
+        let Some(frame) = self.decoder.decode(&mut self.pending)? else {
+            let partial = self
+                .decoder
+                .partial_frame(&self.pending)
+                .map(|(header, prefix)| (*header, prefix.len()));
+            if let Some((header, prefix_len)) = partial {
+                if !self.frame_checked {
+                    self.check_frame_start(&header)?;
+                    self.frame_checked = true;
+                }
+                if header.opcode.is_data()
+                    && let Some(message) = &mut self.message
+                {
+                    message.validate_partial(&self.pending[..prefix_len])?;
+                }
+            }
+            return Ok(false);
+        };
+        if !self.frame_checked {
+            self.check_frame_start(&frame.header())?;
+        }
+        self.frame_checked = false;
+        if frame.opcode.is_control() {
+            self.handle_control_frame(frame)?;
+        } else {
+            self.handle_data_frame(frame)?;
+        }
+        Ok(true)
+    }
+
+    /// The rules that depend on the message in progress, checked on the header before the
+    /// payload is buffered.
+    fn check_frame_start(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        if header.opcode.is_control() {
+            if header.rsv_bits() != 0 {
+                // No extension defines RSV bits on control frames.
+                return Err(ProtocolError::ReservedBitsSet(header.rsv_bits()));
+            }
+            return Ok(());
+        }
+        let message = match (header.opcode, &mut self.message) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Continuation, Some(message)) => {
+                if header.rsv_bits() != 0 {
+                    // Extension bits belong on the first frame of a message only.
+                    return Err(ProtocolError::ReservedBitsSet(header.rsv_bits()));
+                }
+                message.fragments += 1;
+                message
+            }
+            (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+            (opcode, None) => {
+                let compressed = self
+                    .extension
+                    .as_ref()
+                    .is_some_and(|ext| header.rsv_bits() & ext.rsv_bits() != 0);
+                self.message
+                    .insert(IncomingMessage::new(opcode == OpCode::Text, compressed))
+            }
+        };
+        if self.config.assemble_fragments {
+            if message.fragments > self.config.max_fragments_per_message {
+                return Err(ProtocolError::TooManyFragments {
+                    max: self.config.max_fragments_per_message,
+                });
+            }
+            let len = message.wire_len + header.payload_len;
+            let max = self.config.max_received_message_size as u64;
+            if !message.compressed && len > max {
+                return Err(ProtocolError::MessageTooLarge { len, max });
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_data_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        let Some(message) = &mut self.message else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        message.wire_len += frame.payload.len() as u64;
+        if !self.config.assemble_fragments {
+            message.validate_frame(&frame.payload, frame.fin)?;
+            if frame.fin {
+                self.message = None;
+            }
+            self.events.push_back(Event::Frame(frame));
+            return Ok(());
+        }
+        let complete = if message.compressed {
+            let Some(extension) = &mut self.extension else {
+                return Err(ProtocolError::ReservedBitsSet(frame.header().rsv_bits()));
+            };
+            let mut decoded = BytesMut::new();
+            let budget = self
+                .config
+                .max_received_message_size
+                .saturating_sub(message.assembled_len());
+            extension.decode(&frame.payload, frame.fin, &mut decoded, budget)?;
+            message.push_decoded(&decoded, frame.fin)?
+        } else {
+            message.push_frame(frame.payload, frame.fin)?
+        };
+        if let Some(complete) = complete {
+            self.message = None;
+            self.events.push_back(Event::Message(complete));
+        }
+        Ok(())
+    }
+
+    fn handle_control_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        if !self.config.assemble_fragments {
+            self.events.push_back(Event::Frame(frame.clone()));
+        }
+        match frame.opcode {
+            OpCode::Ping => {
+                if self.phase == Phase::Open && self.config.auto_pong {
+                    // Answer every ping: an earlier one still pending is queued first.
+                    self.commit_pong();
+                    self.pending_pong = Some(frame.payload.clone());
+                }
+                self.events.push_back(Event::Ping(frame.payload));
+            }
+            OpCode::Pong => self.events.push_back(Event::Pong(frame.payload)),
+            _ => self.handle_close_frame(frame.payload)?,
+        }
+        Ok(())
+    }
+
+    fn handle_close_frame(&mut self, payload: Bytes) -> Result<(), ProtocolError> {
+        let parsed = CloseFrame::parse(payload)?;
+        match self.phase {
+            Phase::Open => {
+                let (code, description) = match &parsed {
+                    None => (CloseCode::NOT_PROVIDED, String::new()),
+                    Some(frame) => (frame.code, frame.reason.to_string()),
+                };
+                let description = if description.is_empty() {
+                    code.default_description().unwrap_or_default().to_owned()
+                } else {
+                    description
+                };
+                // Echo the peer's code (RFC 6455 section 5.5.1), or answer an empty close
+                // with an empty close.
+                self.queue_close_frame(parsed.map(|frame| frame.code), "");
+                self.begin_teardown(
+                    CloseEvent {
+                        code,
+                        description,
+                        was_clean: true,
+                        initiator: CloseInitiator::Peer,
+                    },
+                    true,
+                );
+            }
+            Phase::Ending { .. } => {
+                let mut close = self.close.take().unwrap_or_else(|| CloseEvent {
+                    code: CloseCode::NORMAL,
+                    description: String::new(),
+                    was_clean: true,
+                    initiator: CloseInitiator::Local,
+                });
+                close.was_clean = true;
+                self.begin_teardown(close, false);
+            }
+            Phase::TearingDown { .. } | Phase::Closed => {}
+        }
+        Ok(())
+    }
+
+    // ----- internals: closing -----------------------------------------------------------
+
+    /// Fails the connection for a peer violation: sends the close frame with the violation's
+    /// code (unless we already sent one), reports the error, and tears down.
+    fn fail(&mut self, err: ProtocolError) {
+        let code = err.close_code();
+        let reason = err.close_reason();
+        if self.phase == Phase::Open {
+            self.queue_close_frame(Some(code), reason);
+        }
+        self.events
+            .push_back(Event::Error(Error::Protocol(err.clone())));
+        self.begin_teardown(
+            CloseEvent {
+                code,
+                description: reason.to_owned(),
+                was_clean: false,
+                initiator: CloseInitiator::Local,
+            },
+            false,
+        );
+    }
+
+    /// The close handshake is over (or abandoned): flush, shut down, drain, then close.
+    fn begin_teardown(&mut self, close: CloseEvent, peer_initiated: bool) {
+        self.close = Some(close);
+        self.phase = Phase::TearingDown {
+            deadline: self.now + self.config.close_timeout,
+            shutdown_requested: false,
+            peer_initiated,
+        };
+        self.pending.clear();
+        self.message = None;
+        self.check_teardown_done();
+    }
+
+    fn check_teardown_done(&mut self) {
+        if let Phase::TearingDown {
+            shutdown_requested, ..
+        } = self.phase
+        {
+            let write_done =
+                self.out.is_empty() && (shutdown_requested || self.role == Role::Client);
+            if write_done && self.eof {
+                self.finish();
+            }
+        }
+    }
+
+    /// Ends the connection without (completing) a close handshake: 1006, nothing more sent.
+    fn end_abnormally(&mut self, description: String, initiator: CloseInitiator) {
+        self.close = Some(CloseEvent {
+            code: CloseCode::ABNORMAL,
+            description,
+            was_clean: false,
+            initiator,
+        });
+        self.out.clear();
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.pending = BytesMut::new();
+        self.rx = BytesMut::new();
+        self.message = None;
+        self.pending_pong = None;
+        let close = self.close.clone().unwrap_or_else(|| CloseEvent {
+            code: CloseCode::ABNORMAL,
+            description: String::new(),
+            was_clean: false,
+            initiator: CloseInitiator::Local,
+        });
+        self.events.push_back(Event::Closed(close));
+    }
+}

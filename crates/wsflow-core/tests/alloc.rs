@@ -1,0 +1,83 @@
+//! No allocation per message on the hot path: a counting allocator watches a server that
+//! receives and echoes thousands of messages that fit its read buffer.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use support::*;
+use wsflow_core::Event;
+
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is the only
+// addition.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+#[test]
+fn echoing_small_messages_does_not_allocate_per_message() {
+    let mut pair = Pair::new();
+    // 16 messages in flight per round, like a pipelining client.
+    let payload = "twenty bytes of text";
+    let mut echoed = Vec::with_capacity(4096);
+    // Returns the allocations made by the server alone during one round.
+    let mut round = |pair: &mut Pair| -> usize {
+        for _ in 0..16 {
+            pair.client.send_text(payload).unwrap();
+        }
+        let wire = take_output(&mut pair.client);
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        pair.server.handle_bytes(&wire, pair.now);
+        while let Some(event) = pair.server.poll_event() {
+            if let Event::Message(message) = event {
+                pair.server.send(message).unwrap();
+            }
+        }
+        echoed.clear();
+        if let Some(chunks) = pair.server.poll_transmit() {
+            chunks.for_each(|chunk| echoed.extend_from_slice(chunk));
+        }
+        pair.server.advance_transmit(echoed.len());
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        assert_eq!(echoed.len(), 16 * (2 + payload.len()));
+        allocations
+    };
+    for _ in 0..100 {
+        round(&mut pair); // warm up: buffers reach their steady size
+    }
+    let rounds = 1000;
+    let server_side: usize = (0..rounds).map(|_| round(&mut pair)).sum();
+    // A read buffer is replaced when used up (once per few hundred messages); nothing is
+    // allocated per message.
+    let messages = rounds * 16;
+    assert!(
+        server_side * 50 < messages,
+        "{server_side} allocations for {messages} messages"
+    );
+    println!("{server_side} server allocations for {messages} echoed messages");
+}

@@ -1,0 +1,781 @@
+//! The connection core, driven deterministically: an in-memory client/server pair and a
+//! manual clock. Every event, option and close path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use support::*;
+use wsflow_core::{
+    CloseCode, CloseInitiator, Config, Connection, ConnectionState, Error, Event, Frame, Message,
+    Negotiated, OpCode, ProtocolError, Role,
+};
+
+#[test]
+fn messages_flow_both_ways() {
+    let mut pair = Pair::new();
+    pair.client.send_text("hello").unwrap();
+    pair.client.send_binary(vec![1u8, 2, 3]).unwrap();
+    pair.server.send("from server").unwrap();
+    pair.server.send(Bytes::from_static(b"\x00\xff")).unwrap();
+    let (client_events, server_events) = pair.run();
+    assert_eq!(
+        messages(&server_events),
+        [Message::text("hello"), Message::binary(vec![1u8, 2, 3])]
+    );
+    assert_eq!(
+        messages(&client_events),
+        [
+            Message::text("from server"),
+            Message::binary(vec![0u8, 0xff])
+        ]
+    );
+}
+
+#[test]
+fn outgoing_messages_are_fragmented_at_the_threshold() {
+    let mut pair = Pair::with_configs(
+        Config::client().fragmentation_threshold(1000),
+        Config::server().fragmentation_threshold(1000),
+    );
+    let text = "é".repeat(1250); // 2500 bytes: a code point straddles every fragment edge
+    pair.server.send_text(text.as_str()).unwrap();
+    let wire = take_output(&mut pair.server);
+    let sent = frames(&wire, Role::Client);
+    // ceil(2500 / 1000) frames, the first with the real opcode.
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[0].opcode, OpCode::Text);
+    assert!(sent[1..].iter().all(|f| f.opcode == OpCode::Continuation));
+    assert_eq!(
+        sent.iter().map(|f| f.fin).collect::<Vec<_>>(),
+        [false, false, true]
+    );
+    pair.client.handle_bytes(&wire, pair.now);
+    assert_eq!(
+        messages(&drain_events(&mut pair.client)),
+        [Message::text(text.as_str())]
+    );
+
+    // With fragmentation off the same message is one frame.
+    let mut pair = Pair::with_configs(
+        Config::client(),
+        Config::server()
+            .fragmentation_threshold(1000)
+            .fragment_outgoing_messages(false),
+    );
+    pair.server.send_text(text.as_str()).unwrap();
+    assert_eq!(
+        frames(&take_output(&mut pair.server), Role::Client).len(),
+        1
+    );
+}
+
+#[test]
+fn client_frames_are_masked_and_server_frames_are_not() {
+    let mut pair = Pair::new();
+    pair.client.send_text("a").unwrap();
+    pair.server.send_text("b").unwrap();
+    let from_client = frames(&take_output(&mut pair.client), Role::Server);
+    let from_server = frames(&take_output(&mut pair.server), Role::Client);
+    assert!(from_client[0].mask.is_some());
+    assert!(from_server[0].mask.is_none());
+}
+
+#[test]
+fn pings_are_answered_with_the_same_payload() {
+    let mut pair = Pair::new();
+    pair.client
+        .ping(Bytes::from_static(b"are you there"))
+        .unwrap();
+    pair.client_to_server();
+    let events = drain_events(&mut pair.server);
+    assert!(matches!(&events[..], [Event::Ping(p)] if &p[..] == b"are you there"));
+    pair.server_to_client();
+    let events = drain_events(&mut pair.client);
+    assert!(matches!(&events[..], [Event::Pong(p)] if &p[..] == b"are you there"));
+}
+
+#[test]
+fn a_cancelled_pong_is_never_sent() {
+    let mut pair = Pair::new();
+    pair.client.ping(Bytes::from_static(b"x")).unwrap();
+    pair.client_to_server();
+    assert!(matches!(pair.server.poll_event(), Some(Event::Ping(_))));
+    assert!(pair.server.cancel_pong());
+    assert!(pair.server.poll_event().is_none());
+    assert!(pair.server.poll_transmit().is_none());
+    // The application may answer by hand.
+    pair.server.pong(Bytes::from_static(b"manual")).unwrap();
+    pair.server_to_client();
+    assert!(matches!(pair.client.poll_event(), Some(Event::Pong(p)) if &p[..] == b"manual"));
+}
+
+#[test]
+fn auto_pong_can_be_turned_off() {
+    let mut pair = Pair::with_configs(Config::client(), Config::server().auto_pong(false));
+    pair.client.ping(Bytes::new()).unwrap();
+    pair.client_to_server();
+    assert!(matches!(pair.server.poll_event(), Some(Event::Ping(_))));
+    assert!(pair.server.poll_transmit().is_none());
+}
+
+#[test]
+fn every_ping_of_a_burst_is_answered_in_order() {
+    let mut pair = Pair::new();
+    for i in 0..3u8 {
+        pair.client.ping(vec![i]).unwrap();
+    }
+    pair.client_to_server();
+    drain_events(&mut pair.server);
+    let pongs = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(
+        pongs
+            .iter()
+            .map(|f| (f.opcode, f.payload[0]))
+            .collect::<Vec<_>>(),
+        [(OpCode::Pong, 0), (OpCode::Pong, 1), (OpCode::Pong, 2)]
+    );
+}
+
+#[test]
+fn control_payloads_over_125_bytes_are_caller_errors() {
+    let mut pair = Pair::new();
+    assert!(matches!(
+        pair.client.ping(vec![0u8; 126]),
+        Err(Error::ControlPayloadTooLong { len: 126 })
+    ));
+    assert!(matches!(
+        pair.client.pong(vec![0u8; 200]),
+        Err(Error::ControlPayloadTooLong { len: 200 })
+    ));
+    pair.client.ping(vec![0u8; 125]).unwrap();
+    assert!(pair.client.is_connected());
+}
+
+#[test]
+fn close_initiated_by_the_client_completes_cleanly() {
+    let mut pair = Pair::new();
+    assert_eq!(pair.client.close_reason_code(), None);
+    pair.client
+        .close(CloseCode::NORMAL, Some("done"), pair.now)
+        .unwrap();
+    assert_eq!(pair.client.state(), ConnectionState::Ending);
+    assert!(!pair.client.is_connected());
+    assert!(matches!(
+        pair.client.send_text("late"),
+        Err(Error::NotOpen(ConnectionState::Ending))
+    ));
+
+    pair.client_to_server();
+    let server_events = drain_events(&mut pair.server);
+    assert!(server_events.is_empty(), "{server_events:?}");
+    assert_eq!(pair.server.state(), ConnectionState::PeerRequestedClose);
+    assert_eq!(pair.server.close_reason_code(), Some(CloseCode::NORMAL));
+    assert_eq!(pair.server.close_description(), Some("done"));
+
+    // The server echoes the code, then shuts its write half down.
+    let reply = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(reply.len(), 1);
+    assert_eq!(reply[0].close_status(), Some(CloseCode::NORMAL));
+    assert!(pair.server.poll_shutdown());
+    assert!(!pair.server.poll_shutdown(), "shutdown is requested once");
+
+    let mut wire = BytesMut::new();
+    reply[0].encode(&mut wire);
+    pair.client.handle_bytes(&wire, pair.now);
+    assert!(drain_events(&mut pair.client).is_empty());
+    // The client waits for the server to end the TCP connection.
+    assert!(!pair.client.poll_shutdown());
+    pair.client.handle_eof(pair.now);
+    let close = closed(&drain_events(&mut pair.client)).unwrap();
+    assert_eq!(close.code, CloseCode::NORMAL);
+    assert_eq!(close.description, "done");
+    assert!(close.was_clean);
+    assert_eq!(close.initiator, CloseInitiator::Local);
+    assert!(pair.client.is_closed());
+
+    pair.server.handle_eof(pair.now);
+    let close = closed(&drain_events(&mut pair.server)).unwrap();
+    assert_eq!(close.code, CloseCode::NORMAL);
+    assert_eq!(close.initiator, CloseInitiator::Peer);
+    assert!(close.was_clean);
+    assert_eq!(pair.server.state(), ConnectionState::Closed);
+}
+
+#[test]
+fn close_without_description_uses_the_default_one_and_empty_string_sends_none() {
+    let mut pair = Pair::new();
+    pair.server
+        .close(CloseCode::GOING_AWAY, None, pair.now)
+        .unwrap();
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(&sent[0].payload[2..], b"Remote peer is going away");
+
+    let mut pair = Pair::new();
+    pair.server
+        .close(CloseCode::from(4000), Some(""), pair.now)
+        .unwrap();
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(&sent[0].payload[..], &4000u16.to_be_bytes());
+}
+
+#[test]
+fn close_refuses_bad_codes_and_long_reasons() {
+    let mut pair = Pair::new();
+    assert!(matches!(
+        pair.client.close(CloseCode::ABNORMAL, None, pair.now),
+        Err(Error::InvalidCloseCode(1006))
+    ));
+    let long = "x".repeat(124);
+    assert!(matches!(
+        pair.client.close(CloseCode::NORMAL, Some(&long), pair.now),
+        Err(Error::CloseReasonTooLong { len: 124 })
+    ));
+    assert!(pair.client.is_connected());
+}
+
+#[test]
+fn close_times_out_when_the_peer_never_answers() {
+    let mut pair = Pair::new();
+    pair.server
+        .close(CloseCode::NORMAL, None, pair.now)
+        .unwrap();
+    take_output(&mut pair.server); // the client never sees it
+    assert_eq!(
+        pair.server.poll_timeout(),
+        Some(pair.now + Duration::from_secs(5))
+    );
+    pair.advance(Duration::from_millis(4999));
+    assert!(!pair.server.is_closed());
+    pair.advance(Duration::from_millis(1));
+    let close = closed(&drain_events(&mut pair.server)).unwrap();
+    assert_eq!(close.code, CloseCode::ABNORMAL);
+    assert!(!close.was_clean);
+    assert!(pair.server.is_closed());
+    assert_eq!(pair.server.poll_timeout(), None);
+}
+
+#[test]
+fn lingering_after_the_handshake_is_bounded_by_the_close_timeout() {
+    let mut pair = Pair::new();
+    pair.server
+        .close(CloseCode::NORMAL, None, pair.now)
+        .unwrap();
+    pair.server_to_client();
+    drain_events(&mut pair.client);
+    pair.client_to_server();
+    drain_events(&mut pair.server);
+    assert!(pair.server.poll_shutdown());
+    pair.advance(Duration::from_millis(4999));
+    assert!(!pair.server.is_closed() && !pair.client.is_closed());
+    // The client never closes TCP; the server gives up after the close timeout.
+    pair.advance(Duration::from_millis(1));
+    let close = closed(&drain_events(&mut pair.server)).unwrap();
+    assert!(close.was_clean);
+    assert_eq!(close.code, CloseCode::NORMAL);
+    // Same for the client, which waits for the server's end of file that never came.
+    assert!(closed(&drain_events(&mut pair.client)).unwrap().was_clean);
+}
+
+#[test]
+fn empty_close_frame_is_reported_as_1005_and_answered_empty() {
+    let mut pair = Pair::new();
+    pair.server.handle_bytes(
+        &client_frame(Frame::new(OpCode::Close, Bytes::new())),
+        pair.now,
+    );
+    drain_events(&mut pair.server);
+    assert_eq!(
+        pair.server.close_reason_code(),
+        Some(CloseCode::NOT_PROVIDED)
+    );
+    assert_eq!(pair.server.close_description(), Some("Reason not provided"));
+    let reply = frames(&take_output(&mut pair.server), Role::Client);
+    assert!(reply[0].payload.is_empty());
+}
+
+#[test]
+fn peer_close_code_is_echoed() {
+    let mut pair = Pair::new();
+    pair.server.handle_bytes(
+        &client_frame(Frame::close(CloseCode::from(3001), "app reason").unwrap()),
+        pair.now,
+    );
+    drain_events(&mut pair.server);
+    let reply = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(reply[0].close_status(), Some(CloseCode::from(3001)));
+    assert_eq!(pair.server.close_description(), Some("app reason"));
+}
+
+#[test]
+fn drop_connection_sends_close_and_ends_without_waiting() {
+    let mut pair = Pair::new();
+    pair.server
+        .drop_connection(CloseCode::PROTOCOL_ERROR, None, pair.now)
+        .unwrap();
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(sent[0].close_status(), Some(CloseCode::PROTOCOL_ERROR));
+    assert!(pair.server.poll_shutdown());
+    pair.server.handle_eof(pair.now);
+    let close = closed(&drain_events(&mut pair.server)).unwrap();
+    assert_eq!(close.code, CloseCode::PROTOCOL_ERROR);
+    assert_eq!(close.description, "Protocol error");
+    assert!(!close.was_clean);
+}
+
+#[test]
+fn keepalive_pings_an_idle_peer_and_drops_a_silent_one() {
+    let mut pair = Pair::new(); // servers keep alive by default: 20 s interval, 10 s grace
+    assert_eq!(
+        pair.server.poll_timeout(),
+        Some(pair.now + Duration::from_secs(20))
+    );
+    pair.advance(Duration::from_secs(20));
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].opcode, OpCode::Ping);
+    assert!(sent[0].payload.is_empty());
+    pair.advance(Duration::from_secs(9));
+    assert!(pair.server.is_connected());
+    pair.advance(Duration::from_secs(1));
+    let close = closed(&drain_events(&mut pair.server)).unwrap();
+    assert_eq!(close.code, CloseCode::ABNORMAL);
+    assert_eq!(close.description, "Peer not responding.");
+    // No close frame is sent when dropping for keepalive.
+    assert!(pair.server.poll_transmit().is_none());
+}
+
+#[test]
+fn any_incoming_byte_resets_the_keepalive() {
+    let mut pair = Pair::new();
+    pair.advance(Duration::from_secs(20));
+    pair.server_to_client(); // ping
+    drain_events(&mut pair.client);
+    pair.advance(Duration::from_secs(5));
+    pair.client_to_server(); // pong
+    drain_events(&mut pair.server);
+    pair.advance(Duration::from_secs(10));
+    assert!(pair.server.is_connected());
+    assert_eq!(
+        pair.server.poll_timeout(),
+        Some(pair.now + Duration::from_secs(10))
+    );
+}
+
+#[test]
+fn keepalive_without_drop_keeps_pinging() {
+    let mut pair = Pair::with_configs(
+        Config::client(),
+        Config::server().drop_connection_on_keepalive_timeout(false),
+    );
+    for _ in 0..3 {
+        pair.advance(Duration::from_secs(20));
+        let sent = frames(&take_output(&mut pair.server), Role::Client);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].opcode, OpCode::Ping);
+    }
+    assert!(pair.server.is_connected());
+}
+
+#[test]
+fn clients_do_not_keep_alive_by_default() {
+    let pair = Pair::new();
+    assert_eq!(pair.client.poll_timeout(), None);
+}
+
+#[test]
+fn fragments_are_delivered_as_frames_when_assembly_is_off() {
+    let mut pair = Pair::with_configs(Config::client(), Config::server().assemble_fragments(false));
+    let mut wire = Vec::new();
+    wire.extend(client_frame(
+        Frame::new(OpCode::Text, "Hel").with_fin(false),
+    ));
+    wire.extend(client_frame(Frame::new(OpCode::Ping, "p")));
+    wire.extend(client_frame(Frame::new(OpCode::Continuation, "lo")));
+    pair.server.handle_bytes(&wire, pair.now);
+    let events = drain_events(&mut pair.server);
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|event| match event {
+            Event::Frame(frame) => format!("frame {:?} {}", frame.opcode, frame.fin),
+            Event::Ping(_) => "ping".to_owned(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "frame Text false",
+            "frame Ping true",
+            "ping",
+            "frame Continuation true"
+        ]
+    );
+}
+
+#[test]
+fn control_frames_are_handled_in_the_middle_of_a_fragmented_message() {
+    let mut pair = Pair::new();
+    let mut wire = Vec::new();
+    wire.extend(client_frame(
+        Frame::new(OpCode::Binary, vec![1u8]).with_fin(false),
+    ));
+    wire.extend(client_frame(Frame::new(OpCode::Ping, "mid")));
+    wire.extend(client_frame(
+        Frame::new(OpCode::Continuation, vec![2u8]).with_fin(false),
+    ));
+    wire.extend(client_frame(Frame::new(OpCode::Pong, "x")));
+    wire.extend(client_frame(Frame::new(OpCode::Continuation, vec![3u8])));
+    pair.server.handle_bytes(&wire, pair.now);
+    let events = drain_events(&mut pair.server);
+    assert!(matches!(&events[0], Event::Ping(p) if &p[..] == b"mid"));
+    assert!(matches!(&events[1], Event::Pong(_)));
+    assert_eq!(messages(&events), [Message::binary(vec![1u8, 2, 3])]);
+}
+
+/// Feeds raw client bytes to a fresh server and returns the error, the close frame it sent and
+/// its close event.
+fn server_violation(
+    config: Config,
+    wire: &[u8],
+) -> (ProtocolError, CloseCode, wsflow_core::CloseEvent) {
+    let mut pair = Pair::with_configs(Config::client(), config);
+    pair.server.handle_bytes(wire, pair.now);
+    let events = drain_events(&mut pair.server);
+    let Some(Event::Error(Error::Protocol(err))) =
+        events.into_iter().find(|e| matches!(e, Event::Error(_)))
+    else {
+        panic!("no protocol error");
+    };
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    let code = sent.last().unwrap().close_status().unwrap();
+    assert!(pair.server.poll_shutdown());
+    pair.server.handle_eof(pair.now);
+    let close = closed(&drain_events(&mut pair.server)).unwrap();
+    (err, code, close)
+}
+
+#[test]
+fn protocol_violations_close_with_the_right_code() {
+    let unmasked = {
+        let mut wire = BytesMut::new();
+        Frame::new(OpCode::Text, "x").encode(&mut wire);
+        wire.to_vec()
+    };
+    let mut rsv = Frame::new(OpCode::Text, "x");
+    rsv.rsv2 = true;
+    let cases: Vec<(Vec<u8>, ProtocolError, u16)> = vec![
+        (unmasked, ProtocolError::UnmaskedClientFrame, 1002),
+        (
+            vec![0x83, 0x80, 0, 0, 0, 0],
+            ProtocolError::ReservedOpcode(3),
+            1002,
+        ),
+        (
+            client_frame(rsv),
+            ProtocolError::ReservedBitsSet(0b010),
+            1002,
+        ),
+        (
+            client_frame(Frame::new(OpCode::Continuation, "x")),
+            ProtocolError::UnexpectedContinuation,
+            1002,
+        ),
+        (
+            [
+                client_frame(Frame::new(OpCode::Text, "a").with_fin(false)),
+                client_frame(Frame::new(OpCode::Text, "b")),
+            ]
+            .concat(),
+            ProtocolError::ExpectedContinuation,
+            1002,
+        ),
+        (
+            vec![0x89, 0xfe, 0x00, 0x7e],
+            ProtocolError::ControlFrameTooLong(126),
+            1002,
+        ),
+        (
+            client_frame(Frame::new(OpCode::Ping, "x").with_fin(false)),
+            ProtocolError::FragmentedControlFrame,
+            1002,
+        ),
+        (
+            client_frame(Frame::new(OpCode::Close, vec![0x03])),
+            ProtocolError::InvalidCloseLength,
+            1002,
+        ),
+        (
+            client_frame(Frame::new(OpCode::Close, 1005u16.to_be_bytes().to_vec())),
+            ProtocolError::InvalidCloseCode(1005),
+            1002,
+        ),
+        (
+            client_frame(Frame::new(OpCode::Close, vec![0x03, 0xe8, 0xff])),
+            ProtocolError::InvalidUtf8,
+            1007,
+        ),
+        (
+            client_frame(Frame::new(OpCode::Text, vec![b'a', 0xc0, 0x80])),
+            ProtocolError::InvalidUtf8,
+            1007,
+        ),
+    ];
+    for (wire, expected, code) in cases {
+        let (err, sent_code, close) = server_violation(Config::server(), &wire);
+        assert_eq!(err, expected);
+        assert_eq!(sent_code.as_u16(), code, "{expected:?}");
+        assert_eq!(close.code.as_u16(), code);
+        assert_eq!(close.description, expected.close_reason());
+        assert_eq!(close.initiator, CloseInitiator::Local);
+    }
+}
+
+#[test]
+fn a_frame_over_the_limit_is_refused_from_its_header() {
+    // Only the header of a 1 MiB frame: refused before any payload arrives.
+    let header = {
+        let mut wire = client_frame(Frame::new(OpCode::Binary, vec![0u8; 1 << 20]));
+        wire.truncate(14);
+        wire
+    };
+    let (err, code, _) = server_violation(Config::server(), &header);
+    assert_eq!(
+        err,
+        ProtocolError::FrameTooLarge {
+            len: 1 << 20,
+            max: 64 * 1024
+        }
+    );
+    assert_eq!(code, CloseCode::MESSAGE_TOO_BIG);
+}
+
+#[test]
+fn a_message_over_the_limit_is_refused_at_the_frame_that_exceeds_it() {
+    let config = Config::server().max_received_message_size(1000);
+    let mut wire = client_frame(Frame::new(OpCode::Binary, vec![0u8; 600]).with_fin(false));
+    // The second header alone is enough to know the message would be 1200 bytes.
+    wire.extend(&client_frame(Frame::new(OpCode::Continuation, vec![0u8; 600]))[..8]);
+    let (err, code, _) = server_violation(config, &wire);
+    assert_eq!(
+        err,
+        ProtocolError::MessageTooLarge {
+            len: 1200,
+            max: 1000
+        }
+    );
+    assert_eq!(code, CloseCode::MESSAGE_TOO_BIG);
+}
+
+#[test]
+fn endless_tiny_fragments_hit_the_fragment_limit() {
+    let config = Config::server().max_fragments_per_message(100);
+    let mut wire = client_frame(Frame::new(OpCode::Binary, Bytes::new()).with_fin(false));
+    for _ in 0..200 {
+        wire.extend(client_frame(
+            Frame::new(OpCode::Continuation, Bytes::new()).with_fin(false),
+        ));
+    }
+    let (err, code, _) = server_violation(config, &wire);
+    assert_eq!(err, ProtocolError::TooManyFragments { max: 100 });
+    assert_eq!(code, CloseCode::POLICY_VIOLATION);
+}
+
+#[test]
+fn invalid_utf8_fails_before_the_frame_is_complete() {
+    // Autobahn 6.4.3: one text frame arriving in chunks; the second chunk is invalid.
+    let payload = [
+        &"κόσμε".as_bytes()[..],
+        &[0xf4, 0x90, 0x80, 0x80],
+        b"edited",
+    ]
+    .concat();
+    let wire = client_frame(Frame::new(OpCode::Text, payload));
+    let mut pair = Pair::new();
+    let header_and_valid = 6 + "κόσμε".len();
+    pair.server
+        .handle_bytes(&wire[..header_and_valid], pair.now);
+    assert!(drain_events(&mut pair.server).is_empty());
+    pair.server
+        .handle_bytes(&wire[header_and_valid..header_and_valid + 4], pair.now);
+    let events = drain_events(&mut pair.server);
+    assert!(
+        matches!(
+            &events[0],
+            Event::Error(Error::Protocol(ProtocolError::InvalidUtf8))
+        ),
+        "{events:?}"
+    );
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(sent[0].close_status(), Some(CloseCode::INVALID_DATA));
+}
+
+#[test]
+fn invalid_utf8_fails_at_the_fragment_that_breaks_it() {
+    // Autobahn 6.4.1: valid first fragment, invalid second, third never needed.
+    let mut pair = Pair::new();
+    pair.server.handle_bytes(
+        &client_frame(Frame::new(OpCode::Text, "κόσμε").with_fin(false)),
+        pair.now,
+    );
+    assert!(drain_events(&mut pair.server).is_empty());
+    pair.server.handle_bytes(
+        &client_frame(
+            Frame::new(OpCode::Continuation, vec![0xf4u8, 0x90, 0x80, 0x80]).with_fin(false),
+        ),
+        pair.now,
+    );
+    assert!(matches!(
+        drain_events(&mut pair.server).first(),
+        Some(Event::Error(Error::Protocol(ProtocolError::InvalidUtf8)))
+    ));
+}
+
+#[test]
+fn eof_in_the_middle_of_a_message_is_an_abnormal_close() {
+    let mut pair = Pair::new();
+    let wire = client_frame(Frame::new(OpCode::Binary, vec![9u8; 100]));
+    pair.server.handle_bytes(&wire[..50], pair.now);
+    pair.server.handle_eof(pair.now);
+    let events = drain_events(&mut pair.server);
+    let close = closed(&events).unwrap();
+    assert_eq!(close.code, CloseCode::ABNORMAL);
+    assert_eq!(close.description, "Connection dropped by remote peer.");
+    assert_eq!(close.initiator, CloseInitiator::Peer);
+    assert!(messages(&events).is_empty());
+}
+
+#[test]
+fn frames_received_before_eof_are_still_delivered() {
+    let mut pair = Pair::new();
+    pair.client.send_text("last words").unwrap();
+    pair.client_to_server();
+    pair.server.handle_eof(pair.now);
+    let events = drain_events(&mut pair.server);
+    assert_eq!(messages(&events), [Message::text("last words")]);
+    assert_eq!(closed(&events).unwrap().code, CloseCode::ABNORMAL);
+}
+
+#[test]
+fn transport_errors_are_reported_then_close_with_1006() {
+    let mut pair = Pair::new();
+    pair.client.send_text("queued").unwrap();
+    pair.client
+        .handle_io_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+    let events = drain_events(&mut pair.client);
+    assert!(matches!(&events[0], Event::Error(Error::Transport(_))));
+    let close = closed(&events).unwrap();
+    assert_eq!(close.code, CloseCode::ABNORMAL);
+    assert!(pair.client.poll_transmit().is_none());
+    assert!(pair.client.is_closed());
+}
+
+#[test]
+fn sending_after_close_is_an_error_not_a_panic() {
+    let mut pair = Pair::new();
+    pair.client
+        .close(CloseCode::NORMAL, None, pair.now)
+        .unwrap();
+    pair.run();
+    assert!(pair.client.is_closed());
+    for result in [
+        pair.client.send_text("x"),
+        pair.client.send_binary(vec![1u8]),
+        pair.client.ping(Bytes::new()),
+        pair.client.send_frame(Frame::new(OpCode::Binary, "x")),
+    ] {
+        assert!(matches!(
+            result,
+            Err(Error::NotOpen(ConnectionState::Closed))
+        ));
+    }
+    // Closing again is harmless.
+    pair.client
+        .close(CloseCode::NORMAL, None, pair.now)
+        .unwrap();
+}
+
+#[test]
+fn paused_connections_take_no_input_until_resumed() {
+    let mut pair = Pair::new();
+    pair.client.send_text("one").unwrap();
+    pair.client_to_server();
+    pair.server.pause();
+    assert!(pair.server.is_paused());
+    assert!(pair.server.poll_event().is_none());
+    pair.server.resume();
+    assert_eq!(
+        messages(&drain_events(&mut pair.server)),
+        [Message::text("one")]
+    );
+}
+
+#[test]
+fn buffered_amount_and_high_water_mark() {
+    let mut pair = Pair::with_configs(Config::client(), Config::server().send_high_water_mark(100));
+    assert_eq!(pair.server.buffered_amount(), 0);
+    pair.server.send_binary(vec![0u8; 90]).unwrap();
+    assert_eq!(pair.server.buffered_amount(), 92);
+    assert!(!pair.server.is_output_buffer_full());
+    pair.server.send_binary(vec![0u8; 10]).unwrap();
+    assert!(pair.server.is_output_buffer_full());
+    let wire = take_output(&mut pair.server);
+    assert_eq!(wire.len(), 104);
+    assert_eq!(pair.server.buffered_amount(), 0);
+}
+
+#[test]
+fn raw_frames_get_the_role_s_mask() {
+    let mut pair = Pair::new();
+    pair.client
+        .send_frame(Frame::new(OpCode::Binary, vec![1u8, 2]).with_fin(false))
+        .unwrap();
+    pair.client
+        .send_frame(Frame::new(OpCode::Continuation, vec![3u8]))
+        .unwrap();
+    let wire = take_output(&mut pair.client);
+    let sent = frames(&wire, Role::Server);
+    assert!(sent.iter().all(|f| f.mask.is_some()));
+    pair.server.handle_bytes(&wire, pair.now);
+    assert_eq!(
+        messages(&drain_events(&mut pair.server)),
+        [Message::binary(vec![1u8, 2, 3])]
+    );
+}
+
+#[test]
+fn properties_reflect_the_handshake() {
+    let conn = Connection::new(
+        Role::Server,
+        Config::server(),
+        Negotiated::new()
+            .protocol(Some("Chat.V2"))
+            .extensions(vec!["x-test".into()])
+            .version(8),
+        BytesMut::new(),
+        std::time::Instant::now(),
+    );
+    assert_eq!(conn.protocol(), Some("chat.v2"));
+    assert_eq!(conn.extensions(), ["x-test"]);
+    assert_eq!(conn.version(), 8);
+    assert_eq!(conn.role(), Role::Server);
+    assert_eq!(conn.state(), ConnectionState::Open);
+}
+
+#[test]
+fn bytes_after_the_handshake_are_the_first_frames() {
+    let leftover = BytesMut::from(&client_frame(Frame::new(OpCode::Text, "early"))[..]);
+    let mut server = Connection::new(
+        Role::Server,
+        Config::server(),
+        Negotiated::new(),
+        leftover,
+        std::time::Instant::now(),
+    );
+    assert_eq!(
+        messages(&drain_events(&mut server)),
+        [Message::text("early")]
+    );
+}
