@@ -586,12 +586,7 @@ fn endless_tiny_fragments_hit_the_fragment_limit() {
 #[test]
 fn invalid_utf8_fails_before_the_frame_is_complete() {
     // Autobahn 6.4.3: one text frame arriving in chunks; the second chunk is invalid.
-    let payload = [
-        &"κόσμε".as_bytes()[..],
-        &[0xf4, 0x90, 0x80, 0x80],
-        b"edited",
-    ]
-    .concat();
+    let payload = ["κόσμε".as_bytes(), &[0xf4, 0x90, 0x80, 0x80], b"edited"].concat();
     let wire = client_frame(Frame::new(OpCode::Text, payload));
     let mut pair = Pair::new();
     let header_and_valid = 6 + "κόσμε".len();
