@@ -1,2 +1,230 @@
-//! async-io / futures-io glue for wsflow: sockets and timers (filled by the runtime adapters issue).
+//! async-io / futures-io glue for wsflow, for async-std and smol users: a byte stream that
+//! reads into a `BytesMut`, a resettable deadline timer, a TCP listener and a connector.
+//! async-std is discontinued upstream; this adapter rests on `async-io` and `futures-io`,
+//! which async-std itself was built on and which smol uses. No protocol logic lives here: the
+//! `wsflow` crate's driver, written once for every runtime, uses these through its runtime
+//! interface.
+//!
+//! ```no_run
+//! # async fn example() -> std::io::Result<()> {
+//! use wsflow_async_std::{AsyncIoListener, AsyncIoStream};
+//!
+//! let listener = AsyncIoListener::bind("127.0.0.1:0".parse().unwrap())?;
+//! let (socket, peer) = std::future::poll_fn(|cx| listener.poll_accept(cx)).await?;
+//! let stream = AsyncIoStream::new(socket);
+//! # let _ = (stream, peer);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use async_io::{Async, Timer};
+use bytes::BytesMut;
+use futures_io::{AsyncRead, AsyncWrite};
+
+/// Any futures-io byte stream (an `Async<TcpStream>`, an async-std or smol `TcpStream`, a
+/// TLS stream), with the operations the driver needs.
+#[derive(Debug)]
+pub struct AsyncIoStream<T>(T);
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncIoStream<T> {
+    /// Wraps a stream.
+    pub fn new(io: T) -> Self {
+        Self(io)
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &T {
+        &self.0
+    }
+
+    /// Unwraps the stream.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+
+    /// Reads into the spare capacity of `buf` and returns the number of bytes appended; 0
+    /// means end of file. futures-io reads need initialised memory, so the spare capacity is
+    /// zeroed first.
+    pub fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        let start = buf.len();
+        let spare = (buf.capacity() - start).max(1024);
+        buf.resize(start + spare, 0);
+        let result = Pin::new(&mut self.0).poll_read(cx, &mut buf[start..]);
+        let read = match &result {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        buf.truncate(start + read);
+        result
+    }
+
+    /// Writes several slices with one vectored write where the stream supports it.
+    pub fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    /// Flushes buffered writes (a no-op for TCP; TLS streams need it).
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    /// Shuts the write half down (sends FIN on TCP).
+    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+/// A timer firing at a deadline that can be moved.
+#[derive(Debug)]
+pub struct AsyncIoTimer(Timer);
+
+impl AsyncIoTimer {
+    /// A timer firing at `deadline`.
+    pub fn new(deadline: Instant) -> Self {
+        Self(Timer::at(deadline))
+    }
+
+    /// Moves the deadline.
+    pub fn reset(&mut self, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+
+    /// Ready once the deadline has passed.
+    pub fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+/// A TCP listener.
+#[derive(Debug)]
+pub struct AsyncIoListener(Async<TcpListener>);
+
+impl AsyncIoListener {
+    /// Binds to `addr` (port 0 picks a free port).
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Async::<TcpListener>::bind(addr).map(Self)
+    }
+
+    /// Wraps a standard listener the application already bound.
+    pub fn from_std(listener: TcpListener) -> io::Result<Self> {
+        Async::new(listener).map(Self)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+
+    /// Accepts the next connection.
+    pub fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Async<TcpStream>, SocketAddr)>> {
+        loop {
+            match self.0.get_ref().accept() {
+                Ok((stream, addr)) => return Poll::Ready(Async::new(stream).map(|s| (s, addr))),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    match self.0.poll_readable(cx) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+}
+
+/// Connects to `host:port` (resolving the name on a blocking thread if it is not an IP
+/// address) with Nagle's algorithm off when `nodelay` is set. Each resolved address is tried
+/// in turn.
+pub async fn connect(host: &str, port: u16, nodelay: bool) -> io::Result<Async<TcpStream>> {
+    let addrs: Vec<SocketAddr> = match host.trim_start_matches('[').trim_end_matches(']').parse() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => {
+            let host = host.to_owned();
+            blocking::unblock(move || {
+                (host.as_str(), port)
+                    .to_socket_addrs()
+                    .map(Iterator::collect)
+            })
+            .await?
+        }
+    };
+    let mut last_error =
+        io::Error::new(io::ErrorKind::NotFound, "host name resolved to no address");
+    for addr in addrs {
+        match Async::<TcpStream>::connect(addr).await {
+            Ok(stream) => {
+                stream.get_ref().set_nodelay(nodelay)?;
+                return Ok(stream);
+            }
+            Err(err) => last_error = err,
+        }
+    }
+    Err(last_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+    use std::io::Write;
+    use std::time::Duration;
+
+    #[test]
+    fn reads_append_to_the_buffer_and_timers_fire() {
+        async_io::block_on(async {
+            let listener = AsyncIoListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let writer = std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.write_all(b"hello").unwrap();
+            });
+            let (socket, _) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+            let mut stream = AsyncIoStream::new(socket);
+            let mut buf = BytesMut::from(&b"> "[..]);
+            loop {
+                let n = poll_fn(|cx| stream.poll_read_buf(cx, &mut buf))
+                    .await
+                    .unwrap();
+                if n == 0 {
+                    break;
+                }
+            }
+            assert_eq!(&buf[..], b"> hello");
+            writer.join().unwrap();
+
+            let mut timer = AsyncIoTimer::new(Instant::now() + Duration::from_secs(3600));
+            timer.reset(Instant::now() + Duration::from_millis(10));
+            poll_fn(|cx| timer.poll_elapsed(cx)).await;
+        });
+    }
+
+    #[test]
+    fn connect_resolves_names() {
+        async_io::block_on(async {
+            let listener = AsyncIoListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let stream = connect("localhost", port, true).await.unwrap();
+            assert!(stream.get_ref().nodelay().unwrap());
+        });
+    }
+}

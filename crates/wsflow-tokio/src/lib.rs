@@ -1,2 +1,186 @@
-//! Tokio glue for wsflow: sockets and timers (filled by the runtime adapters issue).
+//! Tokio glue for wsflow: a byte stream that reads into a `BytesMut`'s spare capacity, a
+//! resettable deadline timer, a TCP listener and a connector. No protocol logic lives here:
+//! the `wsflow` crate's driver, written once for every runtime, uses these through its
+//! runtime interface.
+//!
+//! ```no_run
+//! # async fn example() -> std::io::Result<()> {
+//! use wsflow_tokio::{TokioListener, TokioStream};
+//!
+//! let listener = TokioListener::bind("127.0.0.1:0".parse().unwrap()).await?;
+//! let (socket, peer) = std::future::poll_fn(|cx| listener.poll_accept(cx)).await?;
+//! let stream = TokioStream::new(socket);
+//! # let _ = (stream, peer);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Any tokio byte stream (TCP, TLS, an upgraded hyper connection), with the operations the
+/// driver needs.
+#[derive(Debug)]
+pub struct TokioStream<T>(T);
+
+impl<T: AsyncRead + AsyncWrite + Unpin> TokioStream<T> {
+    /// Wraps a stream.
+    pub fn new(io: T) -> Self {
+        Self(io)
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &T {
+        &self.0
+    }
+
+    /// Unwraps the stream.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+
+    /// Reads into the spare capacity of `buf` (no zero-filling) and returns the number of
+    /// bytes appended; 0 means end of file.
+    pub fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, buf)
+    }
+
+    /// Writes several slices with one vectored write where the stream supports it.
+    pub fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    /// Flushes buffered writes (a no-op for TCP; TLS streams need it).
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    /// Shuts the write half down (sends FIN on TCP).
+    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// A timer firing at a deadline that can be moved.
+#[derive(Debug)]
+pub struct TokioTimer(Pin<Box<tokio::time::Sleep>>);
+
+impl TokioTimer {
+    /// A timer firing at `deadline`. Must be created inside a tokio runtime with time enabled.
+    pub fn new(deadline: Instant) -> Self {
+        Self(Box::pin(tokio::time::sleep_until(deadline.into())))
+    }
+
+    /// Moves the deadline.
+    pub fn reset(&mut self, deadline: Instant) {
+        self.0.as_mut().reset(deadline.into());
+    }
+
+    /// Ready once the deadline has passed.
+    pub fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+use std::future::Future as _;
+
+/// A TCP listener.
+#[derive(Debug)]
+pub struct TokioListener(TcpListener);
+
+impl TokioListener {
+    /// Binds to `addr` (port 0 picks a free port).
+    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        TcpListener::bind(addr).await.map(Self)
+    }
+
+    /// Wraps a listener the application already bound.
+    pub fn from_listener(listener: TcpListener) -> Self {
+        Self(listener)
+    }
+
+    /// Wraps a standard listener (it is switched to non-blocking mode).
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        TcpListener::from_std(listener).map(Self)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    /// Accepts the next connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        self.0.poll_accept(cx)
+    }
+}
+
+/// Connects to `host:port` (resolving the name if it is not an IP address) with Nagle's
+/// algorithm off when `nodelay` is set.
+pub async fn connect(host: &str, port: u16, nodelay: bool) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect((host, port)).await?;
+    stream.set_nodelay(nodelay)?;
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn reads_append_to_the_buffer_and_writes_are_vectored() {
+        let listener = TokioListener::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut stream = connect("127.0.0.1", addr.port(), true).await.unwrap();
+            stream.write_all(b"hello").await.unwrap();
+            stream.shutdown().await.unwrap();
+        });
+        let (socket, _) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+        let mut stream = TokioStream::new(socket);
+        let mut buf = BytesMut::from(&b"> "[..]);
+        buf.reserve(64);
+        let mut total = 0;
+        loop {
+            let n = poll_fn(|cx| stream.poll_read_buf(cx, &mut buf))
+                .await
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        assert_eq!(total, 5);
+        assert_eq!(&buf[..], b"> hello");
+        client.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn timers_fire_and_move() {
+        let mut timer = TokioTimer::new(Instant::now() + Duration::from_secs(3600));
+        timer.reset(Instant::now() + Duration::from_millis(10));
+        poll_fn(|cx| timer.poll_elapsed(cx)).await;
+    }
+}
