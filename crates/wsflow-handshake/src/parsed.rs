@@ -1,0 +1,64 @@
+//! The result of parsing a head from a buffer that is still filling.
+
+/// The result of an incremental parse: the head is not complete yet, or it is, and this is how
+/// many bytes it took.
+///
+/// Call the parser again with the grown buffer each time bytes arrive. Once it is `Complete`,
+/// the bytes after `consumed` are not part of the handshake: they are the first WebSocket
+/// frames (a client may pipeline its first message; a server may send one right after `101`),
+/// and the caller hands them to the connection.
+///
+/// ```
+/// use wsflow_handshake::{Parsed, RequestLimits, parse_request};
+///
+/// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+/// let mut buf = head.to_vec();
+/// buf.extend_from_slice(b"\x81\x85frame");
+///
+/// let limits = RequestLimits::default();
+/// assert_eq!(parse_request(&buf[..20], &limits).unwrap(), Parsed::Incomplete);
+/// let Parsed::Complete { value: _request, consumed } = parse_request(&buf, &limits).unwrap() else {
+///     panic!("the head is complete");
+/// };
+/// assert_eq!(consumed, head.len());
+/// assert_eq!(&buf[consumed..], b"\x81\x85frame");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed<T> {
+    /// The head is not complete: read more bytes and call again with the whole buffer.
+    Incomplete,
+    /// The head is complete.
+    Complete {
+        /// What was parsed.
+        value: T,
+        /// The length of the head; the bytes after it belong to the WebSocket stream.
+        consumed: usize,
+    },
+}
+
+impl<T> Parsed<T> {
+    /// Whether the head was complete.
+    pub fn is_complete(&self) -> bool {
+        matches!(self, Self::Complete { .. })
+    }
+
+    /// The parsed value and the head length, `None` while incomplete.
+    pub fn complete(self) -> Option<(T, usize)> {
+        match self {
+            Self::Incomplete => None,
+            Self::Complete { value, consumed } => Some((value, consumed)),
+        }
+    }
+
+    /// Maps the parsed value, keeping the head length.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Parsed<U> {
+        match self {
+            Self::Incomplete => Parsed::Incomplete,
+            Self::Complete { value, consumed } => Parsed::Complete {
+                value: f(value),
+                consumed,
+            },
+        }
+    }
+}
