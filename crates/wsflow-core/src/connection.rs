@@ -274,6 +274,15 @@ impl Connection {
         }
     }
 
+    /// How the connection ended, once [`Event::Closed`] has been produced.
+    pub fn close_event(&self) -> Option<&CloseEvent> {
+        if self.phase == Phase::Closed {
+            self.close.as_ref()
+        } else {
+            None
+        }
+    }
+
     /// Whether the final [`Event::Closed`] has been produced: drop the transport.
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
@@ -950,12 +959,15 @@ impl Connection {
         self.rx = BytesMut::new();
         self.message = None;
         self.pending_pong = None;
-        let close = self.close.clone().unwrap_or_else(|| CloseEvent {
-            code: CloseCode::ABNORMAL,
-            description: String::new(),
-            was_clean: false,
-            initiator: CloseInitiator::Local,
-        });
+        let close = self
+            .close
+            .get_or_insert_with(|| CloseEvent {
+                code: CloseCode::ABNORMAL,
+                description: String::new(),
+                was_clean: false,
+                initiator: CloseInitiator::Local,
+            })
+            .clone();
         self.events.push_back(Event::Closed(close));
     }
 }

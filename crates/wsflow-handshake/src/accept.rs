@@ -102,6 +102,16 @@ impl AcceptOptions {
         self.cookies.push(cookie);
         self
     }
+
+    /// The subprotocol set by [`AcceptOptions::protocol`].
+    pub fn get_protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The `Sec-WebSocket-Extensions` value set by [`AcceptOptions::extensions`].
+    pub fn get_extensions(&self) -> Option<&str> {
+        self.extensions.as_deref()
+    }
 }
 
 /// The headers [`AcceptOptions::header`] may not set, and what to use instead.

@@ -1,0 +1,96 @@
+//! An echo server: every message comes back with its type.
+//!
+//! ```sh
+//! cargo run --release -p wsflow --example echo_server -- --listen 127.0.0.1:9001 [--runtime tokio|async-std]
+//! ```
+//!
+//! Prints `listening on ws://ADDR` once it accepts connections. Accepts the subprotocol `chat`
+//! when offered. Messages and frames up to 64 MiB. Ends cleanly on Ctrl-C. This is the
+//! testee of `cargo xtask autobahn` and of the benchmarks.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod support;
+
+use std::process::ExitCode;
+
+use futures_util::Stream;
+use wsflow::{Config, Server, ServerConfig, WebSocket};
+
+const LIMIT: usize = 64 << 20;
+
+fn main() -> ExitCode {
+    let args = match support::Args::parse(&[]) {
+        Ok(args) => args,
+        Err(err) => return usage(&err),
+    };
+    let runtime = match args.runtime() {
+        Ok(runtime) => runtime,
+        Err(err) => return usage(&err),
+    };
+    let listen = args.get("listen").unwrap_or("127.0.0.1:9001").to_owned();
+    support::block_on(runtime, async move {
+        let config = ServerConfig::default().runtime(runtime).connection(
+            Config::server()
+                .max_received_frame_size(LIMIT)
+                .max_received_message_size(LIMIT)
+                .max_fragments_per_message(1 << 20)
+                .fragment_outgoing_messages(false)
+                .keepalive(false),
+        );
+        let mut server = match Server::bind(listen.as_str(), config).await {
+            Ok(server) => server,
+            Err(err) => {
+                eprintln!("echo_server: cannot listen on {listen}: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("listening on ws://{}", server.local_addr());
+        let mut ctrl_c = std::pin::pin!(support::ctrl_c());
+        loop {
+            let next = std::future::poll_fn(|cx| {
+                use std::task::Poll;
+                if ctrl_c.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                std::pin::Pin::new(&mut server).poll_next(cx).map(Some)
+            });
+            match next.await {
+                None => break,
+                Some(None) => break,
+                Some(Some(request)) => {
+                    let protocol = request
+                        .requested_protocols()
+                        .iter()
+                        .any(|p| p == "chat")
+                        .then_some("chat");
+                    support::spawn(async move {
+                        if let Ok(ws) = request.accept(protocol).await {
+                            echo(ws).await;
+                        }
+                    });
+                }
+            }
+        }
+        server.shut_down().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Echoes until the connection closes. Messages are queued, not flushed one by one: the
+/// connection writes everything queued in one go when it has read all that was ready.
+async fn echo(mut ws: WebSocket) {
+    while let Some(received) = ws.recv().await {
+        if let Ok(message) = received {
+            // Fails only once the connection is closing; keep reading to finish the close.
+            let _ = ws.queue(message);
+            if ws.is_output_buffer_full() {
+                let _ = ws.flush().await;
+            }
+        }
+    }
+}
+
+fn usage(err: &str) -> ExitCode {
+    eprintln!("echo_server: {err}\nusage: echo_server [--listen ADDR] [--runtime tokio|async-std]");
+    ExitCode::from(2)
+}

@@ -1,0 +1,113 @@
+//! What the examples share: running a future on the chosen runtime, spawning tasks on it,
+//! and waiting for Ctrl-C. Not an example itself.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+use wsflow::Runtime;
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static EXECUTOR: async_executor::Executor<'static> = async_executor::Executor::new();
+
+/// Runs `main` to completion on `runtime`, with one worker thread per core.
+pub(crate) fn block_on<F: Future>(runtime: Runtime, main: F) -> F::Output {
+    let _ = RUNTIME.set(runtime);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match runtime {
+        Runtime::AsyncStd => {
+            for _ in 1..threads {
+                std::thread::spawn(|| {
+                    async_io::block_on(EXECUTOR.run(std::future::pending::<()>()))
+                });
+            }
+            async_io::block_on(EXECUTOR.run(main))
+        }
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .expect("cannot start the tokio runtime")
+            .block_on(main),
+    }
+}
+
+/// Spawns a task on the runtime `block_on` runs.
+pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(task: F) {
+    match RUNTIME.get() {
+        Some(Runtime::AsyncStd) => EXECUTOR.spawn(task).detach(),
+        _ => {
+            tokio::spawn(task);
+        }
+    }
+}
+
+/// Completes when the process receives Ctrl-C (SIGINT) or SIGTERM.
+pub(crate) fn ctrl_c() -> impl Future<Output = ()> {
+    let (tx, rx) = futures_channel::oneshot::channel::<()>();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let _ = ctrlc::set_handler(move || {
+        if let Some(tx) = tx.lock().ok().and_then(|mut tx| tx.take()) {
+            let _ = tx.send(());
+        }
+    });
+    async move {
+        let _ = rx.await;
+    }
+}
+
+/// The value of `--name VALUE` options, and the positional arguments.
+pub(crate) struct Args {
+    pub(crate) options: Vec<(String, String)>,
+    pub(crate) positional: Vec<String>,
+    pub(crate) flags: Vec<String>,
+}
+
+impl Args {
+    /// Parses `std::env::args`, where `flags` lists the options that take no value.
+    pub(crate) fn parse(flags: &[&str]) -> Result<Self, String> {
+        let mut args = std::env::args().skip(1);
+        let mut parsed = Args {
+            options: Vec::new(),
+            positional: Vec::new(),
+            flags: Vec::new(),
+        };
+        while let Some(arg) = args.next() {
+            if let Some(name) = arg.strip_prefix("--") {
+                if flags.contains(&name) {
+                    parsed.flags.push(name.to_owned());
+                } else {
+                    let value = args.next().ok_or(format!("--{name} needs a value"))?;
+                    parsed.options.push((name.to_owned(), value));
+                }
+            } else {
+                parsed.positional.push(arg);
+            }
+        }
+        Ok(parsed)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
+        self.options
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| f == name)
+    }
+
+    pub(crate) fn runtime(&self) -> Result<Runtime, String> {
+        self.get("runtime").unwrap_or("tokio").parse()
+    }
+}

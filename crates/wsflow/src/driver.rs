@@ -1,0 +1,351 @@
+//! The async driver, written once for every runtime: it moves bytes between a transport and
+//! the sans-IO [`Connection`], arms the timer the connection asks for, and applies commands
+//! sent from other tasks.
+//!
+//! One call to [`Driver::poll_event`] processes everything that is ready: it returns each event
+//! the connection produces, and only when the connection needs more input does it write out
+//! what was queued meanwhile (echoes, pongs, messages from senders) in one vectored write,
+//! then read. That is the cork: a burst of pipelined messages costs one read and one write.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_channel::mpsc;
+use futures_core::Stream;
+use wsflow_core::{CloseCode, Connection, Event, Frame, Message};
+
+use crate::runtime::{Runtime, Timer, Transport};
+
+/// The most slices passed to one vectored write.
+const MAX_IOV: usize = 64;
+
+/// A request from a [`crate::Sender`] (or the server's broadcast) to the connection's driver.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send(Message),
+    Frame(Frame),
+    Ping(Bytes),
+    Pong(Bytes),
+    Close(CloseCode, Option<String>),
+    Drop(CloseCode, Option<String>),
+}
+
+impl Command {
+    fn weight(&self) -> usize {
+        match self {
+            Self::Send(message) => message.len(),
+            Self::Frame(frame) => frame.payload.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// State shared between a driver and the senders of its connection, lock-free on the
+/// message path.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Bytes in commands not yet taken by the driver.
+    queued: AtomicUsize,
+    /// Bytes the connection had buffered after the driver's last write.
+    buffered: AtomicUsize,
+    pub(crate) high_water_mark: usize,
+    /// Senders waiting for room (or for everything to be written).
+    waiters: Mutex<Vec<Waker>>,
+    has_waiters: AtomicBool,
+    pub(crate) closed: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(high_water_mark: usize) -> Self {
+        Self {
+            queued: AtomicUsize::new(0),
+            buffered: AtomicUsize::new(0),
+            high_water_mark,
+            waiters: Mutex::new(Vec::new()),
+            has_waiters: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Bytes waiting: queued in commands plus buffered in the connection.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire) + self.buffered.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn add_queued(&self, bytes: usize) {
+        self.queued.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// Registers `waker` to be woken when the driver makes progress.
+    pub(crate) fn wait(&self, waker: &Waker) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
+        self.has_waiters.store(true, Ordering::Release);
+    }
+
+    fn wake_waiters(&self) {
+        if self.has_waiters.swap(false, Ordering::AcqRel) {
+            let waiters =
+                std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()));
+            waiters.into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shutdown {
+    NotYet,
+    Requested,
+    Done,
+}
+
+/// Drives one connection over one transport.
+pub(crate) struct Driver {
+    pub(crate) conn: Connection,
+    io: Box<dyn Transport>,
+    runtime: Runtime,
+    timer: Option<Box<dyn Timer>>,
+    /// The deadline the timer is set to; `None` after it fired.
+    armed: Option<Instant>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) shared: Arc<Shared>,
+    read_eof: bool,
+    shutdown: Shutdown,
+    /// Events taken from the connection but not yet handed out (by `poll_flush`, `close`).
+    stash: VecDeque<Event>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("conn", &self.conn)
+            .field("runtime", &self.runtime)
+            .field("read_eof", &self.read_eof)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(
+        conn: Connection,
+        io: Box<dyn Transport>,
+        runtime: Runtime,
+    ) -> (Self, mpsc::UnboundedSender<Command>) {
+        let (tx, commands) = mpsc::unbounded();
+        let shared = Arc::new(Shared::new(conn.config().get_send_high_water_mark()));
+        let driver = Self {
+            conn,
+            io,
+            runtime,
+            timer: None,
+            armed: None,
+            commands,
+            shared,
+            read_eof: false,
+            shutdown: Shutdown::NotYet,
+            stash: VecDeque::new(),
+        };
+        (driver, tx)
+    }
+
+    /// The next event; `None` once the connection is closed and its last event was taken.
+    /// Cancel-safe: nothing is lost if the future polling this is dropped.
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        if let Some(event) = self.stash.pop_front() {
+            return Poll::Ready(Some(event));
+        }
+        loop {
+            self.apply_commands(cx);
+            if let Some(event) = self.conn.poll_event() {
+                return Poll::Ready(Some(event));
+            }
+            if self.conn.is_closed() {
+                self.shared.closed.store(true, Ordering::Release);
+                return Poll::Ready(None);
+            }
+            // Input is used up: write what became ready meanwhile, in one go.
+            if let Poll::Ready(Err(err)) = self.poll_write_queued(cx) {
+                self.conn.handle_io_error(err);
+                continue;
+            }
+            if self.poll_shutdown(cx) {
+                continue;
+            }
+            if !self.conn.is_paused() && !self.read_eof {
+                let buf = self.conn.read_buffer();
+                match self.io.poll_read_buf(cx, buf) {
+                    Poll::Ready(Ok(0)) => {
+                        self.read_eof = true;
+                        self.conn.handle_eof(Instant::now());
+                        continue;
+                    }
+                    Poll::Ready(Ok(_)) => {
+                        self.conn.handle_read(Instant::now());
+                        continue;
+                    }
+                    Poll::Ready(Err(err)) => {
+                        self.conn.handle_io_error(err);
+                        continue;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if self.poll_timer(cx) {
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Writes everything queued and flushes the transport. Events that arrive meanwhile are
+    /// kept for `poll_event`.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.apply_commands(cx);
+        match self.poll_write_queued(cx) {
+            Poll::Ready(Err(err)) => {
+                let kind = err.kind();
+                self.conn.handle_io_error(err);
+                Poll::Ready(Err(kind.into()))
+            }
+            other => other,
+        }
+    }
+
+    /// Waits until the send queue is below the high-water mark, writing meanwhile.
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.conn.is_output_buffer_full() {
+            return Poll::Ready(Ok(()));
+        }
+        match self.poll_flush(cx) {
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            _ if self.conn.is_output_buffer_full() => Poll::Pending,
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// Drives the connection until it is closed, keeping the events for `poll_event`.
+    pub(crate) fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut stash = std::mem::take(&mut self.stash);
+        let result = loop {
+            match self.poll_event(cx) {
+                Poll::Ready(Some(event)) => stash.push_back(event),
+                Poll::Ready(None) => break Poll::Ready(()),
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        self.stash = stash;
+        result
+    }
+
+    fn apply_commands(&mut self, cx: &mut Context<'_>) {
+        while let Poll::Ready(Some(command)) = std::pin::Pin::new(&mut self.commands).poll_next(cx)
+        {
+            self.shared
+                .queued
+                .fetch_sub(command.weight(), Ordering::AcqRel);
+            let now = Instant::now();
+            // A command that cannot apply any more (the connection is closing) is dropped,
+            // as a send on a closed connection would fail.
+            let _ = match command {
+                Command::Send(message) => self.conn.send(message),
+                Command::Frame(frame) => self.conn.send_frame(frame),
+                Command::Ping(payload) => self.conn.ping(payload),
+                Command::Pong(payload) => self.conn.pong(payload),
+                Command::Close(code, reason) => self.conn.close(code, reason.as_deref(), now),
+                Command::Drop(code, reason) => {
+                    self.conn.drop_connection(code, reason.as_deref(), now)
+                }
+            };
+        }
+    }
+
+    /// Writes queued bytes until none are left (`Ready(Ok)`) or the transport is full.
+    fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut wrote = false;
+        let result = loop {
+            let written = {
+                let Some(chunks) = self.conn.poll_transmit() else {
+                    break Poll::Ready(Ok(()));
+                };
+                let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                let mut count = 0;
+                for (slot, chunk) in slices.iter_mut().zip(chunks) {
+                    *slot = IoSlice::new(chunk);
+                    count += 1;
+                }
+                match self.io.poll_write_vectored(cx, &slices[..count]) {
+                    Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => n,
+                    Poll::Ready(Err(err)) => break Poll::Ready(Err(err)),
+                    Poll::Pending => break Poll::Pending,
+                }
+            };
+            self.conn.advance_transmit(written);
+            wrote = true;
+        };
+        if wrote {
+            self.shared
+                .buffered
+                .store(self.conn.buffered_amount(), Ordering::Release);
+            self.shared.wake_waiters();
+        }
+        match result {
+            Poll::Ready(Ok(())) if wrote => self.io.poll_flush(cx),
+            other => other,
+        }
+    }
+
+    /// Shuts the write half down when the connection asks. Returns whether anything changed.
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.shutdown == Shutdown::NotYet && self.conn.poll_shutdown() {
+            self.shutdown = Shutdown::Requested;
+        }
+        if self.shutdown == Shutdown::Requested && self.io.poll_shutdown(cx).is_ready() {
+            self.shutdown = Shutdown::Done;
+            return true;
+        }
+        false
+    }
+
+    /// Arms the timer for the connection's next deadline; returns whether it fired.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            return false;
+        };
+        let timer = match (&mut self.timer, self.armed) {
+            // Armed at or before the deadline: it fires early at worst and is re-armed then.
+            // This avoids moving the timer on every read that pushes the keepalive back.
+            (Some(timer), Some(armed)) if armed <= deadline => timer,
+            (Some(timer), _) => {
+                timer.reset(deadline);
+                self.armed = Some(deadline);
+                timer
+            }
+            (None, _) => {
+                self.armed = Some(deadline);
+                self.timer.insert(self.runtime.timer(deadline))
+            }
+        };
+        if timer.poll_elapsed(cx).is_ready() {
+            self.armed = None;
+            self.conn.handle_timeout(Instant::now());
+            return true;
+        }
+        false
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake_waiters();
+    }
+}

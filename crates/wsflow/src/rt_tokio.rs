@@ -1,0 +1,109 @@
+//! The tokio runtime: wsflow-tokio's glue behind the driver's runtime interface.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use wsflow_tokio::{TokioListener, TokioStream, TokioTimer};
+
+use crate::runtime::{Listener, Timer, Transport};
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for TokioStream<T> {
+    fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        TokioStream::poll_read_buf(self, cx, buf)
+    }
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        TokioStream::poll_write_vectored(self, cx, bufs)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TokioStream::poll_flush(self, cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TokioStream::poll_shutdown(self, cx)
+    }
+}
+
+impl Timer for TokioTimer {
+    fn reset(&mut self, deadline: Instant) {
+        TokioTimer::reset(self, deadline);
+    }
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        TokioTimer::poll_elapsed(self, cx)
+    }
+}
+
+struct Tcp {
+    listener: TokioListener,
+    nodelay: bool,
+}
+
+impl Listener for Tcp {
+    fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Box<dyn Transport>, SocketAddr)>> {
+        self.listener.poll_accept(cx).map(|accepted| {
+            let (stream, addr) = accepted?;
+            stream.set_nodelay(self.nodelay)?;
+            Ok((
+                Box::new(TokioStream::new(stream)) as Box<dyn Transport>,
+                addr,
+            ))
+        })
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+pub(crate) fn timer(deadline: Instant) -> Box<dyn Timer> {
+    Box::new(TokioTimer::new(deadline))
+}
+
+pub(crate) async fn bind(addr: SocketAddr, nodelay: bool) -> io::Result<Box<dyn Listener>> {
+    let listener = TokioListener::bind(addr).await?;
+    Ok(Box::new(Tcp { listener, nodelay }))
+}
+
+pub(crate) fn from_std(
+    listener: std::net::TcpListener,
+    nodelay: bool,
+) -> io::Result<Box<dyn Listener>> {
+    let listener = TokioListener::from_std(listener)?;
+    Ok(Box::new(Tcp { listener, nodelay }))
+}
+
+pub(crate) fn from_tokio(listener: tokio::net::TcpListener, nodelay: bool) -> Box<dyn Listener> {
+    Box::new(Tcp {
+        listener: TokioListener::from_listener(listener),
+        nodelay,
+    })
+}
+
+pub(crate) async fn connect(
+    host: &str,
+    port: u16,
+    nodelay: bool,
+) -> io::Result<(Box<dyn Transport>, Option<SocketAddr>)> {
+    let stream = wsflow_tokio::connect(host, port, nodelay).await?;
+    let peer = stream.peer_addr().ok();
+    Ok((Box::new(TokioStream::new(stream)), peer))
+}
+
+/// Wraps any tokio byte stream (for example a TLS stream or an upgraded hyper connection).
+pub(crate) fn wrap<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
+    io: T,
+) -> Box<dyn Transport> {
+    Box::new(TokioStream::new(io))
+}

@@ -1,0 +1,190 @@
+//! The runtime interface the driver is written against, and the choice of runtime.
+//!
+//! The driver (`driver.rs`) is written once against three small object-safe traits: a byte
+//! stream that reads into a `BytesMut` and writes vectored, a resettable timer, and a
+//! listener. Each runtime module (`rt_tokio.rs`, `rt_async_std.rs`) maps them onto its glue
+//! crate in a few lines; no protocol logic lives there.
+
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+/// A byte stream the driver reads from and writes to.
+pub(crate) trait Transport: Send + Unpin {
+    /// Appends what can be read now to the spare capacity of `buf`; 0 means end of file.
+    fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>>;
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Shuts the write half down.
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// A timer with a movable deadline.
+pub(crate) trait Timer: Send + Unpin {
+    fn reset(&mut self, deadline: Instant);
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A TCP listener producing transports.
+pub(crate) trait Listener: Send + Sync {
+    fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Box<dyn Transport>, SocketAddr)>>;
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// The async runtime that drives sockets and timers.
+///
+/// Enabled by cargo features: `tokio` (the default) and `async-std` (built on `async-io`, so
+/// it serves smol users too). Both may be enabled at once; [`Runtime::default`] prefers tokio.
+///
+/// ```
+/// use wsflow::Runtime;
+///
+/// let runtime: Runtime = "tokio".parse().unwrap();
+/// assert_eq!(runtime, Runtime::Tokio);
+/// assert_eq!(runtime.to_string(), "tokio");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Runtime {
+    /// Tokio (feature `tokio`). Sockets and timers need a tokio runtime with I/O and time
+    /// enabled.
+    #[cfg(feature = "tokio")]
+    Tokio,
+    /// async-io, the reactor of async-std and smol (feature `async-std`).
+    #[cfg(feature = "async-std")]
+    AsyncStd,
+}
+
+#[allow(clippy::derivable_impls)]
+impl Default for Runtime {
+    fn default() -> Self {
+        #[cfg(feature = "tokio")]
+        {
+            Self::Tokio
+        }
+        #[cfg(not(feature = "tokio"))]
+        {
+            Self::AsyncStd
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match *self {
+            #[cfg(feature = "tokio")]
+            Self::Tokio => "tokio",
+            #[cfg(feature = "async-std")]
+            Self::AsyncStd => "async-std",
+        })
+    }
+}
+
+impl FromStr for Runtime {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            #[cfg(feature = "tokio")]
+            "tokio" => Ok(Self::Tokio),
+            #[cfg(feature = "async-std")]
+            "async-std" | "async_std" | "smol" => Ok(Self::AsyncStd),
+            other => Err(format!(
+                "unknown or disabled runtime `{other}` (enabled: {})",
+                [
+                    #[cfg(feature = "tokio")]
+                    "tokio",
+                    #[cfg(feature = "async-std")]
+                    "async-std",
+                ]
+                .join(", ")
+            )),
+        }
+    }
+}
+
+impl Runtime {
+    pub(crate) fn timer(self, deadline: Instant) -> Box<dyn Timer> {
+        match self {
+            #[cfg(feature = "tokio")]
+            Self::Tokio => crate::rt_tokio::timer(deadline),
+            #[cfg(feature = "async-std")]
+            Self::AsyncStd => crate::rt_async_std::timer(deadline),
+        }
+    }
+
+    pub(crate) async fn bind(
+        self,
+        addr: SocketAddr,
+        nodelay: bool,
+    ) -> io::Result<Box<dyn Listener>> {
+        match self {
+            #[cfg(feature = "tokio")]
+            Self::Tokio => crate::rt_tokio::bind(addr, nodelay).await,
+            #[cfg(feature = "async-std")]
+            Self::AsyncStd => crate::rt_async_std::bind(addr, nodelay),
+        }
+    }
+
+    pub(crate) fn listener_from_std(
+        self,
+        listener: std::net::TcpListener,
+        nodelay: bool,
+    ) -> io::Result<Box<dyn Listener>> {
+        match self {
+            #[cfg(feature = "tokio")]
+            Self::Tokio => crate::rt_tokio::from_std(listener, nodelay),
+            #[cfg(feature = "async-std")]
+            Self::AsyncStd => crate::rt_async_std::from_std(listener, nodelay),
+        }
+    }
+
+    /// Connects to `host:port`; returns the transport and the peer's address.
+    pub(crate) async fn connect(
+        self,
+        host: &str,
+        port: u16,
+        nodelay: bool,
+    ) -> io::Result<(Box<dyn Transport>, Option<SocketAddr>)> {
+        match self {
+            #[cfg(feature = "tokio")]
+            Self::Tokio => crate::rt_tokio::connect(host, port, nodelay).await,
+            #[cfg(feature = "async-std")]
+            Self::AsyncStd => crate::rt_async_std::connect(host, port, nodelay).await,
+        }
+    }
+}
+
+/// Writes all of `bytes` (used for handshake responses, before the driver takes over).
+pub(crate) async fn write_all(io: &mut dyn Transport, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let n =
+            std::future::poll_fn(|cx| io.poll_write_vectored(cx, &[IoSlice::new(bytes)])).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+    }
+    std::future::poll_fn(|cx| io.poll_flush(cx)).await
+}
+
+/// Shuts the write half down, ignoring errors (the peer may already be gone).
+pub(crate) async fn shutdown(io: &mut dyn Transport) {
+    let _ = std::future::poll_fn(|cx| io.poll_shutdown(cx)).await;
+}

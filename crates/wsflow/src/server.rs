@@ -1,0 +1,788 @@
+//! The server (WebSocket-Node's `WebSocketServer`) and the pending upgrade request
+//! (`WebSocketRequest`).
+
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use futures_core::Stream;
+use futures_util::stream::FuturesUnordered;
+use wsflow_core::{CloseCode, Config, Connection, Message, Negotiated, Role};
+use wsflow_handshake::{
+    AcceptOptions, ExtensionOffer, Parsed, RequestLimits, SetCookie, UpgradeRequest, parse_request,
+    reject_response,
+};
+
+use crate::error::Error;
+use crate::runtime::{self, Listener, Runtime, Transport};
+use crate::websocket::{PeerInfo, Sender, WebSocket};
+
+/// Server options: WebSocket-Node's `WebSocketServer` config.
+///
+/// Connection options ([`Config`], WebSocket-Node's frame and message limits, fragmentation,
+/// keepalive, close timeout) are set with [`ServerConfig::connection`]; the most common ones
+/// also have direct setters here.
+///
+/// ```
+/// use std::time::Duration;
+/// use wsflow::ServerConfig;
+///
+/// let config = ServerConfig::default()
+///     .max_received_message_size(16 << 20)
+///     .handshake_timeout(Duration::from_secs(5))
+///     .auto_accept_connections(true);
+/// # let _ = config;
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    pub(crate) connection: Config,
+    pub(crate) limits: RequestLimits,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_pending_handshakes: usize,
+    pub(crate) auto_accept_connections: bool,
+    pub(crate) ignore_x_forwarded_for: bool,
+    pub(crate) disable_nagle_algorithm: bool,
+    pub(crate) runtime: Runtime,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            connection: Config::server(),
+            limits: RequestLimits::default(),
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 1024,
+            auto_accept_connections: false,
+            ignore_x_forwarded_for: false,
+            disable_nagle_algorithm: true,
+            runtime: Runtime::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The options of every accepted connection (default: [`Config::server`]).
+    pub fn connection(mut self, config: Config) -> Self {
+        self.connection = config;
+        self
+    }
+
+    /// Shortcut for the connection option of the same name (default 64 KiB).
+    pub fn max_received_frame_size(mut self, bytes: usize) -> Self {
+        self.connection = self.connection.max_received_frame_size(bytes);
+        self
+    }
+
+    /// Shortcut for the connection option of the same name (default 1 MiB).
+    pub fn max_received_message_size(mut self, bytes: usize) -> Self {
+        self.connection = self.connection.max_received_message_size(bytes);
+        self
+    }
+
+    /// Limits on the upgrade request's head (size and header count).
+    pub fn request_limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long a client may take to send its upgrade request (default 10 s); a slower one
+    /// is disconnected.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// How many upgrade requests may be read at once (default 1024); the server stops
+    /// accepting sockets while that many are pending.
+    pub fn max_pending_handshakes(mut self, count: usize) -> Self {
+        self.max_pending_handshakes = count.max(1);
+        self
+    }
+
+    /// Accept every request with its first requested protocol (WebSocket-Node's
+    /// `autoAcceptConnections`); see [`Server::accept_connection`].
+    pub fn auto_accept_connections(mut self, auto: bool) -> Self {
+        self.auto_accept_connections = auto;
+        self
+    }
+
+    /// Ignore `X-Forwarded-For` when working out the remote address.
+    pub fn ignore_x_forwarded_for(mut self, ignore: bool) -> Self {
+        self.ignore_x_forwarded_for = ignore;
+        self
+    }
+
+    /// Turn Nagle's algorithm off on accepted sockets (default true).
+    pub fn disable_nagle_algorithm(mut self, disable: bool) -> Self {
+        self.disable_nagle_algorithm = disable;
+        self
+    }
+
+    /// The runtime for sockets and timers (default: tokio when enabled).
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = runtime;
+        self
+    }
+}
+
+/// The live connections of a server, for listing, broadcasting and shutting down.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    connections: Mutex<HashMap<u64, Sender>>,
+    next_id: AtomicU64,
+    shutting_down: AtomicBool,
+    /// Upgrade requests read or being read, not yet accepted or rejected.
+    pending: AtomicUsize,
+    empty_waiters: Mutex<Vec<Waker>>,
+}
+
+impl Registry {
+    fn register(self: &Arc<Self>, sender: Sender) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, sender);
+        Registration {
+            registry: self.clone(),
+            id,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Sender>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn senders(&self) -> Vec<Sender> {
+        self.lock().values().cloned().collect()
+    }
+}
+
+/// Keeps a connection in its server's registry until dropped.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    registry: Arc<Registry>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let now_empty = {
+            let mut connections = self.registry.lock();
+            connections.remove(&self.id);
+            connections.is_empty()
+        };
+        if now_empty {
+            let waiters = std::mem::take(
+                &mut *self
+                    .registry
+                    .empty_waiters
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            waiters.into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
+/// Counts a request as pending until it is answered or dropped.
+#[derive(Debug)]
+struct PendingGuard(Arc<Registry>);
+
+impl PendingGuard {
+    fn new(registry: &Arc<Registry>) -> Self {
+        registry.pending.fetch_add(1, Ordering::AcqRel);
+        Self(registry.clone())
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+type Handshake = Pin<Box<dyn Future<Output = Option<Request>> + Send>>;
+
+/// A WebSocket server: WebSocket-Node's `WebSocketServer`.
+///
+/// It is a [`Stream`] of upgrade [`Request`]s: accept or reject each (WebSocket-Node's
+/// `request` event). Handshakes are read concurrently, each with a timeout, so one slow
+/// client never holds up others. The server tracks its live connections for
+/// [`Server::broadcast`] and [`Server::shut_down`].
+///
+/// ```no_run
+/// # async fn example() -> Result<(), wsflow::Error> {
+/// use futures_util::StreamExt;
+/// use wsflow::{Server, ServerConfig};
+///
+/// let mut server = Server::bind("127.0.0.1:8080", ServerConfig::default()).await?;
+/// while let Some(request) = server.next().await {
+///     if request.origin() != Some("https://example.com") {
+///         request.reject(403, Some("origin not allowed")).await?;
+///         continue;
+///     }
+///     let mut ws = request.accept(None).await?;
+///     tokio::spawn(async move {
+///         while let Some(Ok(message)) = ws.next().await {
+///             if ws.send(message).await.is_err() {
+///                 break;
+///             }
+///         }
+///     });
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Server {
+    listener: Option<Box<dyn Listener>>,
+    local_addr: SocketAddr,
+    config: Arc<ServerConfig>,
+    handshakes: FuturesUnordered<Handshake>,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("connections", &self.connection_count())
+            .field("pending_requests", &self.pending_requests())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds a TCP listener to `addr` (port 0 picks a free port).
+    pub async fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> Result<Self, Error> {
+        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+        })?;
+        let listener = config
+            .runtime
+            .bind(addr, config.disable_nagle_algorithm)
+            .await?;
+        Self::from_listener(listener, config)
+    }
+
+    /// Serves on a standard listener the application already bound.
+    pub fn from_std_listener(
+        listener: std::net::TcpListener,
+        config: ServerConfig,
+    ) -> Result<Self, Error> {
+        let listener = config
+            .runtime
+            .listener_from_std(listener, config.disable_nagle_algorithm)?;
+        Self::from_listener(listener, config)
+    }
+
+    /// Serves on a tokio listener the application already bound.
+    #[cfg(feature = "tokio")]
+    pub fn from_tokio_listener(
+        listener: tokio::net::TcpListener,
+        config: ServerConfig,
+    ) -> Result<Self, Error> {
+        let listener = crate::rt_tokio::from_tokio(listener, config.disable_nagle_algorithm);
+        Self::from_listener(listener, config.runtime(Runtime::Tokio))
+    }
+
+    fn from_listener(listener: Box<dyn Listener>, config: ServerConfig) -> Result<Self, Error> {
+        Ok(Self {
+            local_addr: listener.local_addr()?,
+            listener: Some(listener),
+            config: Arc::new(config),
+            handshakes: FuturesUnordered::new(),
+            registry: Arc::new(Registry::default()),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The next upgrade request; `None` once the server stopped accepting and every pending
+    /// handshake finished. Cancel-safe.
+    pub async fn accept(&mut self) -> Option<Request> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// The next connection, accepting every request with its first requested protocol
+    /// (WebSocket-Node's `autoAcceptConnections`). Requests whose answer fails to write are
+    /// skipped. Not cancel-safe while a 101 answer is being written.
+    pub async fn accept_connection(&mut self) -> Option<WebSocket> {
+        while let Some(request) = self.accept().await {
+            let protocol = request.requested_protocols().first().cloned();
+            if let Ok(ws) = request.accept(protocol.as_deref()).await {
+                return Some(ws);
+            }
+        }
+        None
+    }
+
+    /// Handles for the live connections (WebSocket-Node's `connections`).
+    pub fn connections(&self) -> Vec<Sender> {
+        self.registry.senders()
+    }
+
+    /// The number of live connections.
+    pub fn connection_count(&self) -> usize {
+        self.registry.lock().len()
+    }
+
+    /// Upgrade requests being read or waiting for an answer (WebSocket-Node's
+    /// `pendingRequests`).
+    pub fn pending_requests(&self) -> usize {
+        self.registry.pending.load(Ordering::Acquire)
+    }
+
+    /// Queues `message` on every live connection. A connection whose send buffer is above its
+    /// high-water mark is skipped, so one slow reader never holds the others up. Returns the
+    /// number of connections the message was queued on.
+    pub fn broadcast(&self, message: impl Into<Message>) -> usize {
+        let message = message.into();
+        self.registry
+            .senders()
+            .iter()
+            .filter(|sender| sender.try_send(message.clone()).is_ok())
+            .count()
+    }
+
+    /// Broadcasts a text message (WebSocket-Node's `broadcastUTF`).
+    pub fn broadcast_text(&self, text: impl Into<wsflow_core::Utf8Bytes>) -> usize {
+        self.broadcast(Message::Text(text.into()))
+    }
+
+    /// Broadcasts a binary message (WebSocket-Node's `broadcastBytes`).
+    pub fn broadcast_binary(&self, data: impl Into<bytes::Bytes>) -> usize {
+        self.broadcast(Message::Binary(data.into()))
+    }
+
+    /// Stops taking new connections; live ones stay (WebSocket-Node's `unmount`).
+    pub fn unmount(&mut self) {
+        self.listener = None;
+    }
+
+    /// Closes every live connection with `code` and refuses pending and future requests with
+    /// 503 (WebSocket-Node's `closeAllConnections`, with 1001 in [`Server::shut_down`]).
+    pub fn close_all_connections(&self, code: CloseCode) {
+        self.registry.shutting_down.store(true, Ordering::Release);
+        for sender in self.registry.senders() {
+            let _ = sender.close(code, None);
+        }
+    }
+
+    /// Graceful shutdown (WebSocket-Node's `shutDown`): stops accepting, answers pending
+    /// requests with 503, closes every connection with 1001 "going away", and waits until
+    /// they are gone (at most the close timeout plus a second). Connections must still be
+    /// polled by their tasks for their close handshakes to run.
+    pub async fn shut_down(&mut self) {
+        self.unmount();
+        self.close_all_connections(CloseCode::GOING_AWAY);
+        // Finish reading pending handshakes: they are answered 503 as they complete.
+        while self.accept().await.is_some() {}
+        let deadline =
+            Instant::now() + self.config.connection.get_close_timeout() + Duration::from_secs(1);
+        let mut timer = self.config.runtime.timer(deadline);
+        poll_fn(|cx| {
+            if self.connection_count() == 0 || timer.poll_elapsed(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            self.registry
+                .empty_waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(cx.waker().clone());
+            if self.connection_count() == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    fn start_handshake(&self, io: Box<dyn Transport>, peer: SocketAddr) -> Handshake {
+        let config = self.config.clone();
+        let registry = self.registry.clone();
+        Box::pin(async move {
+            let guard = PendingGuard::new(&registry);
+            let (upgrade, leftover, mut io) = read_request(io, &config).await?;
+            if registry.shutting_down.load(Ordering::Acquire) {
+                let response = reject_response(503, Some("Server is shutting down"), &[]);
+                let _ = runtime::write_all(&mut *io, &response).await;
+                runtime::shutdown(&mut *io).await;
+                return None;
+            }
+            Some(Request {
+                upgrade,
+                io,
+                leftover,
+                peer,
+                config,
+                registry,
+                _pending: guard,
+            })
+        })
+    }
+}
+
+impl Stream for Server {
+    type Item = Request;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Request>> {
+        let this = &mut *self;
+        loop {
+            // Take new sockets while there is room for their handshakes.
+            let mut accepted = false;
+            if let Some(listener) = &this.listener {
+                while this.handshakes.len() < this.config.max_pending_handshakes {
+                    match listener.poll_accept(cx) {
+                        Poll::Ready(Ok((io, peer))) => {
+                            let handshake = this.start_handshake(io, peer);
+                            this.handshakes.push(handshake);
+                            accepted = true;
+                        }
+                        // A failed accept (out of file descriptors, a reset) concerns one
+                        // socket; the listener carries on.
+                        Poll::Ready(Err(_)) => continue,
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            match Pin::new(&mut this.handshakes).poll_next(cx) {
+                Poll::Ready(Some(Some(request))) => return Poll::Ready(Some(request)),
+                Poll::Ready(Some(None)) => continue,
+                Poll::Ready(None) if this.listener.is_none() => return Poll::Ready(None),
+                Poll::Ready(None) if accepted => continue,
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Reads and validates the upgrade request, answering errors and timeouts itself.
+async fn read_request(
+    mut io: Box<dyn Transport>,
+    config: &ServerConfig,
+) -> Option<(UpgradeRequest, BytesMut, Box<dyn Transport>)> {
+    let mut timer = config
+        .runtime
+        .timer(Instant::now() + config.handshake_timeout);
+    let mut buf = BytesMut::with_capacity(1024);
+    let outcome = poll_fn(|cx| {
+        loop {
+            match parse_request(&buf, &config.limits) {
+                Ok(Parsed::Complete { value, consumed }) => {
+                    return Poll::Ready(Ok(Some((value, consumed))));
+                }
+                Ok(Parsed::Incomplete) => {}
+                Err(err) => return Poll::Ready(Err(Some(err))),
+            }
+            if buf.capacity() - buf.len() < 512 {
+                buf.reserve(1024);
+            }
+            match io.poll_read_buf(cx, &mut buf) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(_)) => continue,
+                Poll::Pending => {}
+            }
+            if timer.poll_elapsed(cx).is_ready() {
+                // Slowloris: no complete request in time.
+                return Poll::Ready(Err(None));
+            }
+            return Poll::Pending;
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Some((upgrade, consumed))) => {
+            buf.advance(consumed);
+            Some((upgrade, buf, io))
+        }
+        Ok(None) => None,
+        Err(error) => {
+            let response = match error {
+                Some(err) => err.to_response(),
+                None => reject_response(408, Some("Handshake timed out"), &[]),
+            };
+            let _ = runtime::write_all(&mut *io, &response).await;
+            runtime::shutdown(&mut *io).await;
+            None
+        }
+    }
+}
+
+/// A pending upgrade request: WebSocket-Node's `WebSocketRequest`. Accept it to get a
+/// [`WebSocket`], or reject it with an HTTP status. Dropping it closes the socket without an
+/// answer.
+pub struct Request {
+    upgrade: UpgradeRequest,
+    io: Box<dyn Transport>,
+    leftover: BytesMut,
+    peer: SocketAddr,
+    config: Arc<ServerConfig>,
+    registry: Arc<Registry>,
+    _pending: PendingGuard,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("resource", &self.resource())
+            .field("peer", &self.peer)
+            .field("requested_protocols", &self.requested_protocols())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Request {
+    /// Reads an upgrade request from a tokio stream that another server accepted (a TCP or
+    /// TLS stream), with the server options' limits and handshake timeout. Malformed requests
+    /// are answered (400, 426, 431...) and returned as errors.
+    #[cfg(feature = "tokio")]
+    pub async fn from_tokio_stream<T>(
+        stream: T,
+        peer: SocketAddr,
+        config: ServerConfig,
+    ) -> Result<Self, Error>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        Self::from_transport(
+            crate::rt_tokio::wrap(stream),
+            peer,
+            config.runtime(Runtime::Tokio),
+        )
+        .await
+    }
+
+    /// Reads an upgrade request from a futures-io stream (async-std, smol) that another
+    /// server accepted, as [`Request::from_tokio_stream`] does.
+    #[cfg(feature = "async-std")]
+    pub async fn from_async_io_stream<T>(
+        stream: T,
+        peer: SocketAddr,
+        config: ServerConfig,
+    ) -> Result<Self, Error>
+    where
+        T: futures_io::AsyncRead + futures_io::AsyncWrite + Send + Unpin + 'static,
+    {
+        Self::from_transport(
+            crate::rt_async_std::wrap(stream),
+            peer,
+            config.runtime(Runtime::AsyncStd),
+        )
+        .await
+    }
+
+    async fn from_transport(
+        io: Box<dyn Transport>,
+        peer: SocketAddr,
+        config: ServerConfig,
+    ) -> Result<Self, Error> {
+        let registry = Arc::new(Registry::default());
+        let guard = PendingGuard::new(&registry);
+        let config = Arc::new(config);
+        let (upgrade, leftover, io) = read_request(io, &config).await.ok_or_else(|| {
+            Error::Io(Arc::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "no valid upgrade request arrived (it was answered with an HTTP error)",
+            )))
+        })?;
+        Ok(Self {
+            upgrade,
+            io,
+            leftover,
+            peer,
+            config,
+            registry,
+            _pending: guard,
+        })
+    }
+
+    /// The parsed upgrade request, with every header.
+    pub fn upgrade(&self) -> &UpgradeRequest {
+        &self.upgrade
+    }
+
+    /// The raw path and query (WebSocket-Node's `resource`).
+    pub fn resource(&self) -> &str {
+        self.upgrade.resource()
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.upgrade.path()
+    }
+
+    /// The query pairs, percent-decoded (WebSocket-Node's `resourceURL.query`).
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.upgrade.query_pairs()
+    }
+
+    /// The `Host` header.
+    pub fn host(&self) -> &str {
+        self.upgrade.host()
+    }
+
+    /// The `Origin` (or `Sec-WebSocket-Origin` for version 8).
+    pub fn origin(&self) -> Option<&str> {
+        self.upgrade.origin()
+    }
+
+    /// The requested subprotocols in the client's order, lower-cased.
+    pub fn requested_protocols(&self) -> &[String] {
+        self.upgrade.requested_protocols()
+    }
+
+    /// The requested extensions with their parameters.
+    pub fn requested_extensions(&self) -> &[ExtensionOffer] {
+        self.upgrade.requested_extensions()
+    }
+
+    /// The cookies, percent-decoded.
+    pub fn cookies(&self) -> &[(String, String)] {
+        self.upgrade.cookies()
+    }
+
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.upgrade.header(name)
+    }
+
+    /// The protocol version asked for (8 or 13).
+    pub fn version(&self) -> u8 {
+        self.upgrade.version()
+    }
+
+    /// The socket's peer address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The peer's address for the application: the first `X-Forwarded-For` entry unless the
+    /// server ignores it, otherwise the socket's peer IP (WebSocket-Node's `remoteAddress`).
+    pub fn remote_address(&self) -> String {
+        self.remote_addresses()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.peer.ip().to_string())
+    }
+
+    /// The `X-Forwarded-For` chain (unless ignored) followed by the socket's peer IP
+    /// (WebSocket-Node's `remoteAddresses`).
+    pub fn remote_addresses(&self) -> Vec<String> {
+        let mut addresses: Vec<String> = if self.config.ignore_x_forwarded_for {
+            Vec::new()
+        } else {
+            self.upgrade
+                .x_forwarded_for()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
+        addresses.push(self.peer.ip().to_string());
+        addresses
+    }
+
+    /// Accepts with `protocol`, which must be one the client asked for (or `None`).
+    ///
+    /// Not cancel-safe: dropping the future while the 101 answer is written drops the socket.
+    pub async fn accept(self, protocol: Option<&str>) -> Result<WebSocket, Error> {
+        self.accept_with(AcceptOptions::new().protocol(protocol))
+            .await
+    }
+
+    /// Accepts with cookies to set (WebSocket-Node's `accept(protocol, origin, cookies)`).
+    pub async fn accept_with_cookies(
+        self,
+        protocol: Option<&str>,
+        cookies: Vec<SetCookie>,
+    ) -> Result<WebSocket, Error> {
+        let options = cookies.into_iter().fold(
+            AcceptOptions::new().protocol(protocol),
+            AcceptOptions::cookie,
+        );
+        self.accept_with(options).await
+    }
+
+    /// Accepts with full control over the 101 answer (extra headers, cookies, the agreed
+    /// extensions). A protocol the client did not ask for is answered with 500 and
+    /// returned as an error.
+    pub async fn accept_with(mut self, options: AcceptOptions) -> Result<WebSocket, Error> {
+        if self.registry.shutting_down.load(Ordering::Acquire) {
+            let _ = self.answer(503, Some("Server is shutting down"), &[]).await;
+            return Err(Error::ShuttingDown);
+        }
+        let response = match self.upgrade.accept(&options) {
+            Ok(response) => response,
+            Err(err) => {
+                let _ = self.answer(500, Some(&err.to_string()), &[]).await;
+                return Err(err.into());
+            }
+        };
+        runtime::write_all(&mut *self.io, &response).await?;
+        let protocol = options.get_protocol().map(str::to_owned);
+        let negotiated = Negotiated::new()
+            .protocol(protocol.as_deref())
+            .version(self.upgrade.version());
+        let conn = Connection::new(
+            Role::Server,
+            self.config.connection.clone(),
+            negotiated,
+            std::mem::take(&mut self.leftover),
+            Instant::now(),
+        );
+        let addresses = self.remote_addresses();
+        let info = PeerInfo {
+            remote_address: addresses.first().cloned(),
+            remote_addresses: addresses,
+            peer_addr: Some(self.peer),
+            protocol: conn.protocol().map(str::to_owned),
+            extensions: conn.extensions().to_vec(),
+            version: conn.version(),
+        };
+        let Self {
+            io,
+            config,
+            registry,
+            ..
+        } = self;
+        let mut ws = WebSocket::new(conn, io, config.runtime, info, None);
+        let registration = registry.register(ws.sender());
+        ws.set_registration(registration);
+        Ok(ws)
+    }
+
+    /// Rejects with `status` (WebSocket-Node's default is 403) and an optional reason, sent
+    /// in `X-WebSocket-Reject-Reason`.
+    pub async fn reject(self, status: u16, reason: Option<&str>) -> Result<(), Error> {
+        self.reject_with_headers(status, reason, &[]).await
+    }
+
+    /// Rejects with extra headers (CR/LF stripped, invalid names dropped).
+    pub async fn reject_with_headers(
+        mut self,
+        status: u16,
+        reason: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<(), Error> {
+        self.answer(status, reason, headers).await
+    }
+
+    async fn answer(
+        &mut self,
+        status: u16,
+        reason: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<(), Error> {
+        let response = reject_response(status, reason, headers);
+        runtime::write_all(&mut *self.io, &response).await?;
+        runtime::shutdown(&mut *self.io).await;
+        Ok(())
+    }
+}

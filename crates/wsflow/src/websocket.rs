@@ -1,0 +1,680 @@
+//! [`WebSocket`], a live connection (WebSocket-Node's `WebSocketConnection`), and
+//! [`Sender`], a cloneable handle that sends to it from other tasks.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_channel::mpsc;
+use futures_core::Stream;
+use futures_sink::Sink;
+use wsflow_core::{
+    CloseCode, CloseEvent, Connection, ConnectionState, Event, Frame, Message, Role, Utf8Bytes,
+};
+
+use crate::driver::{Command, Driver, Shared};
+use crate::error::Error;
+use crate::runtime::{Runtime, Transport};
+use crate::server::Registration;
+
+/// Who the peer is, as seen when the connection was set up.
+#[derive(Debug)]
+pub(crate) struct PeerInfo {
+    /// The address the application should consider the peer's: the first `X-Forwarded-For`
+    /// entry unless ignored, else the socket's peer.
+    pub(crate) remote_address: Option<String>,
+    /// The whole `X-Forwarded-For` chain followed by the socket's peer.
+    pub(crate) remote_addresses: Vec<String>,
+    pub(crate) peer_addr: Option<SocketAddr>,
+    pub(crate) protocol: Option<String>,
+    pub(crate) extensions: Vec<String>,
+    pub(crate) version: u8,
+}
+
+impl PeerInfo {
+    pub(crate) fn direct(peer_addr: Option<SocketAddr>, conn: &Connection) -> Self {
+        let ip = peer_addr.map(|addr| addr.ip().to_string());
+        Self {
+            remote_address: ip.clone(),
+            remote_addresses: ip.into_iter().collect(),
+            peer_addr,
+            protocol: conn.protocol().map(str::to_owned),
+            extensions: conn.extensions().to_vec(),
+            version: conn.version(),
+        }
+    }
+}
+
+/// A live WebSocket connection: WebSocket-Node's `WebSocketConnection` in async Rust.
+///
+/// Receive with the [`Stream`] of messages (`next().await` from `futures`' `StreamExt`) or, for
+/// pings, pongs, frames and the close, with [`WebSocket::next_event`]. Send with the
+/// `send_*` methods (each queues the message and writes it out), with [`WebSocket::queue`]
+/// and [`WebSocket::flush`] to batch, or through the [`Sink`] of messages. Other tasks send
+/// through [`WebSocket::sender`] handles; their messages go out while this connection is
+/// polled.
+///
+/// The connection needs no background task: it makes progress whenever one of its methods is
+/// awaited. Keep polling it (typically in a `while let Some(msg) = ws.next().await` loop) so
+/// pings are answered, keepalive runs and messages from senders are written.
+///
+/// | WebSocket-Node | wsflow |
+/// | --- | --- |
+/// | `sendUTF(text)` / `sendBytes(buf)` / `send(data)` | [`send_text`](WebSocket::send_text) / [`send_binary`](WebSocket::send_binary) / [`send`](WebSocket::send) |
+/// | `ping(data)` / `pong(data)` / `sendFrame(frame)` | [`ping`](WebSocket::ping) / [`pong`](WebSocket::pong) / [`send_frame`](WebSocket::send_frame) |
+/// | `close(code, description)` / `drop(code, description)` | [`close`](WebSocket::close) / [`drop_connection`](WebSocket::drop_connection) |
+/// | `closeReasonCode` / `closeDescription` | [`close_reason_code`](WebSocket::close_reason_code) / [`close_description`](WebSocket::close_description) |
+/// | `protocol` / `extensions` / `webSocketVersion` / `connected` | [`protocol`](WebSocket::protocol) / [`extensions`](WebSocket::extensions) / [`version`](WebSocket::version) / [`is_connected`](WebSocket::is_connected) |
+/// | `remoteAddress` / `socket.remoteAddress` | [`remote_address`](WebSocket::remote_address) / [`peer_addr`](WebSocket::peer_addr) |
+/// | events `message`, `frame`, `ping`, `pong`, `error`, `close` | [`Event`] from [`next_event`](WebSocket::next_event) |
+///
+/// ```no_run
+/// # async fn example() -> Result<(), wsflow::Error> {
+/// use futures_util::StreamExt;
+///
+/// let mut ws = wsflow::connect("ws://127.0.0.1:8080/chat").await?;
+/// ws.send_text("hello").await?;
+/// while let Some(message) = ws.next().await {
+///     println!("got {:?}", message?);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct WebSocket {
+    driver: Driver,
+    tx: mpsc::UnboundedSender<Command>,
+    info: Arc<PeerInfo>,
+    _registration: Option<Registration>,
+}
+
+impl std::fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("state", &self.state())
+            .field("protocol", &self.info.protocol)
+            .field("remote_address", &self.info.remote_address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocket {
+    pub(crate) fn new(
+        conn: Connection,
+        io: Box<dyn Transport>,
+        runtime: Runtime,
+        info: PeerInfo,
+        registration: Option<Registration>,
+    ) -> Self {
+        let (driver, tx) = Driver::new(conn, io, runtime);
+        Self {
+            driver,
+            tx,
+            info: Arc::new(info),
+            _registration: registration,
+        }
+    }
+
+    pub(crate) fn command_sender(
+        &self,
+    ) -> (mpsc::UnboundedSender<Command>, Arc<Shared>, Arc<PeerInfo>) {
+        (
+            self.tx.clone(),
+            self.driver.shared.clone(),
+            self.info.clone(),
+        )
+    }
+
+    pub(crate) fn set_registration(&mut self, registration: Registration) {
+        self._registration = Some(registration);
+    }
+
+    // ----- properties -------------------------------------------------------------------
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.driver.conn.role()
+    }
+
+    /// The subprotocol chosen in the handshake, lower-cased.
+    pub fn protocol(&self) -> Option<&str> {
+        self.driver.conn.protocol()
+    }
+
+    /// The negotiated extensions.
+    pub fn extensions(&self) -> &[String] {
+        self.driver.conn.extensions()
+    }
+
+    /// The protocol version (13, or 8 for old clients).
+    pub fn version(&self) -> u8 {
+        self.driver.conn.version()
+    }
+
+    /// The peer's address for the application: on a server, the first `X-Forwarded-For`
+    /// entry unless the server ignores that header, otherwise the socket's peer IP.
+    pub fn remote_address(&self) -> Option<&str> {
+        self.info.remote_address.as_deref()
+    }
+
+    /// The `X-Forwarded-For` chain followed by the socket's peer IP.
+    pub fn remote_addresses(&self) -> &[String] {
+        &self.info.remote_addresses
+    }
+
+    /// The socket's real peer address, whatever the headers say.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.info.peer_addr
+    }
+
+    /// Whether the connection is open (no close frame sent or received).
+    pub fn is_connected(&self) -> bool {
+        self.driver.conn.is_connected()
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> ConnectionState {
+        self.driver.conn.state()
+    }
+
+    /// The close code once closing began (`None` while open; WebSocket-Node uses -1).
+    pub fn close_reason_code(&self) -> Option<CloseCode> {
+        self.driver.conn.close_reason_code()
+    }
+
+    /// The close description once closing began.
+    pub fn close_description(&self) -> Option<&str> {
+        self.driver.conn.close_description()
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn buffered_amount(&self) -> usize {
+        self.driver.conn.buffered_amount()
+    }
+
+    /// Whether the queue is above the send high-water mark.
+    pub fn is_output_buffer_full(&self) -> bool {
+        self.driver.conn.is_output_buffer_full()
+    }
+
+    // ----- receiving --------------------------------------------------------------------
+
+    /// The next event: a message, a frame (when fragments are not assembled), a ping, a pong,
+    /// an error, and finally [`Event::Closed`]; `None` after that.
+    ///
+    /// Cancel-safe: if the future is dropped before it completes, no event is lost.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        poll_fn(|cx| self.driver.poll_event(cx)).await
+    }
+
+    /// The next message; `None` once the connection is closed. An error is returned once,
+    /// then `None`.
+    ///
+    /// Cancel-safe, like [`WebSocket::next_event`].
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Cancels the automatic pong for the ping just received (WebSocket-Node's `cancel`);
+    /// call it before polling the connection again.
+    pub fn cancel_pong(&mut self) -> bool {
+        self.driver.conn.cancel_pong()
+    }
+
+    /// Stops reading from the socket (WebSocket-Node's `pause`).
+    pub fn pause(&mut self) {
+        self.driver.conn.pause();
+    }
+
+    /// Starts reading again.
+    pub fn resume(&mut self) {
+        self.driver.conn.resume();
+    }
+
+    // ----- sending ----------------------------------------------------------------------
+
+    /// Queues a message without writing it: it goes out with the next [`WebSocket::flush`],
+    /// the next `send_*`, or when the connection is next polled and has nothing more to
+    /// read. Batching sends this way turns many messages into one write.
+    pub fn queue(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        Ok(self.driver.conn.send(message)?)
+    }
+
+    /// Writes everything queued.
+    ///
+    /// Cancel-safe: dropping the future leaves the rest queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.driver.poll_flush(cx)).await?;
+        Ok(())
+    }
+
+    /// Sends a message of either type (WebSocket-Node's `send`): queues it and writes it out.
+    ///
+    /// Cancel-safe in the sense that the message is queued as soon as the future is first
+    /// polled; dropping the future only stops waiting for the write.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        self.queue(message)?;
+        self.flush().await
+    }
+
+    /// Sends a text message (WebSocket-Node's `sendUTF`). Cancel-safe as [`WebSocket::send`].
+    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.driver.conn.send_text(text)?;
+        self.flush().await
+    }
+
+    /// Sends a binary message (WebSocket-Node's `sendBytes`). Cancel-safe as
+    /// [`WebSocket::send`].
+    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.driver.conn.send_binary(data)?;
+        self.flush().await
+    }
+
+    /// Sends a message that compression must leave alone. Cancel-safe as [`WebSocket::send`].
+    pub async fn send_uncompressed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        self.driver.conn.send_uncompressed(message)?;
+        self.flush().await
+    }
+
+    /// Sends a ping (at most 125 bytes). Cancel-safe as [`WebSocket::send`].
+    pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.driver.conn.ping(payload)?;
+        self.flush().await
+    }
+
+    /// Sends a pong (at most 125 bytes). Cancel-safe as [`WebSocket::send`].
+    pub async fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.driver.conn.pong(payload)?;
+        self.flush().await
+    }
+
+    /// Sends a raw frame (WebSocket-Node's `sendFrame`); the mask follows the role.
+    /// Cancel-safe as [`WebSocket::send`].
+    pub async fn send_frame(&mut self, frame: Frame) -> Result<(), Error> {
+        self.driver.conn.send_frame(frame)?;
+        self.flush().await
+    }
+
+    /// Starts the close handshake (WebSocket-Node's `close`) and writes the close frame.
+    /// `description`: `None` for the code's default description, `Some("")` for none.
+    /// Keep reading: the stream ends with [`Event::Closed`] once the peer answered or the
+    /// close timeout passed. Use [`WebSocket::closed`] to wait for it, discarding messages.
+    ///
+    /// Cancel-safe: the close frame is queued as soon as the future is first polled.
+    pub async fn close(&mut self, code: CloseCode, description: Option<&str>) -> Result<(), Error> {
+        self.driver.conn.close(code, description, Instant::now())?;
+        // A write error ends the connection; the close event reports it.
+        let _ = self.flush().await;
+        Ok(())
+    }
+
+    /// Sends a close frame and ends the connection without waiting for the peer
+    /// (WebSocket-Node's `drop`), then waits for the socket to be released.
+    ///
+    /// Cancel-safe: dropping the future leaves the connection closing.
+    pub async fn drop_connection(
+        &mut self,
+        code: CloseCode,
+        description: Option<&str>,
+    ) -> Result<CloseEvent, Error> {
+        self.driver
+            .conn
+            .drop_connection(code, description, Instant::now())?;
+        Ok(self.closed().await)
+    }
+
+    /// Drives the connection until it is closed and returns how it ended. Messages that
+    /// arrive meanwhile are kept and still returned by the stream.
+    ///
+    /// Cancel-safe.
+    pub async fn closed(&mut self) -> CloseEvent {
+        poll_fn(|cx| self.driver.poll_closed(cx)).await;
+        self.driver
+            .conn
+            .close_event()
+            .cloned()
+            .unwrap_or(CloseEvent {
+                code: CloseCode::ABNORMAL,
+                description: String::new(),
+                was_clean: false,
+                initiator: wsflow_core::CloseInitiator::Local,
+            })
+    }
+
+    /// A cloneable handle that sends to this connection from other tasks.
+    pub fn sender(&self) -> Sender {
+        let (tx, shared, info) = self.command_sender();
+        Sender {
+            tx,
+            shared,
+            info,
+            fail_fast: false,
+        }
+    }
+
+    /// Splits the connection into its reading half (which drives the connection) and a
+    /// sending half (a [`Sender`], cloneable). The halves share no lock: messages pass from
+    /// senders to the driver through a lock-free queue.
+    pub fn split(self) -> (ReadHalf, Sender) {
+        let sender = self.sender();
+        (ReadHalf(self), sender)
+    }
+}
+
+impl Stream for WebSocket {
+    type Item = Result<Message, Error>;
+
+    /// Messages only; pings are answered, pongs and frames skipped. Use `next_event` to see
+    /// them.
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match self.driver.poll_event(cx) {
+                Poll::Ready(Some(Event::Message(message))) => {
+                    return Poll::Ready(Some(Ok(message)));
+                }
+                Poll::Ready(Some(Event::Error(err))) => return Poll::Ready(Some(Err(err.into()))),
+                Poll::Ready(Some(Event::Closed(_)) | None) => return Poll::Ready(None),
+                Poll::Ready(Some(_)) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Sink<Message> for WebSocket {
+    type Error = Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.driver.poll_ready(cx).map_err(Error::from)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.queue(message)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.driver.poll_flush(cx).map_err(Error::from)
+    }
+
+    /// Starts the close handshake with 1000 and waits until the connection is closed.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.driver.conn.is_connected() {
+            self.driver
+                .conn
+                .close(CloseCode::NORMAL, None, Instant::now())?;
+        }
+        self.driver.poll_closed(cx).map(Ok)
+    }
+}
+
+/// The reading half of a split [`WebSocket`]: it drives the connection (keep polling it so
+/// messages from the [`Sender`] go out).
+#[derive(Debug)]
+pub struct ReadHalf(WebSocket);
+
+impl ReadHalf {
+    /// The next event (see [`WebSocket::next_event`]). Cancel-safe.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.0.next_event().await
+    }
+
+    /// The next message (see [`WebSocket::recv`]). Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        self.0.recv().await
+    }
+
+    /// The connection, for its properties.
+    pub fn get_ref(&self) -> &WebSocket {
+        &self.0
+    }
+
+    /// Puts the halves back together (the sender stays usable).
+    pub fn unsplit(self) -> WebSocket {
+        self.0
+    }
+}
+
+impl Stream for ReadHalf {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.0).poll_next(cx)
+    }
+}
+
+/// A cloneable handle that sends to one connection from any task (WebSocket-Node lets any
+/// code call `connection.send`).
+///
+/// Messages are queued lock-free and written by the connection's driver, the task that
+/// polls the [`WebSocket`] (or its [`ReadHalf`]). When more than the send high-water mark is
+/// waiting, `send` waits for room (or fails with [`Error::BufferFull`] after
+/// [`Sender::fail_fast`]).
+///
+/// ```no_run
+/// # async fn example(ws: wsflow::WebSocket) -> Result<(), wsflow::Error> {
+/// let sender = ws.sender();
+/// let other = sender.clone();
+/// sender.send_text("from one task").await?;
+/// other.send_text("from another").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Sender {
+    tx: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    info: Arc<PeerInfo>,
+    fail_fast: bool,
+}
+
+impl Sender {
+    /// Makes `send` fail with [`Error::BufferFull`] instead of waiting when the connection's
+    /// send buffer is above its high-water mark.
+    pub fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// Sends a message of either type once there is room. Cancel-safe: if dropped while
+    /// waiting for room, nothing was queued.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        self.wait_for_room().await?;
+        self.queue(Command::Send(message.into()))
+    }
+
+    /// Sends a text message. Cancel-safe as [`Sender::send`].
+    pub async fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.send(Message::Text(text.into())).await
+    }
+
+    /// Sends a binary message. Cancel-safe as [`Sender::send`].
+    pub async fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Message::Binary(data.into())).await
+    }
+
+    /// Sends a raw frame. Cancel-safe as [`Sender::send`].
+    pub async fn send_frame(&self, frame: Frame) -> Result<(), Error> {
+        self.wait_for_room().await?;
+        self.queue(Command::Frame(frame))
+    }
+
+    /// Queues a message without waiting for room (used by broadcast).
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        self.check_room()?;
+        self.queue(Command::Send(message.into()))
+    }
+
+    /// Sends a ping (at most 125 bytes, checked when the connection applies it).
+    pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.queue(Command::Ping(payload.into()))
+    }
+
+    /// Sends a pong.
+    pub fn pong(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.queue(Command::Pong(payload.into()))
+    }
+
+    /// Starts the close handshake.
+    pub fn close(&self, code: CloseCode, description: Option<&str>) -> Result<(), Error> {
+        self.queue(Command::Close(code, description.map(str::to_owned)))
+    }
+
+    /// Sends a close frame and ends the connection without waiting for the peer.
+    pub fn drop_connection(&self, code: CloseCode, description: Option<&str>) -> Result<(), Error> {
+        self.queue(Command::Drop(code, description.map(str::to_owned)))
+    }
+
+    /// Waits until everything sent so far has been written to the socket (or the
+    /// connection is gone). Cancel-safe.
+    pub async fn flush(&self) -> Result<(), Error> {
+        poll_fn(|cx| {
+            if self.is_closed() {
+                return Poll::Ready(Err(Error::ConnectionGone));
+            }
+            if self.shared.pending_bytes() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            self.shared.wait(cx.waker());
+            if self.shared.pending_bytes() == 0 {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Whether the connection has been dropped or closed.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Bytes waiting to be written (queued here plus buffered in the connection).
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.pending_bytes()
+    }
+
+    /// The subprotocol of the connection.
+    pub fn protocol(&self) -> Option<&str> {
+        self.info.protocol.as_deref()
+    }
+
+    /// The negotiated extensions.
+    pub fn extensions(&self) -> &[String] {
+        &self.info.extensions
+    }
+
+    /// The protocol version.
+    pub fn version(&self) -> u8 {
+        self.info.version
+    }
+
+    /// The peer's address for the application (see [`WebSocket::remote_address`]).
+    pub fn remote_address(&self) -> Option<&str> {
+        self.info.remote_address.as_deref()
+    }
+
+    /// The socket's real peer address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.info.peer_addr
+    }
+
+    /// Whether two handles send to the same connection.
+    pub fn same_connection(&self, other: &Sender) -> bool {
+        self.tx.same_receiver(&other.tx)
+    }
+
+    fn check_room(&self) -> Result<(), Error> {
+        let buffered = self.shared.pending_bytes();
+        if buffered > self.shared.high_water_mark {
+            Err(Error::BufferFull {
+                buffered,
+                high_water_mark: self.shared.high_water_mark,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn wait_for_room(&self) -> Result<(), Error> {
+        if self.fail_fast {
+            return self.check_room();
+        }
+        poll_fn(|cx| {
+            if self.is_closed() {
+                return Poll::Ready(Err(Error::ConnectionGone));
+            }
+            if self.check_room().is_ok() {
+                return Poll::Ready(Ok(()));
+            }
+            self.shared.wait(cx.waker());
+            if self.check_room().is_ok() {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    fn queue(&self, command: Command) -> Result<(), Error> {
+        let weight = match &command {
+            Command::Send(message) => message.len(),
+            Command::Frame(frame) => frame.payload.len(),
+            _ => 0,
+        };
+        self.shared.add_queued(weight);
+        self.tx.unbounded_send(command).map_err(|_| {
+            self.shared.add_queued(0usize.wrapping_sub(weight));
+            Error::ConnectionGone
+        })
+    }
+}
+
+impl Sink<Message> for Sender {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.is_closed() {
+            return Poll::Ready(Err(Error::ConnectionGone));
+        }
+        if self.check_room().is_ok() {
+            return Poll::Ready(Ok(()));
+        }
+        if self.fail_fast {
+            return Poll::Ready(self.check_room());
+        }
+        self.shared.wait(cx.waker());
+        if self.check_room().is_ok() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.queue(Command::Send(message))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.is_closed() {
+            return Poll::Ready(Err(Error::ConnectionGone));
+        }
+        if self.shared.pending_bytes() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        self.shared.wait(cx.waker());
+        if self.shared.pending_bytes() == 0 {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Asks the connection to close with 1000.
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(self.close(CloseCode::NORMAL, None))
+    }
+}
