@@ -2,9 +2,12 @@
 //!
 //! - `cargo xtask test`: everything the project checks, on a fresh machine (the README's test
 //!   command; `.ci/run` runs it).
+//! - `cargo xtask autobahn`: the Autobahn testsuite against wsflow's server and client, checked
+//!   against `autobahn/expected/`; renders `docs/conformance.md` (see the [`autobahn`] module).
 
 use std::process::ExitCode;
 
+mod autobahn;
 mod cmd;
 mod test;
 
@@ -12,6 +15,7 @@ const USAGE: &str = "usage: cargo xtask <task> [options]
 
 tasks:
   test        run every test of the workspace (the README's test command)
+  autobahn    the Autobahn testsuite against wsflow (`cargo xtask autobahn --help`)
   help        this text";
 
 fn main() -> ExitCode {
@@ -24,6 +28,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("test") => test::run(&rest),
+        Some("autobahn") => autobahn::run(&rest),
         Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
     };
     match result {
