@@ -160,12 +160,12 @@ impl Driver {
     /// Cancel-safe: nothing is lost if the future polling this is dropped.
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         if let Some(event) = self.stash.pop_front() {
-            return Poll::Ready(Some(event));
+            return self.deliver(cx, event);
         }
         loop {
             self.apply_commands(cx);
             if let Some(event) = self.conn.poll_event() {
-                return Poll::Ready(Some(event));
+                return self.deliver(cx, event);
             }
             if self.conn.is_closed() {
                 self.shared.closed.store(true, Ordering::Release);
@@ -203,6 +203,19 @@ impl Driver {
             }
             return Poll::Pending;
         }
+    }
+
+    /// Hands out an event; the final close only once the transport is shut down, so the peer
+    /// sees the end of the connection even if the application keeps the socket.
+    fn deliver(&mut self, cx: &mut Context<'_>, event: Event) -> Poll<Option<Event>> {
+        if matches!(event, Event::Closed(_)) && self.shutdown != Shutdown::Done {
+            if self.io.poll_shutdown(cx).is_pending() {
+                self.stash.push_front(event);
+                return Poll::Pending;
+            }
+            self.shutdown = Shutdown::Done;
+        }
+        Poll::Ready(Some(event))
     }
 
     /// Writes everything queued and flushes the transport. Events that arrive meanwhile are

@@ -387,16 +387,17 @@ impl Server {
         let deadline =
             Instant::now() + self.config.connection.get_close_timeout() + Duration::from_secs(1);
         let mut timer = self.config.runtime.timer(deadline);
-        poll_fn(|cx| {
-            if self.connection_count() == 0 || timer.poll_elapsed(cx).is_ready() {
+        let registry = self.registry.clone();
+        poll_fn(move |cx| {
+            if registry.lock().is_empty() || timer.poll_elapsed(cx).is_ready() {
                 return Poll::Ready(());
             }
-            self.registry
+            registry
                 .empty_waiters
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(cx.waker().clone());
-            if self.connection_count() == 0 {
+            if registry.lock().is_empty() {
                 Poll::Ready(())
             } else {
                 Poll::Pending

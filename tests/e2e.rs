@@ -1,0 +1,543 @@
+//! End-to-end tests over real loopback sockets, each run on both runtimes: echo both ways,
+//! subprotocols, rejections, the router, senders and broadcast, close codes, shutdown,
+//! timeouts, remote addresses and many concurrent connections.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use support::*;
+use wsflow::{
+    Client, ClientConfig, CloseCode, CloseInitiator, Config, Error, Event, HandshakeError, Message,
+    Router, Runtime, Server, ServerConfig,
+};
+
+async fn echo_server(runtime: Runtime, config: ServerConfig) -> Server {
+    Server::bind("127.0.0.1:0", config.runtime(runtime)).await.unwrap()
+}
+
+/// Accepts every request (with `chat` if offered) and echoes, on the test's runtime.
+fn serve_echo(runtime: Runtime, mut server: Server) {
+    spawn(runtime, async move {
+        while let Some(request) = server.next().await {
+            let protocol = request
+                .requested_protocols()
+                .iter()
+                .any(|p| p == "chat")
+                .then_some("chat");
+            spawn(runtime, async move {
+                let Ok(mut ws) = request.accept(protocol).await else { return };
+                // Read to the end, past an error, so the close handshake completes.
+                while let Some(received) = ws.next().await {
+                    if let Ok(message) = received {
+                        let _ = ws.queue(message);
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn client(runtime: Runtime) -> Client {
+    Client::new(ClientConfig::default().runtime(runtime))
+}
+
+#[test]
+fn messages_echo_both_ways_with_their_types() {
+    on_both_runtimes(|runtime| async move {
+        let server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/echo", server.local_addr());
+        serve_echo(runtime, server);
+        let mut ws = client(runtime).connect(&url).await.unwrap();
+        ws.send_text("héllo").await.unwrap();
+        ws.send_binary(vec![0u8, 1, 2, 255]).await.unwrap();
+        let big: String = "x".repeat(200_000);
+        ws.send(big.clone()).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("héllo"));
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::binary(vec![0u8, 1, 2, 255])
+        );
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(big));
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+        let close = ws.closed().await;
+        assert!(close.was_clean, "{close:?}");
+        assert_eq!(close.code, CloseCode::NORMAL);
+        assert!(ws.next().await.is_none());
+    });
+}
+
+#[test]
+fn sink_and_stream_work_with_futures_combinators() {
+    on_both_runtimes(|runtime| async move {
+        let server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        serve_echo(runtime, server);
+        let mut ws = client(runtime).connect(&url).await.unwrap();
+        let mut outgoing = futures_util::stream::iter((0..100).map(|i| Ok(Message::text(i.to_string()))));
+        ws.send_all(&mut outgoing).await.unwrap();
+        let received: Vec<Message> = ws.by_ref().take(100).map(Result::unwrap).collect().await;
+        assert_eq!(received.len(), 100);
+        assert_eq!(received[99], Message::text("99"));
+        SinkExt::close(&mut ws).await.unwrap();
+        assert_eq!(ws.close_reason_code(), Some(CloseCode::NORMAL));
+    });
+}
+
+#[test]
+fn subprotocols_are_negotiated() {
+    on_both_runtimes(|runtime| async move {
+        let server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        serve_echo(runtime, server);
+        let ws = Client::new(
+            ClientConfig::default()
+                .runtime(runtime)
+                .protocols(["superchat", "Chat"]),
+        )
+        .connect(&url)
+        .await
+        .unwrap();
+        assert_eq!(ws.protocol(), Some("chat"));
+        let ws = client(runtime).connect(&url).await.unwrap();
+        assert_eq!(ws.protocol(), None);
+    });
+}
+
+#[test]
+fn rejections_reach_the_client_with_status_and_headers() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        spawn(runtime, async move {
+            while let Some(request) = server.next().await {
+                let origin_ok = request.origin() == Some("https://good.example");
+                if origin_ok {
+                    let _ = request.accept(None).await;
+                } else {
+                    request
+                        .reject_with_headers(403, Some("bad\r\norigin"), &[("X-Extra", "yes")])
+                        .await
+                        .unwrap();
+                }
+            }
+        });
+        let err = Client::new(ClientConfig::default().runtime(runtime).origin("https://evil.example"))
+            .connect(&url)
+            .await
+            .unwrap_err();
+        let Error::Handshake(HandshakeError::UnexpectedStatus { status, headers, .. }) = err else {
+            panic!("unexpected {err:?}");
+        };
+        assert_eq!(status, 403);
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header("X-WebSocket-Reject-Reason").as_deref(), Some("badorigin"));
+        assert_eq!(header("X-Extra").as_deref(), Some("yes"));
+        let ws = Client::new(ClientConfig::default().runtime(runtime).origin("https://good.example"))
+            .connect(&url)
+            .await;
+        assert!(ws.is_ok());
+    });
+}
+
+#[test]
+fn router_dispatches_by_path_and_protocol() {
+    on_both_runtimes(|runtime| async move {
+        let mut router = Router::new();
+        for (path, protocol, name) in [
+            ("/chat", Some("chat"), "chat"),
+            ("/chat", None, "chat-plain"),
+            ("/rooms/*", Some("*"), "rooms"),
+        ] {
+            router.mount(path, protocol, move |routed| async move {
+                if let Ok(mut ws) = routed.accept().await {
+                    let _ = ws.send_text(name).await;
+                    ws.closed().await;
+                }
+            });
+        }
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        let base = format!("ws://{}", server.local_addr());
+        spawn(runtime, async move {
+            while let Some(request) = server.next().await {
+                spawn(runtime, router.dispatch(request));
+            }
+        });
+        let first_message = |path: &'static str, protocols: Vec<&'static str>| {
+            let url = format!("{base}{path}");
+            async move {
+                let mut ws = Client::new(ClientConfig::default().runtime(runtime).protocols(protocols))
+                    .connect(&url)
+                    .await?;
+                let message = ws.next().await.unwrap().unwrap();
+                Ok::<_, Error>((message.as_text().unwrap().to_owned(), ws.protocol().map(str::to_owned)))
+            }
+        };
+        assert_eq!(
+            first_message("/chat", vec!["other", "chat"]).await.unwrap(),
+            ("chat".to_owned(), Some("chat".to_owned()))
+        );
+        assert_eq!(
+            first_message("/chat", vec![]).await.unwrap(),
+            ("chat-plain".to_owned(), None)
+        );
+        assert_eq!(
+            first_message("/rooms/7", vec!["anything"]).await.unwrap().0,
+            "rooms"
+        );
+        let err = first_message("/nowhere", vec![]).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Handshake(HandshakeError::UnexpectedStatus { status: 404, .. })),
+            "{err:?}"
+        );
+        let err = first_message("/chat", vec!["unknown"]).await.unwrap_err();
+        assert!(matches!(err, Error::Handshake(HandshakeError::UnexpectedStatus { status: 404, .. })));
+    });
+}
+
+#[test]
+fn senders_from_other_tasks_and_broadcast() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let client = client(runtime);
+            let connecting = client.connect(&url);
+            let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
+            let (ws, mut accepted) = futures_util::future::join(connecting, accepting).await;
+            spawn(runtime, async move {
+                // The server side only reads; its senders and the broadcast write through it.
+                while accepted.next().await.is_some() {}
+            });
+            clients.push(ws.unwrap());
+        }
+        // Wait until every accepted connection is registered.
+        while server.connection_count() < 3 {
+            sleep(runtime, Duration::from_millis(5)).await;
+        }
+        assert_eq!(server.broadcast_text("to everyone"), 3);
+        let senders = server.connections();
+        assert_eq!(senders.len(), 3);
+        for (i, sender) in senders.iter().enumerate() {
+            let sender = sender.clone();
+            spawn(runtime, async move {
+                sender.send_text(format!("private {i}")).await.unwrap();
+            });
+        }
+        for ws in &mut clients {
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("to everyone"));
+            let private = ws.next().await.unwrap().unwrap();
+            assert!(private.as_text().unwrap().starts_with("private "));
+        }
+    });
+}
+
+#[test]
+fn close_codes_and_reasons_reach_the_other_side() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        let (tx, rx) = futures_channel::oneshot::channel();
+        spawn(runtime, async move {
+            let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+            let mut events = Vec::new();
+            while let Some(event) = ws.next_event().await {
+                events.push(event);
+            }
+            let _ = tx.send(events);
+        });
+        let mut ws = client(runtime).connect(&url).await.unwrap();
+        ws.ping(&b"ping!"[..]).await.unwrap();
+        assert!(matches!(ws.next_event().await, Some(Event::Pong(p)) if &p[..] == b"ping!"));
+        ws.close(CloseCode::from(4321), Some("done here")).await.unwrap();
+        let close = ws.closed().await;
+        assert_eq!(close.code.as_u16(), 4321);
+        assert!(close.was_clean);
+        let events = rx.await.unwrap();
+        assert!(matches!(&events[0], Event::Ping(p) if &p[..] == b"ping!"));
+        let Some(Event::Closed(server_close)) = events.last() else { panic!("{events:?}") };
+        assert_eq!(server_close.code.as_u16(), 4321);
+        assert_eq!(server_close.description, "done here");
+        assert_eq!(server_close.initiator, CloseInitiator::Peer);
+        assert!(server_close.was_clean);
+    });
+}
+
+#[test]
+fn shutdown_closes_connections_with_1001_and_answers_new_requests_503() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        let addr = server.local_addr();
+        let url = format!("ws://{addr}/");
+        let client = client(runtime);
+        let connecting = client.connect(&url);
+        let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
+        let (ws, mut accepted) = futures_util::future::join(connecting, accepting).await;
+        spawn(runtime, async move { while accepted.next().await.is_some() {} });
+        let mut ws = ws.unwrap();
+        while server.connection_count() < 1 {
+            sleep(runtime, Duration::from_millis(5)).await;
+        }
+        // A handshake in flight when shutdown starts is answered 503.
+        let late = std::thread::spawn(move || {
+            let mut raw = raw_client(addr);
+            let (start, rest) = UPGRADE.split_at(20);
+            raw.write_all(start.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            raw.write_all(rest.as_bytes()).unwrap();
+            read_head(&mut raw)
+        });
+        // Let the server accept that socket and start reading its request.
+        let accepting = futures_util::future::select(
+            server.next(),
+            Box::pin(sleep(runtime, Duration::from_millis(100))),
+        )
+        .await;
+        assert!(matches!(accepting, futures_util::future::Either::Right(_)));
+        assert_eq!(server.pending_requests(), 1);
+        let shutting = async {
+            server.shut_down().await;
+            server.connection_count()
+        };
+        let reading = async {
+            let mut events = Vec::new();
+            while let Some(event) = ws.next_event().await {
+                events.push(event);
+            }
+            events
+        };
+        let (remaining, events) = futures_util::future::join(shutting, reading).await;
+        assert_eq!(remaining, 0);
+        let Some(Event::Closed(close)) = events.last() else { panic!("{events:?}") };
+        assert_eq!(close.code, CloseCode::GOING_AWAY);
+        assert!(close.was_clean);
+        let head = blocking::unblock(move || late.join().unwrap()).await;
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    });
+}
+
+#[test]
+fn slow_handshakes_are_dropped_without_affecting_others() {
+    on_both_runtimes(|runtime| async move {
+        let server = echo_server(
+            runtime,
+            ServerConfig::default().handshake_timeout(Duration::from_millis(300)),
+        )
+        .await;
+        let addr = server.local_addr();
+        serve_echo(runtime, server);
+        // Slowloris: one byte at a time, never finishing the head.
+        let slow = blocking::unblock(move || {
+            let mut raw = raw_client(addr);
+            let started = std::time::Instant::now();
+            for byte in UPGRADE.as_bytes().iter().take(30) {
+                if raw.write_all(&[*byte]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let answer = read_to_end(&mut raw);
+            (started.elapsed(), String::from_utf8_lossy(&answer).into_owned())
+        });
+        // Meanwhile a normal client is served.
+        let mut ws = client(runtime).connect(&format!("ws://{addr}/")).await.unwrap();
+        ws.send_text("fast").await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("fast"));
+        let (elapsed, answer) = slow.await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    });
+}
+
+#[test]
+fn garbage_instead_of_http_is_answered_400() {
+    on_both_runtimes(|runtime| async move {
+        let server = echo_server(runtime, ServerConfig::default()).await;
+        let addr = server.local_addr();
+        serve_echo(runtime, server);
+        let answer = blocking::unblock(move || {
+            let mut raw = raw_client(addr);
+            raw.write_all(b"\x16\x03\x01\x02\x00garbage that is not HTTP\r\n\r\n").unwrap();
+            String::from_utf8_lossy(&read_to_end(&mut raw)).into_owned()
+        })
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    });
+}
+
+#[test]
+fn frames_sent_right_after_the_101_are_not_lost() {
+    on_both_runtimes(|runtime| async move {
+        // A hand-written server that sends its 101 and a text frame in one write.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") {
+                socket.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8(head).unwrap();
+            let key = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let mut answer = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                wsflow::handshake::accept_key(&key)
+            )
+            .into_bytes();
+            answer.extend_from_slice(&[0x81, 0x05]);
+            answer.extend_from_slice(b"early");
+            socket.write_all(&answer).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+        });
+        let mut ws = client(runtime).connect(&format!("ws://{addr}/")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("early"));
+        blocking::unblock(move || server.join().unwrap()).await;
+    });
+}
+
+#[test]
+fn remote_address_honours_x_forwarded_for_unless_ignored() {
+    on_both_runtimes(|runtime| async move {
+        for ignore in [false, true] {
+            let mut server = echo_server(
+                runtime,
+                ServerConfig::default().ignore_x_forwarded_for(ignore),
+            )
+            .await;
+            let addr = server.local_addr();
+            let url = format!("ws://{addr}/");
+            let client = Client::new(
+                ClientConfig::default()
+                    .runtime(runtime)
+                    .header("X-Forwarded-For", "203.0.113.7, 10.0.0.1"),
+            );
+            let connecting = client.connect(&url);
+            let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
+            let (ws, accepted) = futures_util::future::join(connecting, accepting).await;
+            let _ws = ws.unwrap();
+            if ignore {
+                assert_eq!(accepted.remote_address(), Some("127.0.0.1"));
+                assert_eq!(accepted.remote_addresses(), ["127.0.0.1"]);
+            } else {
+                assert_eq!(accepted.remote_address(), Some("203.0.113.7"));
+                assert_eq!(accepted.remote_addresses(), ["203.0.113.7", "10.0.0.1", "127.0.0.1"]);
+            }
+            assert_eq!(accepted.peer_addr().unwrap().ip().to_string(), "127.0.0.1");
+        }
+    });
+}
+
+#[test]
+fn keepalive_drops_a_peer_that_went_silent() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(
+            runtime,
+            ServerConfig::default().connection(
+                Config::server()
+                    .keepalive_interval(Duration::from_millis(200))
+                    .keepalive_grace_period(Duration::from_millis(200)),
+            ),
+        )
+        .await;
+        let addr = server.local_addr();
+        // Completes the handshake, then never reads or answers again (but keeps the socket).
+        let silent = std::thread::spawn(move || {
+            let mut raw = raw_client(addr);
+            raw.write_all(UPGRADE.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+            drop(raw);
+        });
+        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+        let started = std::time::Instant::now();
+        let close = ws.closed().await;
+        assert_eq!(close.code, CloseCode::ABNORMAL);
+        assert_eq!(close.description, "Peer not responding.");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        blocking::unblock(move || silent.join().unwrap()).await;
+    });
+}
+
+#[test]
+fn close_frees_the_socket_after_the_timeout_when_the_peer_never_answers() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(
+            runtime,
+            ServerConfig::default().connection(Config::server().close_timeout(Duration::from_millis(300))),
+        )
+        .await;
+        let addr = server.local_addr();
+        let silent = std::thread::spawn(move || {
+            let mut raw = raw_client(addr);
+            raw.write_all(UPGRADE.as_bytes()).unwrap();
+            let _ = read_head(&mut raw);
+            // Reads the close frame, never answers; sees end of file once the server gives up.
+            let rest = read_to_end(&mut raw);
+            assert_eq!(&rest[..2], &[0x88, 0x02]);
+        });
+        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+        ws.close(CloseCode::GOING_AWAY, Some("")).await.unwrap();
+        let close = ws.closed().await;
+        assert_eq!(close.code, CloseCode::ABNORMAL);
+        assert!(!close.was_clean);
+        blocking::unblock(move || silent.join().unwrap()).await;
+    });
+}
+
+#[test]
+fn many_concurrent_connections() {
+    on_both_runtimes(|runtime| async move {
+        let server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        serve_echo(runtime, server);
+        let tasks = (0..200).map(|i| {
+            let url = url.clone();
+            async move {
+                let mut ws = client(runtime).connect(&url).await.unwrap();
+                for j in 0..10 {
+                    ws.queue(format!("{i}-{j}")).unwrap();
+                }
+                ws.flush().await.unwrap();
+                for j in 0..10 {
+                    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("{i}-{j}")));
+                }
+                ws.close(CloseCode::NORMAL, None).await.unwrap();
+                assert!(ws.closed().await.was_clean);
+            }
+        });
+        futures_util::future::join_all(tasks).await;
+    });
+}
+
+#[test]
+fn oversized_messages_close_with_1009() {
+    on_both_runtimes(|runtime| async move {
+        let server = echo_server(
+            runtime,
+            ServerConfig::default().max_received_message_size(1000),
+        )
+        .await;
+        let url = format!("ws://{}/", server.local_addr());
+        serve_echo(runtime, server);
+        let mut ws = client(runtime).connect(&url).await.unwrap();
+        ws.send_binary(vec![0u8; 2000]).await.unwrap();
+        let close = ws.closed().await;
+        assert_eq!(close.code, CloseCode::MESSAGE_TOO_BIG);
+        assert_eq!(close.initiator, CloseInitiator::Peer);
+    });
+}

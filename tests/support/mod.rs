@@ -1,0 +1,99 @@
+//! Helpers shared by the end-to-end tests: run a test body on both runtimes, raw sockets.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use wsflow::Runtime;
+
+/// Runs `test` once on tokio (multi-threaded) and once on async-io (async-std / smol), each
+/// with a time limit so a hang fails instead of blocking the suite.
+pub fn on_both_runtimes<F, Fut>(test: F)
+where
+    F: Fn(Runtime) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), test(Runtime::Tokio))
+                .await
+                .expect("test timed out on tokio");
+        });
+    let executor = std::sync::Arc::new(async_executor::Executor::new());
+    EXECUTOR.with(|cell| *cell.borrow_mut() = Some(executor.clone()));
+    let body = test(Runtime::AsyncStd);
+    async_io::block_on(executor.run(async move {
+        let timeout = async {
+            async_io::Timer::after(Duration::from_secs(60)).await;
+            panic!("test timed out on async-std");
+        };
+        futures_util::future::select(Box::pin(body), Box::pin(timeout)).await;
+    }));
+    EXECUTOR.with(|cell| *cell.borrow_mut() = None);
+}
+
+thread_local! {
+    static EXECUTOR: std::cell::RefCell<Option<std::sync::Arc<async_executor::Executor<'static>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Spawns a task on the runtime the current test runs on.
+pub fn spawn<F: Future<Output = ()> + Send + 'static>(runtime: Runtime, task: F) {
+    match runtime {
+        Runtime::AsyncStd => EXECUTOR.with(|cell| {
+            cell.borrow()
+                .as_ref()
+                .expect("no async-std executor")
+                .spawn(task)
+                .detach();
+        }),
+        _ => {
+            tokio::spawn(task);
+        }
+    }
+}
+
+/// Sleeps on the runtime the test runs on.
+pub async fn sleep(runtime: Runtime, duration: Duration) {
+    match runtime {
+        Runtime::AsyncStd => {
+            async_io::Timer::after(duration).await;
+        }
+        _ => tokio::time::sleep(duration).await,
+    }
+}
+
+/// A blocking raw TCP client for sending hand-made bytes.
+pub fn raw_client(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+}
+
+pub const UPGRADE: &str = "GET /chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// Reads until the end of an HTTP head and returns it.
+pub fn read_head(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Reads until end of file.
+pub fn read_to_end(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    rest
+}
