@@ -51,23 +51,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncIoStream<T> {
     }
 
     /// Reads into the spare capacity of `buf` and returns the number of bytes appended; 0
-    /// means end of file. futures-io reads need initialised memory, so the spare capacity is
-    /// zeroed first.
+    /// means end of file.
     pub fn poll_read_buf(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        let start = buf.len();
-        let spare = (buf.capacity() - start).max(1024);
-        buf.resize(start + spare, 0);
-        let result = Pin::new(&mut self.0).poll_read(cx, &mut buf[start..]);
-        let read = match &result {
-            Poll::Ready(Ok(n)) => *n,
-            _ => 0,
-        };
-        buf.truncate(start + read);
-        result
+        read_buf(Pin::new(&mut self.0), cx, buf)
     }
 
     /// Writes several slices with one vectored write where the stream supports it.
@@ -87,6 +77,73 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncIoStream<T> {
     /// Shuts the write half down (sends FIN on TCP).
     pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+/// The most bytes one read may take: futures-io reads need initialised memory, so this much
+/// of the spare capacity is zeroed before each read.
+const MAX_READ: usize = 64 * 1024;
+
+fn read_buf<T: AsyncRead>(
+    io: Pin<&mut T>,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let start = buf.len();
+    let room = (buf.capacity() - start).clamp(1024, MAX_READ);
+    buf.resize(start + room, 0);
+    let result = io.poll_read(cx, &mut buf[start..]);
+    let read = match &result {
+        Poll::Ready(Ok(n)) => *n,
+        _ => 0,
+    };
+    buf.truncate(start + read);
+    result
+}
+
+/// A TCP stream. Unlike a generic futures-io stream (whose `poll_close` only flushes an
+/// `Async<TcpStream>`), shutting it down sends FIN.
+#[derive(Debug)]
+pub struct AsyncIoTcpStream(Async<TcpStream>);
+
+impl AsyncIoTcpStream {
+    /// Wraps a connected socket.
+    pub fn new(stream: Async<TcpStream>) -> Self {
+        Self(stream)
+    }
+
+    /// The socket.
+    pub fn get_ref(&self) -> &Async<TcpStream> {
+        &self.0
+    }
+
+    /// Reads into the spare capacity of `buf` and returns the number of bytes appended; 0
+    /// means end of file.
+    pub fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        read_buf(Pin::new(&mut self.0), cx, buf)
+    }
+
+    /// Writes several slices with one `writev`.
+    pub fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    /// Nothing to flush on a TCP socket.
+    pub fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Shuts the write half down (sends FIN).
+    pub fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.0.get_ref().shutdown(std::net::Shutdown::Write))
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
-use wsflow_async_std::{AsyncIoListener, AsyncIoStream, AsyncIoTimer};
+use wsflow_async_std::{AsyncIoListener, AsyncIoStream, AsyncIoTcpStream, AsyncIoTimer};
 
 use crate::runtime::{Listener, Timer, Transport};
 
@@ -35,6 +35,29 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for AsyncIoStream<T> {
     }
 }
 
+impl Transport for AsyncIoTcpStream {
+    fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        AsyncIoTcpStream::poll_read_buf(self, cx, buf)
+    }
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        AsyncIoTcpStream::poll_write_vectored(self, cx, bufs)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncIoTcpStream::poll_flush(self, cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncIoTcpStream::poll_shutdown(self, cx)
+    }
+}
+
 impl Timer for AsyncIoTimer {
     fn reset(&mut self, deadline: Instant) {
         AsyncIoTimer::reset(self, deadline);
@@ -58,7 +81,7 @@ impl Listener for Tcp {
             let (stream, addr) = accepted?;
             stream.get_ref().set_nodelay(self.nodelay)?;
             Ok((
-                Box::new(AsyncIoStream::new(stream)) as Box<dyn Transport>,
+                Box::new(AsyncIoTcpStream::new(stream)) as Box<dyn Transport>,
                 addr,
             ))
         })
@@ -92,7 +115,7 @@ pub(crate) async fn connect(
 ) -> io::Result<(Box<dyn Transport>, Option<SocketAddr>)> {
     let stream = wsflow_async_std::connect(host, port, nodelay).await?;
     let peer = stream.get_ref().peer_addr().ok();
-    Ok((Box::new(AsyncIoStream::new(stream)), peer))
+    Ok((Box::new(AsyncIoTcpStream::new(stream)), peer))
 }
 
 /// Wraps any futures-io byte stream (for example an async-std or smol TLS stream).
