@@ -362,3 +362,322 @@ impl Drop for Driver {
         self.shared.wake_waiters();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The driver over a scripted transport: reads arrive in arbitrary pieces with `Pending`
+    //! in between, writes accept a few bytes at a time or return `Pending`. Run on both
+    //! runtimes (their timers drive the close timeout).
+
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::BytesMut;
+    use wsflow_codec::{Frame, OpCode};
+    use wsflow_core::{Config, Negotiated, Role};
+
+    use super::*;
+    use crate::websocket::{PeerInfo, WebSocket};
+
+    enum Step {
+        Data(Vec<u8>),
+        Pending,
+        Eof,
+        Fail(io::ErrorKind),
+    }
+
+    #[derive(Default)]
+    struct Written {
+        bytes: Vec<u8>,
+        write_calls: usize,
+        shutdown: bool,
+    }
+
+    /// Reads follow the script; each write takes at most `max_write` bytes and every other
+    /// write call returns `Pending` first. `Pending` wakes the task at once, as a socket that
+    /// becomes ready soon would.
+    struct Scripted {
+        reads: VecDeque<Step>,
+        max_write: usize,
+        write_toggle: bool,
+        written: Arc<Mutex<Written>>,
+    }
+
+    impl Transport for Scripted {
+        fn poll_read_buf(
+            &mut self,
+            cx: &mut Context<'_>,
+            buf: &mut BytesMut,
+        ) -> Poll<io::Result<usize>> {
+            match self.reads.pop_front() {
+                Some(Step::Data(mut data)) => {
+                    let room = buf.capacity() - buf.len();
+                    if data.len() > room {
+                        // Deliver what fits; the rest stays for the next read.
+                        let rest = data.split_off(room);
+                        self.reads.push_front(Step::Data(rest));
+                    }
+                    buf.extend_from_slice(&data);
+                    Poll::Ready(Ok(data.len()))
+                }
+                Some(Step::Pending) => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Some(Step::Fail(kind)) => Poll::Ready(Err(kind.into())),
+                Some(Step::Eof) | None => Poll::Ready(Ok(0)),
+            }
+        }
+
+        fn poll_write_vectored(
+            &mut self,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.write_toggle = !self.write_toggle;
+            if self.write_toggle {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let mut written = self.written.lock().unwrap();
+            written.write_calls += 1;
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(self.max_write - n);
+                written.bytes.extend_from_slice(&buf[..take]);
+                n += take;
+                if n == self.max_write {
+                    break;
+                }
+            }
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.written.lock().unwrap().shutdown = true;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn client_frame(frame: Frame) -> Vec<u8> {
+        let mut wire = BytesMut::new();
+        frame.with_mask(Some([9, 8, 7, 6])).encode(&mut wire);
+        wire.to_vec()
+    }
+
+    /// The client's bytes, cut into pieces of 1 to 7 bytes with `Pending` between them.
+    fn script(wire: &[u8], tail: Step) -> VecDeque<Step> {
+        let mut steps = VecDeque::new();
+        let mut at = 0;
+        let mut size = 1;
+        while at < wire.len() {
+            let end = (at + size).min(wire.len());
+            steps.push_back(Step::Data(wire[at..end].to_vec()));
+            steps.push_back(Step::Pending);
+            at = end;
+            size = size % 7 + 1;
+        }
+        steps.push_back(tail);
+        steps
+    }
+
+    fn server(
+        reads: VecDeque<Step>,
+        runtime: Runtime,
+        config: Config,
+    ) -> (WebSocket, Arc<Mutex<Written>>) {
+        let written = Arc::new(Mutex::new(Written::default()));
+        let transport = Scripted {
+            reads,
+            max_write: 3,
+            write_toggle: false,
+            written: written.clone(),
+        };
+        let conn = Connection::new(
+            Role::Server,
+            config,
+            Negotiated::new(),
+            BytesMut::new(),
+            Instant::now(),
+        );
+        let info = PeerInfo::direct(None, &conn);
+        (
+            WebSocket::new(conn, Box::new(transport), runtime, info, None),
+            written,
+        )
+    }
+
+    fn decode_server_output(bytes: &[u8]) -> Vec<Frame> {
+        let mut decoder = wsflow_codec::FrameDecoder::new(Role::Client);
+        let mut buf = BytesMut::from(bytes);
+        std::iter::from_fn(|| decoder.decode(&mut buf).unwrap()).collect()
+    }
+
+    async fn echo_scenario(runtime: Runtime) {
+        let mut wire = Vec::new();
+        wire.extend(client_frame(
+            Frame::new(OpCode::Text, "κόσμε").with_fin(false),
+        ));
+        wire.extend(client_frame(Frame::new(OpCode::Ping, "p")));
+        wire.extend(client_frame(Frame::new(OpCode::Continuation, " world")));
+        wire.extend(client_frame(Frame::new(OpCode::Binary, vec![7u8; 300])));
+        wire.extend(client_frame(
+            Frame::close(CloseCode::NORMAL, "bye").unwrap(),
+        ));
+        let (mut ws, written) = server(script(&wire, Step::Eof), runtime, Config::server());
+        let mut events = Vec::new();
+        while let Some(event) = ws.next_event().await {
+            if let Event::Message(message) = &event {
+                ws.queue(message.clone()).unwrap();
+            }
+            events.push(event);
+        }
+        assert!(matches!(&events[0], Event::Ping(_)));
+        assert_eq!(
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Message(m) => Some(m.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            [
+                Message::text("κόσμε world"),
+                Message::binary(vec![7u8; 300])
+            ]
+        );
+        let Some(Event::Closed(close)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert!(close.was_clean);
+        assert_eq!(close.code, CloseCode::NORMAL);
+        let written = written.lock().unwrap();
+        let frames = decode_server_output(&written.bytes);
+        let kinds: Vec<OpCode> = frames.iter().map(|f| f.opcode).collect();
+        assert_eq!(
+            kinds,
+            [OpCode::Pong, OpCode::Text, OpCode::Binary, OpCode::Close]
+        );
+        assert_eq!(&frames[1].payload[..], "κόσμε world".as_bytes());
+        assert_eq!(frames[3].close_status(), Some(CloseCode::NORMAL));
+        assert!(written.shutdown);
+        // Three bytes per write call: many calls, every byte in order.
+        assert!(written.write_calls > written.bytes.len() / 3);
+    }
+
+    async fn read_error_scenario(runtime: Runtime) {
+        let mut steps = script(
+            &client_frame(Frame::new(OpCode::Text, "partial message")),
+            Step::Eof,
+        );
+        steps.truncate(6);
+        steps.push_back(Step::Fail(io::ErrorKind::ConnectionReset));
+        let (mut ws, _) = server(steps, runtime, Config::server());
+        let mut events = Vec::new();
+        while let Some(event) = ws.next_event().await {
+            events.push(event);
+        }
+        assert!(
+            matches!(&events[0], Event::Error(wsflow_core::Error::Transport(_))),
+            "{events:?}"
+        );
+        let Some(Event::Closed(close)) = events.last() else {
+            panic!()
+        };
+        assert_eq!(close.code, CloseCode::ABNORMAL);
+    }
+
+    async fn close_timeout_scenario(runtime: Runtime) {
+        // The peer never answers the close and never closes: the timer ends it.
+        let mut steps: VecDeque<Step> = VecDeque::new();
+        for _ in 0..4 {
+            steps.push_back(Step::Pending);
+        }
+        let written = Arc::new(Mutex::new(Written::default()));
+        let transport = SilentAfter {
+            inner: Scripted {
+                reads: steps,
+                max_write: 64,
+                write_toggle: false,
+                written: written.clone(),
+            },
+        };
+        let config = Config::server().close_timeout(std::time::Duration::from_millis(50));
+        let conn = Connection::new(
+            Role::Server,
+            config,
+            Negotiated::new(),
+            BytesMut::new(),
+            Instant::now(),
+        );
+        let info = PeerInfo::direct(None, &conn);
+        let mut ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
+        ws.close(CloseCode::GOING_AWAY, None).await.unwrap();
+        let close = ws.closed().await;
+        assert_eq!(close.code, CloseCode::ABNORMAL);
+        assert!(!close.was_clean);
+        let frames = decode_server_output(&written.lock().unwrap().bytes);
+        assert_eq!(frames[0].close_status(), Some(CloseCode::GOING_AWAY));
+    }
+
+    /// Pending forever once its script is used up, without waking: only the timer can end it.
+    struct SilentAfter {
+        inner: Scripted,
+    }
+
+    impl Transport for SilentAfter {
+        fn poll_read_buf(
+            &mut self,
+            cx: &mut Context<'_>,
+            buf: &mut BytesMut,
+        ) -> Poll<io::Result<usize>> {
+            if self.inner.reads.is_empty() {
+                return Poll::Pending;
+            }
+            self.inner.poll_read_buf(cx, buf)
+        }
+        fn poll_write_vectored(
+            &mut self,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.inner.poll_write_vectored(cx, bufs)
+        }
+        fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.inner.poll_flush(cx)
+        }
+        fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.inner.poll_shutdown(cx)
+        }
+    }
+
+    fn on_both_runtimes<F: std::future::Future<Output = ()>>(make: impl Fn(Runtime) -> F) {
+        #[cfg(feature = "tokio")]
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(make(Runtime::Tokio));
+        #[cfg(feature = "async-std")]
+        async_io::block_on(make(Runtime::AsyncStd));
+    }
+
+    #[test]
+    fn echoes_through_partial_reads_pending_and_short_writes() {
+        on_both_runtimes(echo_scenario);
+    }
+
+    #[test]
+    fn a_read_error_mid_message_is_reported_then_closes_1006() {
+        on_both_runtimes(read_error_scenario);
+    }
+
+    #[test]
+    fn the_close_timeout_ends_a_silent_peer() {
+        on_both_runtimes(close_timeout_scenario);
+    }
+}
