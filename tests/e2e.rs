@@ -16,34 +16,11 @@ use wsflow::{
 };
 
 async fn echo_server(runtime: Runtime, config: ServerConfig) -> Server {
-    Server::bind("127.0.0.1:0", config.runtime(runtime)).await.unwrap()
+    Server::bind("127.0.0.1:0", config.runtime(runtime))
+        .await
+        .unwrap()
 }
 
-/// Accepts every request (with `chat` if offered) and echoes, on the test's runtime.
-fn serve_echo(runtime: Runtime, mut server: Server) {
-    spawn(runtime, async move {
-        while let Some(request) = server.next().await {
-            let protocol = request
-                .requested_protocols()
-                .iter()
-                .any(|p| p == "chat")
-                .then_some("chat");
-            spawn(runtime, async move {
-                let Ok(mut ws) = request.accept(protocol).await else { return };
-                // Read to the end, past an error, so the close handshake completes.
-                while let Some(received) = ws.next().await {
-                    if let Ok(message) = received {
-                        let _ = ws.queue(message);
-                    }
-                }
-            });
-        }
-    });
-}
-
-fn client(runtime: Runtime) -> Client {
-    Client::new(ClientConfig::default().runtime(runtime))
-}
 
 #[test]
 fn messages_echo_both_ways_with_their_types() {
@@ -77,7 +54,8 @@ fn sink_and_stream_work_with_futures_combinators() {
         let url = format!("ws://{}/", server.local_addr());
         serve_echo(runtime, server);
         let mut ws = client(runtime).connect(&url).await.unwrap();
-        let mut outgoing = futures_util::stream::iter((0..100).map(|i| Ok(Message::text(i.to_string()))));
+        let mut outgoing =
+            futures_util::stream::iter((0..100).map(|i| Ok(Message::text(i.to_string()))));
         ws.send_all(&mut outgoing).await.unwrap();
         let received: Vec<Message> = ws.by_ref().take(100).map(Result::unwrap).collect().await;
         assert_eq!(received.len(), 100);
@@ -125,11 +103,18 @@ fn rejections_reach_the_client_with_status_and_headers() {
                 }
             }
         });
-        let err = Client::new(ClientConfig::default().runtime(runtime).origin("https://evil.example"))
-            .connect(&url)
-            .await
-            .unwrap_err();
-        let Error::Handshake(HandshakeError::UnexpectedStatus { status, headers, .. }) = err else {
+        let err = Client::new(
+            ClientConfig::default()
+                .runtime(runtime)
+                .origin("https://evil.example"),
+        )
+        .connect(&url)
+        .await
+        .unwrap_err();
+        let Error::Handshake(HandshakeError::UnexpectedStatus {
+            status, headers, ..
+        }) = err
+        else {
             panic!("unexpected {err:?}");
         };
         assert_eq!(status, 403);
@@ -139,11 +124,18 @@ fn rejections_reach_the_client_with_status_and_headers() {
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.clone())
         };
-        assert_eq!(header("X-WebSocket-Reject-Reason").as_deref(), Some("badorigin"));
+        assert_eq!(
+            header("X-WebSocket-Reject-Reason").as_deref(),
+            Some("badorigin")
+        );
         assert_eq!(header("X-Extra").as_deref(), Some("yes"));
-        let ws = Client::new(ClientConfig::default().runtime(runtime).origin("https://good.example"))
-            .connect(&url)
-            .await;
+        let ws = Client::new(
+            ClientConfig::default()
+                .runtime(runtime)
+                .origin("https://good.example"),
+        )
+        .connect(&url)
+        .await;
         assert!(ws.is_ok());
     });
 }
@@ -174,11 +166,18 @@ fn router_dispatches_by_path_and_protocol() {
         let first_message = |path: &'static str, protocols: Vec<&'static str>| {
             let url = format!("{base}{path}");
             async move {
-                let mut ws = Client::new(ClientConfig::default().runtime(runtime).protocols(protocols))
-                    .connect(&url)
-                    .await?;
+                let mut ws = Client::new(
+                    ClientConfig::default()
+                        .runtime(runtime)
+                        .protocols(protocols),
+                )
+                .connect(&url)
+                .await?;
                 let message = ws.next().await.unwrap().unwrap();
-                Ok::<_, Error>((message.as_text().unwrap().to_owned(), ws.protocol().map(str::to_owned)))
+                Ok::<_, Error>((
+                    message.as_text().unwrap().to_owned(),
+                    ws.protocol().map(str::to_owned),
+                ))
             }
         };
         assert_eq!(
@@ -195,11 +194,17 @@ fn router_dispatches_by_path_and_protocol() {
         );
         let err = first_message("/nowhere", vec![]).await.unwrap_err();
         assert!(
-            matches!(err, Error::Handshake(HandshakeError::UnexpectedStatus { status: 404, .. })),
+            matches!(
+                err,
+                Error::Handshake(HandshakeError::UnexpectedStatus { status: 404, .. })
+            ),
             "{err:?}"
         );
         let err = first_message("/chat", vec!["unknown"]).await.unwrap_err();
-        assert!(matches!(err, Error::Handshake(HandshakeError::UnexpectedStatus { status: 404, .. })));
+        assert!(matches!(
+            err,
+            Error::Handshake(HandshakeError::UnexpectedStatus { status: 404, .. })
+        ));
     });
 }
 
@@ -234,7 +239,10 @@ fn senders_from_other_tasks_and_broadcast() {
             });
         }
         for ws in &mut clients {
-            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("to everyone"));
+            assert_eq!(
+                ws.next().await.unwrap().unwrap(),
+                Message::text("to everyone")
+            );
             let private = ws.next().await.unwrap().unwrap();
             assert!(private.as_text().unwrap().starts_with("private "));
         }
@@ -258,13 +266,17 @@ fn close_codes_and_reasons_reach_the_other_side() {
         let mut ws = client(runtime).connect(&url).await.unwrap();
         ws.ping(&b"ping!"[..]).await.unwrap();
         assert!(matches!(ws.next_event().await, Some(Event::Pong(p)) if &p[..] == b"ping!"));
-        ws.close(CloseCode::from(4321), Some("done here")).await.unwrap();
+        ws.close(CloseCode::from(4321), Some("done here"))
+            .await
+            .unwrap();
         let close = ws.closed().await;
         assert_eq!(close.code.as_u16(), 4321);
         assert!(close.was_clean);
         let events = rx.await.unwrap();
         assert!(matches!(&events[0], Event::Ping(p) if &p[..] == b"ping!"));
-        let Some(Event::Closed(server_close)) = events.last() else { panic!("{events:?}") };
+        let Some(Event::Closed(server_close)) = events.last() else {
+            panic!("{events:?}")
+        };
         assert_eq!(server_close.code.as_u16(), 4321);
         assert_eq!(server_close.description, "done here");
         assert_eq!(server_close.initiator, CloseInitiator::Peer);
@@ -282,7 +294,10 @@ fn shutdown_closes_connections_with_1001_and_answers_new_requests_503() {
         let connecting = client.connect(&url);
         let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
         let (ws, mut accepted) = futures_util::future::join(connecting, accepting).await;
-        spawn(runtime, async move { while accepted.next().await.is_some() {} });
+        spawn(
+            runtime,
+            async move { while accepted.next().await.is_some() {} },
+        );
         let mut ws = ws.unwrap();
         while server.connection_count() < 1 {
             sleep(runtime, Duration::from_millis(5)).await;
@@ -317,7 +332,9 @@ fn shutdown_closes_connections_with_1001_and_answers_new_requests_503() {
         };
         let (remaining, events) = futures_util::future::join(shutting, reading).await;
         assert_eq!(remaining, 0);
-        let Some(Event::Closed(close)) = events.last() else { panic!("{events:?}") };
+        let Some(Event::Closed(close)) = events.last() else {
+            panic!("{events:?}")
+        };
         assert_eq!(close.code, CloseCode::GOING_AWAY);
         assert!(close.was_clean);
         let head = blocking::unblock(move || late.join().unwrap()).await;
@@ -346,10 +363,16 @@ fn slow_handshakes_are_dropped_without_affecting_others() {
                 std::thread::sleep(Duration::from_millis(50));
             }
             let answer = read_to_end(&mut raw);
-            (started.elapsed(), String::from_utf8_lossy(&answer).into_owned())
+            (
+                started.elapsed(),
+                String::from_utf8_lossy(&answer).into_owned(),
+            )
         });
         // Meanwhile a normal client is served.
-        let mut ws = client(runtime).connect(&format!("ws://{addr}/")).await.unwrap();
+        let mut ws = client(runtime)
+            .connect(&format!("ws://{addr}/"))
+            .await
+            .unwrap();
         ws.send_text("fast").await.unwrap();
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("fast"));
         let (elapsed, answer) = slow.await;
@@ -366,7 +389,8 @@ fn garbage_instead_of_http_is_answered_400() {
         serve_echo(runtime, server);
         let answer = blocking::unblock(move || {
             let mut raw = raw_client(addr);
-            raw.write_all(b"\x16\x03\x01\x02\x00garbage that is not HTTP\r\n\r\n").unwrap();
+            raw.write_all(b"\x16\x03\x01\x02\x00garbage that is not HTTP\r\n\r\n")
+                .unwrap();
             String::from_utf8_lossy(&read_to_end(&mut raw)).into_owned()
         })
         .await;
@@ -405,7 +429,10 @@ fn frames_sent_right_after_the_101_are_not_lost() {
             socket.write_all(&answer).unwrap();
             std::thread::sleep(Duration::from_millis(500));
         });
-        let mut ws = client(runtime).connect(&format!("ws://{addr}/")).await.unwrap();
+        let mut ws = client(runtime)
+            .connect(&format!("ws://{addr}/"))
+            .await
+            .unwrap();
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("early"));
         blocking::unblock(move || server.join().unwrap()).await;
     });
@@ -436,7 +463,10 @@ fn remote_address_honours_x_forwarded_for_unless_ignored() {
                 assert_eq!(accepted.remote_addresses(), ["127.0.0.1"]);
             } else {
                 assert_eq!(accepted.remote_address(), Some("203.0.113.7"));
-                assert_eq!(accepted.remote_addresses(), ["203.0.113.7", "10.0.0.1", "127.0.0.1"]);
+                assert_eq!(
+                    accepted.remote_addresses(),
+                    ["203.0.113.7", "10.0.0.1", "127.0.0.1"]
+                );
             }
             assert_eq!(accepted.peer_addr().unwrap().ip().to_string(), "127.0.0.1");
         }
@@ -478,7 +508,8 @@ fn close_frees_the_socket_after_the_timeout_when_the_peer_never_answers() {
     on_both_runtimes(|runtime| async move {
         let mut server = echo_server(
             runtime,
-            ServerConfig::default().connection(Config::server().close_timeout(Duration::from_millis(300))),
+            ServerConfig::default()
+                .connection(Config::server().close_timeout(Duration::from_millis(300))),
         )
         .await;
         let addr = server.local_addr();
@@ -514,7 +545,10 @@ fn many_concurrent_connections() {
                 }
                 ws.flush().await.unwrap();
                 for j in 0..10 {
-                    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("{i}-{j}")));
+                    assert_eq!(
+                        ws.next().await.unwrap().unwrap(),
+                        Message::text(format!("{i}-{j}"))
+                    );
                 }
                 ws.close(CloseCode::NORMAL, None).await.unwrap();
                 assert!(ws.closed().await.was_clean);

@@ -1,10 +1,17 @@
 //! Helpers shared by the end-to-end tests: run a test body on both runtimes, raw sockets.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::future::Future;
 use std::time::Duration;
 
-use wsflow::Runtime;
+use futures_util::StreamExt;
+use wsflow::{Client, ClientConfig, Runtime, Server};
 
 /// Runs `test` once on tokio (multi-threaded) and once on async-io (async-std / smol), each
 /// with a time limit so a hang fails instead of blocking the suite.
@@ -70,7 +77,9 @@ pub async fn sleep(runtime: Runtime, duration: Duration) {
 /// A blocking raw TCP client for sending hand-made bytes.
 pub fn raw_client(addr: std::net::SocketAddr) -> std::net::TcpStream {
     let stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     stream
 }
 
@@ -96,4 +105,32 @@ pub fn read_to_end(stream: &mut std::net::TcpStream) -> Vec<u8> {
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest);
     rest
+}
+
+/// Accepts every request (with `chat` if offered) and echoes, on the test's runtime.
+pub fn serve_echo(runtime: Runtime, mut server: Server) {
+    spawn(runtime, async move {
+        while let Some(request) = server.next().await {
+            let protocol = request
+                .requested_protocols()
+                .iter()
+                .any(|p| p == "chat")
+                .then_some("chat");
+            spawn(runtime, async move {
+                let Ok(mut ws) = request.accept(protocol).await else {
+                    return;
+                };
+                // Read to the end, past an error, so the close handshake completes.
+                while let Some(received) = ws.next().await {
+                    if let Ok(message) = received {
+                        let _ = ws.queue(message);
+                    }
+                }
+            });
+        }
+    });
+}
+
+pub fn client(runtime: Runtime) -> Client {
+    Client::new(ClientConfig::default().runtime(runtime))
 }
