@@ -21,7 +21,6 @@ async fn echo_server(runtime: Runtime, config: ServerConfig) -> Server {
         .unwrap()
 }
 
-
 #[test]
 fn messages_echo_both_ways_with_their_types() {
     on_both_runtimes(|runtime| async move {

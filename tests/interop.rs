@@ -27,7 +27,9 @@ fn interop_dir() -> PathBuf {
 fn python() -> PathBuf {
     std::env::var_os("WSFLOW_INTEROP_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python"))
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python")
+        })
 }
 
 fn peer_command(peer: &str) -> Command {
@@ -181,7 +183,9 @@ async fn our_client_against(runtime: Runtime, url: &str) {
         ws.send(message.clone()).await.unwrap();
         assert_eq!(ws.next().await.unwrap().unwrap(), message);
     }
-    ws.close(CloseCode::from(4000), Some("interop done")).await.unwrap();
+    ws.close(CloseCode::from(4000), Some("interop done"))
+        .await
+        .unwrap();
     let close = ws.closed().await;
     assert!(close.was_clean, "{close:?}");
     assert_eq!(close.code.as_u16(), 4000);

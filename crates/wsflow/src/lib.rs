@@ -53,6 +53,8 @@ mod client;
 mod driver;
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 mod error;
+#[cfg(all(feature = "http", any(feature = "tokio", feature = "async-std")))]
+pub mod http;
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 mod router;
 #[cfg(feature = "async-std")]

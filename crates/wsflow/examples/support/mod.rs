@@ -11,10 +11,12 @@ static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static EXECUTOR: async_executor::Executor<'static> = async_executor::Executor::new();
 
 /// Runs `main` to completion on `runtime`, with one worker thread per core.
+#[allow(clippy::expect_used)] // an example cannot do anything useful without its runtime
 pub(crate) fn block_on<F: Future>(runtime: Runtime, main: F) -> F::Output {
     let _ = RUNTIME.set(runtime);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     match runtime {
+        #[cfg(feature = "async-std")]
         Runtime::AsyncStd => {
             for _ in 1..threads {
                 std::thread::spawn(|| {
@@ -35,6 +37,7 @@ pub(crate) fn block_on<F: Future>(runtime: Runtime, main: F) -> F::Output {
 /// Spawns a task on the runtime `block_on` runs.
 pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(task: F) {
     match RUNTIME.get() {
+        #[cfg(feature = "async-std")]
         Some(Runtime::AsyncStd) => EXECUTOR.spawn(task).detach(),
         _ => {
             tokio::spawn(task);
