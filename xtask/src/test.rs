@@ -100,7 +100,8 @@ fn install_peers(root: &Path) -> Result<(), String> {
             &interop.join("requirements.txt").to_string_lossy(),
         ],
     )?;
-    if !Path::new("/usr/bin/chromium").exists() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    if !Path::new(&chromium).exists() {
         if !is_root() {
             return Err("Chromium is missing: install Debian's `chromium` package \
                  (`sudo apt-get install chromium`) and run again"
