@@ -1,0 +1,92 @@
+//! Drives a whole connection (server or client role) with arbitrary input: bytes split at
+//! arbitrary points, interleaved with time passing, application sends, closes, pauses and end
+//! of file. The connection must never panic, must keep its buffers bounded by its limits, and
+//! must end with exactly one close event after which nothing more happens.
+#![no_main]
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use wsflow_core::{CloseCode, Config, Connection, Event, Negotiated, Role};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, mut rest)) = data.split_first() else {
+        return;
+    };
+    let role = if control & 1 == 0 { Role::Server } else { Role::Client };
+    let config = match role {
+        Role::Server => Config::server(),
+        Role::Client => Config::client(),
+    }
+    .max_received_frame_size(4096)
+    .max_received_message_size(16384)
+    .max_fragments_per_message(64)
+    .assemble_fragments(control & 2 == 0)
+    .auto_pong(control & 4 == 0);
+    let mut now = Instant::now();
+    let mut conn = Connection::new(role, config, Negotiated::new(), BytesMut::new(), now);
+    let mut closed_events = 0;
+    while let Some((&op, tail)) = rest.split_first() {
+        rest = tail;
+        match op % 8 {
+            // Feed the next 1-64 bytes.
+            0..=3 => {
+                let take = usize::from(op >> 2).min(rest.len()).max(1).min(rest.len());
+                let (chunk, tail) = rest.split_at(take);
+                rest = tail;
+                conn.handle_bytes(chunk, now);
+            }
+            4 => {
+                now += Duration::from_millis(u64::from(op) * 100);
+                conn.handle_timeout(now);
+            }
+            5 => {
+                let _ = conn.send_text("fuzz");
+                let _ = conn.ping(&b"p"[..]);
+            }
+            6 => {
+                let _ = conn.close(CloseCode::from(u16::from(op) * 20), None, now);
+            }
+            _ => {
+                if op & 0x80 != 0 {
+                    conn.handle_eof(now);
+                } else if conn.is_paused() {
+                    conn.resume();
+                } else {
+                    conn.pause();
+                }
+            }
+        }
+        while let Some(event) = conn.poll_event() {
+            if let Event::Closed(_) = event {
+                closed_events += 1;
+            }
+        }
+        let written: usize = conn
+            .poll_transmit()
+            .map_or(0, |chunks| chunks.map(<[u8]>::len).sum());
+        conn.advance_transmit(written);
+        let _ = conn.poll_shutdown();
+        assert!(closed_events <= 1);
+    }
+    // The peer goes away and time passes: whatever state it was in, the connection must end.
+    conn.handle_eof(now);
+    conn.resume();
+    for _ in 0..3 {
+        now += Duration::from_secs(3600);
+        conn.handle_timeout(now);
+        while let Some(event) = conn.poll_event() {
+            if let Event::Closed(_) = event {
+                closed_events += 1;
+            }
+        }
+        let written: usize = conn
+            .poll_transmit()
+            .map_or(0, |chunks| chunks.map(<[u8]>::len).sum());
+        conn.advance_transmit(written);
+        let _ = conn.poll_shutdown();
+    }
+    assert!(conn.is_closed(), "a connection at end of file and past every timeout is closed");
+    assert_eq!(closed_events, 1);
+});
