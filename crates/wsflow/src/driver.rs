@@ -261,9 +261,7 @@ impl Driver {
     fn apply_commands(&mut self, cx: &mut Context<'_>) {
         while let Poll::Ready(Some(command)) = std::pin::Pin::new(&mut self.commands).poll_next(cx)
         {
-            self.shared
-                .queued
-                .fetch_sub(command.weight(), Ordering::AcqRel);
+            let weight = command.weight();
             let now = Instant::now();
             // A command that cannot apply any more (the connection is closing) is dropped,
             // as a send on a closed connection would fail.
@@ -277,6 +275,12 @@ impl Driver {
                     self.conn.drop_connection(code, reason.as_deref(), now)
                 }
             };
+            // The bytes moved from the queue into the connection's buffer: count them there
+            // before uncounting them here, so senders never see less than what is waiting.
+            self.shared
+                .buffered
+                .store(self.conn.buffered_amount(), Ordering::Release);
+            self.shared.queued.fetch_sub(weight, Ordering::AcqRel);
         }
     }
 

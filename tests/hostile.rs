@@ -1,0 +1,403 @@
+//! Hostile peers, overload and faults, on both runtimes: floods of fragments and huge frame
+//! declarations are refused with the right close code; a peer that never reads cannot make
+//! the server buffer without bound; resets in the middle of a message, write errors and
+//! cancelled futures lose nothing accepted and leak no connection.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use support::*;
+use wsflow::codec::{Frame, OpCode};
+use wsflow::{CloseCode, Config, Error, Event, Message, Runtime, Server, ServerConfig, WebSocket};
+
+/// A raw client that completed the handshake.
+fn raw_upgraded(addr: SocketAddr) -> TcpStream {
+    let mut raw = raw_client(addr);
+    raw.write_all(UPGRADE.as_bytes()).unwrap();
+    let head = read_head(&mut raw);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    raw
+}
+
+fn masked(frame: Frame) -> Vec<u8> {
+    let mut wire = bytes::BytesMut::new();
+    frame.with_mask(Some([1, 2, 3, 4])).encode(&mut wire);
+    wire.to_vec()
+}
+
+/// Reads frames from a raw socket until the server's close frame, returning its code.
+fn read_close_code(raw: &mut TcpStream) -> Option<u16> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut decoder = wsflow::codec::FrameDecoder::new(wsflow::Role::Client);
+        let mut bytes = bytes::BytesMut::from(&data[..]);
+        while let Ok(Some(frame)) = decoder.decode(&mut bytes) {
+            if frame.opcode == OpCode::Close {
+                return frame.close_status().map(|code| code.as_u16());
+            }
+        }
+        match raw.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn server_with(runtime: Runtime, config: Config) -> (Server, SocketAddr) {
+    let server = Server::bind(
+        "127.0.0.1:0",
+        ServerConfig::default().runtime(runtime).connection(config),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    (server, addr)
+}
+
+/// Accepts connections and reads them to the end; reports each connection's events.
+fn serve_reading(
+    runtime: Runtime,
+    mut server: Server,
+) -> futures_channel::mpsc::UnboundedReceiver<Vec<Event>> {
+    let (tx, rx) = futures_channel::mpsc::unbounded();
+    spawn(runtime, async move {
+        while let Some(request) = server.next().await {
+            let tx = tx.clone();
+            spawn(runtime, async move {
+                let Ok(mut ws) = request.accept(None).await else {
+                    return;
+                };
+                let mut events = Vec::new();
+                while let Some(event) = ws.next_event().await {
+                    events.push(event);
+                }
+                let _ = tx.unbounded_send(events);
+            });
+        }
+    });
+    rx
+}
+
+fn close_of(events: &[Event]) -> wsflow::CloseEvent {
+    match events.last() {
+        Some(Event::Closed(close)) => close.clone(),
+        other => panic!("no close event: {other:?}"),
+    }
+}
+
+#[test]
+fn huge_frame_declarations_are_refused_with_1009_before_any_payload() {
+    on_both_runtimes(|runtime| async move {
+        let (server, addr) = server_with(runtime, Config::server()).await;
+        let mut reports = serve_reading(runtime, server);
+        let code = blocking::unblock(move || {
+            let mut raw = raw_upgraded(addr);
+            // A binary frame declaring 2^62 bytes, and nothing else.
+            let mut header = vec![0x82, 0xff];
+            header.extend_from_slice(&(1u64 << 62).to_be_bytes());
+            header.extend_from_slice(&[1, 2, 3, 4]);
+            raw.write_all(&header).unwrap();
+            read_close_code(&mut raw)
+        })
+        .await;
+        assert_eq!(code, Some(1009));
+        let events = reports.next().await.unwrap();
+        assert_eq!(close_of(&events).code, CloseCode::MESSAGE_TOO_BIG);
+    });
+}
+
+#[test]
+fn endless_tiny_fragments_are_refused_with_1008() {
+    on_both_runtimes(|runtime| async move {
+        let (server, addr) =
+            server_with(runtime, Config::server().max_fragments_per_message(1000)).await;
+        let mut reports = serve_reading(runtime, server);
+        let code = blocking::unblock(move || {
+            let mut raw = raw_upgraded(addr);
+            let mut flood = masked(Frame::new(OpCode::Binary, vec![0u8]).with_fin(false));
+            let empty = masked(Frame::new(OpCode::Continuation, Vec::<u8>::new()).with_fin(false));
+            for _ in 0..5000 {
+                flood.extend_from_slice(&empty);
+            }
+            // The server may close before reading all of it.
+            let _ = raw.write_all(&flood);
+            read_close_code(&mut raw)
+        })
+        .await;
+        assert_eq!(code, Some(1008));
+        let events = reports.next().await.unwrap();
+        assert_eq!(close_of(&events).code, CloseCode::POLICY_VIOLATION);
+    });
+}
+
+#[test]
+fn a_reset_in_the_middle_of_a_message_ends_with_1006_and_frees_the_connection() {
+    on_both_runtimes(|runtime| async move {
+        let (server, addr) = server_with(runtime, Config::server()).await;
+        let registry_view = server.connection_count();
+        assert_eq!(registry_view, 0);
+        let mut reports = serve_reading(runtime, server);
+        blocking::unblock(move || {
+            let raw = raw_upgraded(addr);
+            let frame = masked(Frame::new(OpCode::Binary, vec![7u8; 10_000]));
+            (&raw).write_all(&frame[..5000]).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            // SO_LINGER 0: close sends RST instead of FIN.
+            socket2::SockRef::from(&raw)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(raw);
+        })
+        .await;
+        let events = reports.next().await.unwrap();
+        let close = close_of(&events);
+        assert_eq!(close.code, CloseCode::ABNORMAL);
+        assert!(!close.was_clean);
+        assert!(!events.iter().any(|e| matches!(e, Event::Message(_))));
+    });
+}
+
+#[test]
+fn connection_count_returns_to_zero_after_every_kind_of_ending() {
+    on_both_runtimes(|runtime| async move {
+        let (mut server, addr) = server_with(
+            runtime,
+            Config::server().close_timeout(Duration::from_millis(200)),
+        )
+        .await;
+        let clients = blocking::unblock(move || {
+            let mut sockets = Vec::new();
+            // Clean close, reset, plain FIN without close frame, protocol violation, silence.
+            for kind in 0..5 {
+                let mut raw = raw_upgraded(addr);
+                match kind {
+                    0 => {
+                        raw.write_all(&masked(Frame::close(CloseCode::NORMAL, "").unwrap()))
+                            .unwrap();
+                        let _ = read_close_code(&mut raw);
+                    }
+                    1 => {
+                        socket2::SockRef::from(&raw)
+                            .set_linger(Some(Duration::ZERO))
+                            .unwrap();
+                        drop(raw);
+                        continue;
+                    }
+                    2 => raw.shutdown(std::net::Shutdown::Write).unwrap(),
+                    3 => raw.write_all(&[0x83, 0x80, 0, 0, 0, 0]).unwrap(),
+                    _ => {}
+                }
+                sockets.push(raw);
+            }
+            sockets
+        });
+        let mut sockets = None;
+        let mut accepted: Vec<WebSocket> = Vec::new();
+        let mut clients = Box::pin(clients);
+        while accepted.len() < 5 {
+            match futures_util::future::select(server.next(), clients.as_mut()).await {
+                futures_util::future::Either::Left((request, _)) => {
+                    accepted.push(request.unwrap().accept(None).await.unwrap());
+                }
+                futures_util::future::Either::Right((done, _)) => {
+                    sockets = Some(done);
+                    break;
+                }
+            }
+        }
+        while accepted.len() < 5 {
+            accepted.push(server.next().await.unwrap().accept(None).await.unwrap());
+        }
+        let sockets = match sockets {
+            Some(sockets) => sockets,
+            None => clients.await,
+        };
+        assert_eq!(server.connection_count(), 5);
+        // The silent one is closed by us; the rest end on their own.
+        let drivers = accepted
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut ws)| async move {
+                if i == 4 {
+                    ws.close(CloseCode::GOING_AWAY, None).await.unwrap();
+                }
+                ws.closed().await
+            });
+        let closes = futures_util::future::join_all(drivers).await;
+        assert_eq!(closes.len(), 5);
+        drop(sockets);
+        // Every WebSocket was dropped at the end of its future: the registry is empty.
+        assert_eq!(server.connection_count(), 0);
+    });
+}
+
+#[test]
+fn a_peer_that_never_reads_makes_senders_wait_at_the_high_water_mark() {
+    on_both_runtimes(|runtime| async move {
+        let hwm = 256 * 1024;
+        let (mut server, addr) =
+            server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
+        // A client that completes the handshake and then never reads.
+        let idle = blocking::unblock(move || {
+            let raw = raw_upgraded(addr);
+            std::thread::sleep(Duration::from_secs(3));
+            drop(raw);
+        });
+        let ws = server.next().await.unwrap().accept(None).await.unwrap();
+        let (mut reader, sender) = ws.split();
+        spawn(
+            runtime,
+            async move { while reader.next().await.is_some() {} },
+        );
+        let chunk = vec![0u8; 64 * 1024];
+        let mut sent = 0usize;
+        // Keep sending until a send has to wait; the kernel buffers take some first.
+        loop {
+            let send = sender.send_binary(chunk.clone());
+            let timeout = sleep(runtime, Duration::from_millis(300));
+            match futures_util::future::select(Box::pin(send), Box::pin(timeout)).await {
+                futures_util::future::Either::Left((result, _)) => {
+                    result.unwrap();
+                    sent += chunk.len();
+                    assert!(sent < 64 << 20, "the sender never had to wait");
+                }
+                futures_util::future::Either::Right(_) => break,
+            }
+        }
+        // Waiting means the connection's own buffer stays near the mark.
+        assert!(
+            sender.buffered_amount() <= hwm + chunk.len(),
+            "{} buffered",
+            sender.buffered_amount()
+        );
+        // A fail-fast sender gets an error instead of waiting.
+        let fast = sender.clone().fail_fast(true);
+        assert!(matches!(
+            fast.send_binary(chunk.clone()).await,
+            Err(Error::BufferFull { .. })
+        ));
+        idle.await;
+    });
+}
+
+#[test]
+fn broadcast_skips_a_slow_reader_without_stalling_the_others() {
+    on_both_runtimes(|runtime| async move {
+        let hwm = 64 * 1024;
+        let (mut server, addr) =
+            server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
+        let url = format!("ws://{addr}/");
+        // One peer that never reads...
+        let slow = blocking::unblock(move || {
+            let raw = raw_upgraded(addr);
+            std::thread::sleep(Duration::from_secs(5));
+            drop(raw);
+        });
+        let request = server.next().await.unwrap();
+        let (mut slow_reader, slow_sender) = request.accept(None).await.unwrap().split();
+        spawn(runtime, async move {
+            while slow_reader.next().await.is_some() {}
+        });
+        // ...and three that do.
+        let mut fast = Vec::new();
+        for _ in 0..3 {
+            let client = client(runtime);
+            let connecting = client.connect(&url);
+            let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
+            let (ws, accepted) = futures_util::future::join(connecting, accepting).await;
+            let (mut reader, _) = accepted.split();
+            spawn(
+                runtime,
+                async move { while reader.next().await.is_some() {} },
+            );
+            fast.push(ws.unwrap());
+        }
+        while server.connection_count() < 4 {
+            sleep(runtime, Duration::from_millis(5)).await;
+        }
+        let chunk = vec![5u8; 32 * 1024];
+        let mut skipped_slow = false;
+        for round in 0..200u32 {
+            let mut message = chunk.clone();
+            message[..4].copy_from_slice(&round.to_be_bytes());
+            let delivered = server.broadcast_binary(message.clone());
+            assert!(delivered >= 3, "round {round}: delivered to {delivered}");
+            skipped_slow |= delivered == 3;
+            for ws in &mut fast {
+                assert_eq!(
+                    ws.next().await.unwrap().unwrap(),
+                    Message::binary(message.clone())
+                );
+            }
+        }
+        assert!(skipped_slow, "the slow reader never filled up");
+        assert!(slow_sender.buffered_amount() <= hwm + chunk.len());
+        slow.await;
+    });
+}
+
+#[test]
+fn cancelling_a_receive_in_the_middle_of_a_message_loses_nothing() {
+    on_both_runtimes(|runtime| async move {
+        let (mut server, addr) = server_with(runtime, Config::server()).await;
+        let writer = blocking::unblock(move || {
+            let mut raw = raw_upgraded(addr);
+            let frame = masked(Frame::new(OpCode::Text, "a message in two halves"));
+            raw.write_all(&frame[..10]).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            raw.write_all(&frame[10..]).unwrap();
+            raw.write_all(&masked(Frame::close(CloseCode::NORMAL, "").unwrap()))
+                .unwrap();
+            let _ = read_close_code(&mut raw);
+        });
+        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+        // The first half arrives; the receive is cancelled while waiting for the rest.
+        let first = futures_util::future::select(
+            Box::pin(ws.recv()),
+            Box::pin(sleep(runtime, Duration::from_millis(150))),
+        )
+        .await;
+        assert!(matches!(first, futures_util::future::Either::Right(_)));
+        drop(first);
+        assert_eq!(
+            ws.recv().await.unwrap().unwrap(),
+            Message::text("a message in two halves")
+        );
+        assert!(ws.closed().await.was_clean);
+        writer.await;
+    });
+}
+
+#[test]
+fn writing_to_a_reset_peer_reports_an_error_and_closes_1006() {
+    on_both_runtimes(|runtime| async move {
+        let (mut server, addr) = server_with(runtime, Config::server()).await;
+        let reset = blocking::unblock(move || {
+            let raw = raw_upgraded(addr);
+            socket2::SockRef::from(&raw)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(raw);
+        });
+        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+        reset.await;
+        sleep(runtime, Duration::from_millis(50)).await;
+        // Sends may succeed into the kernel buffer once; the failure shows as an error event.
+        for _ in 0..100 {
+            if ws.send_binary(vec![1u8; 64 * 1024]).await.is_err() {
+                break;
+            }
+        }
+        let mut events = Vec::new();
+        while let Some(event) = ws.next_event().await {
+            events.push(event);
+        }
+        assert_eq!(close_of(&events).code, CloseCode::ABNORMAL);
+    });
+}
