@@ -141,6 +141,15 @@ impl Driver {
     ) -> (Self, mpsc::UnboundedSender<Command>) {
         let (tx, commands) = mpsc::unbounded();
         let shared = Arc::new(Shared::new(conn.config().get_send_high_water_mark()));
+        #[cfg(feature = "tracing")]
+        tracing::debug!(
+            role = ?conn.role(),
+            protocol = conn.protocol(),
+            extensions = ?conn.extensions(),
+            version = conn.version(),
+            %runtime,
+            "websocket connection opened"
+        );
         let driver = Self {
             conn,
             io,
@@ -214,6 +223,24 @@ impl Driver {
                 return Poll::Pending;
             }
             self.shutdown = Shutdown::Done;
+        }
+        #[cfg(feature = "tracing")]
+        match &event {
+            Event::Error(error) => tracing::warn!(
+                role = ?self.conn.role(),
+                close_code = ?error.close_code().map(|code| code.as_u16()),
+                %error,
+                "websocket connection failed"
+            ),
+            Event::Closed(close) => tracing::debug!(
+                role = ?self.conn.role(),
+                code = close.code.as_u16(),
+                description = %close.description,
+                was_clean = close.was_clean,
+                initiator = ?close.initiator,
+                "websocket connection closed"
+            ),
+            _ => {}
         }
         Poll::Ready(Some(event))
     }
