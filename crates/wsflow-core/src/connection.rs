@@ -812,13 +812,12 @@ impl Connection {
             let Some(extension) = &mut self.extension else {
                 return Err(ProtocolError::ReservedBitsSet(frame.header().rsv_bits()));
             };
-            let mut decoded = BytesMut::new();
-            let budget = self
-                .config
-                .max_received_message_size
-                .saturating_sub(message.assembled_len());
-            extension.decode(&frame.payload, frame.fin, &mut decoded, budget)?;
-            message.push_decoded(&decoded, frame.fin)?
+            message.push_encoded(
+                extension.as_mut(),
+                &frame.payload,
+                frame.fin,
+                self.config.max_received_message_size,
+            )?
         } else {
             message.push_frame(frame.payload, frame.fin)?
         };

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use wsflow_codec::ProtocolError;
 
 /// A per-message extension negotiated in the handshake.
@@ -19,15 +19,19 @@ pub trait Extension: fmt::Debug + Send {
     /// set on its first frame (`0` to send this message untransformed).
     fn encode(&mut self, payload: Bytes, is_text: bool) -> Result<(Bytes, u8), String>;
 
-    /// Decodes one frame of an incoming transformed message, appending the result to `out`.
-    /// `fin` marks the message's last frame. The decoded message may not grow past
-    /// `max_len` bytes in total: stop and return [`ProtocolError::MessageTooLarge`] as soon
-    /// as it would (this is what keeps a decompression bomb out of memory).
+    /// Decodes one frame of an incoming transformed message, appending the result to `out`,
+    /// which holds the message decoded so far (earlier bytes must stay as they are). `fin`
+    /// marks the message's last frame.
+    ///
+    /// The decoded message may not grow past `max_len` bytes in total (the connection's
+    /// `max_received_message_size`): stop and return [`ProtocolError::MessageTooLarge`] as soon
+    /// as it would, with `max` set to `max_len`, without producing the rest. This is what keeps
+    /// a decompression bomb out of memory, so reserve space in `out` in bounded steps.
     fn decode(
         &mut self,
         payload: &[u8],
         fin: bool,
-        out: &mut BytesMut,
+        out: &mut Vec<u8>,
         max_len: usize,
     ) -> Result<(), ProtocolError>;
 }

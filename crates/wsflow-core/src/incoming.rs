@@ -5,12 +5,18 @@
 //! it completes, then every further fragment. Because every byte of the message has passed the
 //! validator, the finished payload is handed out as [`Utf8Bytes`] without validating it a
 //! second time. That is the one `unsafe` call of this crate.
+//!
+//! Messages an extension transforms (permessage-deflate) are decoded by the extension into a
+//! buffer of their own. Their text is validated as it is decoded, to fail early, and once more
+//! as a whole: the extension has mutable access to that buffer, so the single pass could not
+//! be relied on for soundness.
 #![allow(unsafe_code)]
 
 use bytes::{Bytes, BytesMut};
 use wsflow_codec::{ProtocolError, Utf8Bytes, Utf8Validator};
 
 use crate::event::Message;
+use crate::extension::Extension;
 
 /// The payload collected so far.
 #[derive(Debug)]
@@ -33,6 +39,8 @@ pub(crate) struct IncomingMessage {
     /// Payload bytes received so far (as sent on the wire, before any extension decoding).
     pub(crate) wire_len: u64,
     parts: Parts,
+    /// What the extension decoded so far, for a transformed message.
+    decoded: Vec<u8>,
     utf8: Utf8Validator,
     /// How many bytes of the frame in progress the validator has already seen.
     frame_validated: usize,
@@ -46,6 +54,7 @@ impl IncomingMessage {
             fragments: 1,
             wire_len: 0,
             parts: Parts::Empty,
+            decoded: Vec::new(),
             utf8: Utf8Validator::new(),
             frame_validated: 0,
         }
@@ -96,30 +105,40 @@ impl IncomingMessage {
         Ok(fin.then(|| self.take_message()))
     }
 
-    /// Adds bytes an extension decoded from a frame, validating them if the message is text.
-    /// Returns the message when `fin` completes it.
-    pub(crate) fn push_decoded(
+    /// Passes a completed frame of a transformed message through `extension`, validating what
+    /// it decoded if the message is text; the message may not decode to more than `max_len`
+    /// bytes. Returns the message when `fin` completes it.
+    pub(crate) fn push_encoded(
         &mut self,
-        decoded: &[u8],
+        extension: &mut dyn Extension,
+        payload: &[u8],
         fin: bool,
+        max_len: usize,
     ) -> Result<Option<Message>, ProtocolError> {
+        let start = self.decoded.len();
+        extension.decode(payload, fin, &mut self.decoded, max_len)?;
+        if self.decoded.len() > max_len {
+            return Err(ProtocolError::MessageTooLarge {
+                len: self.decoded.len() as u64,
+                max: max_len as u64,
+            });
+        }
         if self.is_text {
-            self.utf8.feed(decoded)?;
+            self.utf8
+                .feed(self.decoded.get(start..).unwrap_or_default())?;
             if fin {
                 self.utf8.finish()?;
             }
         }
-        self.append(Bytes::copy_from_slice(decoded));
-        Ok(fin.then(|| self.take_message()))
-    }
-
-    /// The bytes collected so far.
-    pub(crate) fn assembled_len(&self) -> usize {
-        match &self.parts {
-            Parts::Empty => 0,
-            Parts::One(bytes) => bytes.len(),
-            Parts::Many(bytes) => bytes.len(),
+        if !fin {
+            return Ok(None);
         }
+        let payload = Bytes::from(std::mem::take(&mut self.decoded));
+        Ok(Some(if self.is_text {
+            Message::Text(Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?)
+        } else {
+            Message::Binary(payload)
+        }))
     }
 
     fn append(&mut self, payload: Bytes) {
@@ -148,9 +167,10 @@ impl IncomingMessage {
         if self.is_text {
             // SAFETY: every byte of `payload` went through `self.utf8` exactly once and in
             // order: raw frames through `validate_partial` (the in-progress prefix) and
-            // `validate_frame` (the rest), decoded bytes through `push_decoded`; `finish`
-            // then confirmed no code point was left unfinished. `append` only concatenates
-            // those same bytes in the same order, so the whole payload is valid UTF-8.
+            // `validate_frame` (the rest); `finish` then confirmed no code point was left
+            // unfinished. `append` only concatenates those same bytes in the same order, so the
+            // whole payload is valid UTF-8. (Transformed messages never get here:
+            // `push_encoded` converts them with a checked conversion.)
             Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(payload) })
         } else {
             Message::Binary(payload)

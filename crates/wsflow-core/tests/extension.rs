@@ -33,12 +33,13 @@ impl Extension for Reverse {
         &mut self,
         payload: &[u8],
         _fin: bool,
-        out: &mut BytesMut,
+        out: &mut Vec<u8>,
         max_len: usize,
     ) -> Result<(), ProtocolError> {
-        if payload.len() > max_len {
+        let len = out.len() + payload.len();
+        if len > max_len {
             return Err(ProtocolError::MessageTooLarge {
-                len: payload.len() as u64,
+                len: len as u64,
                 max: max_len as u64,
             });
         }

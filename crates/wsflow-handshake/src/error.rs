@@ -179,6 +179,17 @@ pub enum HandshakeError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A permessage-deflate offer breaks RFC 7692 (an unknown or repeated parameter, a bad
+    /// window size), from [`DeflateParams::from_offer`](crate::DeflateParams::from_offer). A
+    /// server declines such an offer rather than failing the handshake
+    /// ([`negotiate_deflate`](crate::negotiate_deflate) skips it); answering with this error
+    /// gives 400.
+    InvalidDeflateOffer {
+        /// The offer, in header syntax.
+        offer: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 
     // ----- The caller's mistakes (http_status: None; a server answers 500) -----
     /// [`AcceptOptions::protocol`](crate::AcceptOptions::protocol) named a protocol the client
@@ -295,6 +306,15 @@ pub enum HandshakeError {
         /// The extension's name.
         name: String,
     },
+    /// The server's permessage-deflate answer breaks RFC 7692 or does not fit the client's
+    /// offer ([`check_deflate_response`](crate::check_deflate_response)): the client fails the
+    /// connection.
+    InvalidDeflateResponse {
+        /// The answer, in header syntax.
+        response: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl HandshakeError {
@@ -329,7 +349,8 @@ impl HandshakeError {
             | Self::InvalidKey { .. }
             | Self::MissingVersion
             | Self::InvalidVersion { .. }
-            | Self::InvalidExtensions { .. } => 400,
+            | Self::InvalidExtensions { .. }
+            | Self::InvalidDeflateOffer { .. } => 400,
             _ => return None,
         })
     }
@@ -348,6 +369,7 @@ impl HandshakeError {
                 | Self::AcceptMismatch { .. }
                 | Self::UnrequestedProtocol { .. }
                 | Self::UnofferedExtension { .. }
+                | Self::InvalidDeflateResponse { .. }
         )
     }
 
@@ -458,6 +480,10 @@ impl fmt::Display for HandshakeError {
                 f,
                 "the Sec-WebSocket-Extensions value {value:?} is malformed: {reason}"
             ),
+            Self::InvalidDeflateOffer { offer, reason } => write!(
+                f,
+                "the permessage-deflate offer {offer:?} is invalid ({reason}); a server declines it"
+            ),
             Self::ProtocolNotRequested {
                 protocol,
                 requested,
@@ -548,6 +574,11 @@ impl fmt::Display for HandshakeError {
                 f,
                 "the server enabled the extension {name:?}, which was not offered \
                  (offer it with ClientOptions::extensions)"
+            ),
+            Self::InvalidDeflateResponse { response, reason } => write!(
+                f,
+                "the server's permessage-deflate answer {response:?} is invalid: {reason} \
+                 (RFC 7692); connect without compression if the server cannot negotiate it"
             ),
         }
     }

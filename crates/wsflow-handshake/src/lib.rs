@@ -57,6 +57,10 @@
 //! # drop(request);
 //! ```
 //!
+//! **permessage-deflate** (RFC 7692): [`negotiate_deflate`] chooses a server's answer to the
+//! client's offers, [`check_deflate_response`] checks it on the client, both with
+//! [`DeflateParams`]; the compression itself is `wsflow-core`'s.
+//!
 //! With the `http` feature, `UpgradeRequest::from_http`, `UpgradeRequest::accept_http`,
 //! `reject_http` and `HandshakeError::to_http_response` work with `http::Request` and
 //! `http::Response<()>` instead of bytes.
@@ -69,7 +73,7 @@
 //! | `request.resource`, `resourceURL` | [`UpgradeRequest::resource`], [`path`](UpgradeRequest::path), [`query`](UpgradeRequest::query), [`query_pairs`](UpgradeRequest::query_pairs) |
 //! | `request.host`, `origin`, `webSocketVersion` | [`host`](UpgradeRequest::host), [`origin`](UpgradeRequest::origin), [`version`](UpgradeRequest::version) |
 //! | `request.requestedProtocols` | [`requested_protocols`](UpgradeRequest::requested_protocols) (lower case), [`requested_protocols_as_sent`](UpgradeRequest::requested_protocols_as_sent) |
-//! | `request.requestedExtensions` | [`requested_extensions`](UpgradeRequest::requested_extensions) |
+//! | `request.requestedExtensions` | [`requested_extensions`](UpgradeRequest::requested_extensions), for permessage-deflate [`negotiate_deflate`] |
 //! | `request.cookies` | [`cookies`](UpgradeRequest::cookies) |
 //! | `request.remoteAddresses` (X-Forwarded-For part) | [`x_forwarded_for`](UpgradeRequest::x_forwarded_for) |
 //! | `request.httpRequest.headers` | [`headers`](UpgradeRequest::headers), [`header`](UpgradeRequest::header) |
@@ -85,6 +89,7 @@ mod accept;
 mod client;
 mod cookie;
 mod date;
+mod deflate;
 mod error;
 mod extension;
 mod header;
@@ -99,6 +104,7 @@ mod url;
 pub use accept::{AcceptOptions, accept_key};
 pub use client::{ClientHandshake, ClientOptions, ServerResponse};
 pub use cookie::SetCookie;
+pub use deflate::{DeflateParams, PERMESSAGE_DEFLATE, check_deflate_response, negotiate_deflate};
 pub use error::{HandshakeError, UrlError};
 pub use extension::{ExtensionOffer, format_extensions, parse_extensions};
 #[cfg(feature = "http")]

@@ -2,20 +2,25 @@
 //! one by echoing every message, then asks the server to write its reports.
 //!
 //! ```sh
-//! cargo run --release -p wsflow --example autobahn_client -- ws://127.0.0.1:9001 [--runtime tokio|async-std] [--agent NAME]
+//! cargo run --release -p wsflow --example autobahn_client -- ws://127.0.0.1:9001 [--runtime tokio|async-std] [--agent NAME] [--deflate]
 //! ```
+//!
+//! With `--deflate`, offers permessage-deflate (RFC 7692) as `permessage-deflate;
+//! client_max_window_bits`, so the server may set every parameter, and compresses every
+//! message it echoes, however short.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod support;
 
 use std::process::ExitCode;
 
+use wsflow::core::DeflateConfig;
 use wsflow::{Client, ClientConfig, Config, Error, Event, Message, WebSocket};
 
 const LIMIT: usize = 64 << 20;
 
 fn main() -> ExitCode {
-    let args = match support::Args::parse(&[]) {
+    let args = match support::Args::parse(&["deflate"]) {
         Ok(args) => args,
         Err(err) => return usage(&err),
     };
@@ -28,14 +33,21 @@ fn main() -> ExitCode {
     };
     let base = base.trim_end_matches('/').to_owned();
     let agent = args.get("agent").unwrap_or("wsflow").to_owned();
+    // Threshold 0: every echoed message is compressed, so every one exercises the extension.
+    let deflate = args
+        .flag("deflate")
+        .then(|| DeflateConfig::new().threshold(0));
     let client = Client::new(
-        ClientConfig::default().runtime(runtime).connection(
-            Config::client()
-                .max_received_frame_size(LIMIT)
-                .max_received_message_size(LIMIT)
-                .max_fragments_per_message(1 << 20)
-                .fragment_outgoing_messages(false),
-        ),
+        ClientConfig::default()
+            .runtime(runtime)
+            .connection(
+                Config::client()
+                    .max_received_frame_size(LIMIT)
+                    .max_received_message_size(LIMIT)
+                    .max_fragments_per_message(1 << 20)
+                    .fragment_outgoing_messages(false),
+            )
+            .permessage_deflate(deflate),
     );
     support::block_on(runtime, async move {
         let count = match case_count(&client, &base).await {
@@ -91,7 +103,7 @@ async fn echo(mut ws: WebSocket) {
 
 fn usage(err: &str) -> ExitCode {
     eprintln!(
-        "autobahn_client: {err}\nusage: autobahn_client ws://HOST:PORT [--runtime tokio|async-std] [--agent NAME]"
+        "autobahn_client: {err}\nusage: autobahn_client ws://HOST:PORT [--runtime tokio|async-std] [--agent NAME] [--deflate]"
     );
     ExitCode::from(2)
 }

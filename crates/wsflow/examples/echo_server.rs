@@ -1,11 +1,13 @@
 //! An echo server: every message comes back with its type.
 //!
 //! ```sh
-//! cargo run --release -p wsflow --example echo_server -- --listen 127.0.0.1:9001 [--runtime tokio|async-std]
+//! cargo run --release -p wsflow --example echo_server -- --listen 127.0.0.1:9001 [--runtime tokio|async-std] [--deflate]
 //! ```
 //!
 //! Prints `listening on ws://ADDR` once it accepts connections. Accepts the subprotocol `chat`
-//! when offered. Messages and frames up to 64 MiB. Ends cleanly on Ctrl-C. This is the
+//! when offered. Messages and frames up to 64 MiB. With `--deflate`, accepts permessage-deflate
+//! offers (RFC 7692, every parameter) and compresses every message it echoes, however short;
+//! clients that do not offer it are served uncompressed. Ends cleanly on Ctrl-C. This is the
 //! testee of `cargo xtask autobahn` and of the benchmarks.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -14,12 +16,13 @@ mod support;
 use std::process::ExitCode;
 
 use futures_util::Stream;
+use wsflow::core::DeflateConfig;
 use wsflow::{Config, Server, ServerConfig, WebSocket};
 
 const LIMIT: usize = 64 << 20;
 
 fn main() -> ExitCode {
-    let args = match support::Args::parse(&[]) {
+    let args = match support::Args::parse(&["deflate"]) {
         Ok(args) => args,
         Err(err) => return usage(&err),
     };
@@ -28,15 +31,22 @@ fn main() -> ExitCode {
         Err(err) => return usage(&err),
     };
     let listen = args.get("listen").unwrap_or("127.0.0.1:9001").to_owned();
+    // Threshold 0: every echoed message is compressed, so every one exercises the extension.
+    let deflate = args
+        .flag("deflate")
+        .then(|| DeflateConfig::new().threshold(0));
     support::block_on(runtime, async move {
-        let config = ServerConfig::default().runtime(runtime).connection(
-            Config::server()
-                .max_received_frame_size(LIMIT)
-                .max_received_message_size(LIMIT)
-                .max_fragments_per_message(1 << 20)
-                .fragment_outgoing_messages(false)
-                .keepalive(false),
-        );
+        let config = ServerConfig::default()
+            .runtime(runtime)
+            .connection(
+                Config::server()
+                    .max_received_frame_size(LIMIT)
+                    .max_received_message_size(LIMIT)
+                    .max_fragments_per_message(1 << 20)
+                    .fragment_outgoing_messages(false)
+                    .keepalive(false),
+            )
+            .permessage_deflate(deflate);
         let mut server = match Server::bind(listen.as_str(), config).await {
             Ok(server) => server,
             Err(err) => {
@@ -91,6 +101,8 @@ async fn echo(mut ws: WebSocket) {
 }
 
 fn usage(err: &str) -> ExitCode {
-    eprintln!("echo_server: {err}\nusage: echo_server [--listen ADDR] [--runtime tokio|async-std]");
+    eprintln!(
+        "echo_server: {err}\nusage: echo_server [--listen ADDR] [--runtime tokio|async-std] [--deflate]"
+    );
     ExitCode::from(2)
 }

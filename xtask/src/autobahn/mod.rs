@@ -13,14 +13,19 @@
 //!    wsflow-peers` (also built for a wsflow server run, for the 9.x comparison).
 //! 3. **One suite per role and runtime** (`--mode`, `--runtime`), each into a fresh
 //!    `target/autobahn/reports/<key>/` (`<runtime>-<role>` for wsflow, `tungstenite-<role>`):
-//!    - *server*: starts `echo_server --listen 127.0.0.1:0 --runtime R`, reads its stdout until
-//!      `listening on ws://ADDR`, waits until ADDR accepts a TCP connection, writes a
-//!      `fuzzingclient` spec and runs `wstest -m fuzzingclient -s spec.json` to completion, then
-//!      kills the server;
+//!    - *server*: starts `echo_server --listen 127.0.0.1:0 --runtime R --deflate`, reads its
+//!      stdout until `listening on ws://ADDR`, waits until ADDR accepts a TCP connection, writes
+//!      a `fuzzingclient` spec and runs `wstest -m fuzzingclient -s spec.json` to completion,
+//!      then kills the server;
 //!    - *client*: picks a free ephemeral port (bind port 0, release it), starts
 //!      `wstest -m fuzzingserver -s spec.json -u 0` there (`-u 0`: no web server on a fixed
 //!      port), waits until the port accepts, runs `autobahn_client ws://127.0.0.1:PORT
-//!      --runtime R` to completion, then stops wstest.
+//!      --runtime R --deflate` to completion, then stops wstest.
+//!
+//!    The wsflow testees run with `--deflate`: the server accepts permessage-deflate offers
+//!    and the client offers it, so sections 12 and 13 (compression) are exercised; the cases of
+//!    sections 1 to 11 offer nothing (server) or are answered without it (client), and run
+//!    uncompressed as before.
 //! 4. **9.x comparison**: after wsflow server suites that ran 9.x (performance) cases, the same
 //!    9.x cases run against the tokio-tungstenite echo server (`tungstenite-server-perf`), so
 //!    `docs/conformance.md` can put the durations side by side (`--no-perf-compare` skips it).
@@ -230,6 +235,8 @@ struct Binaries {
     server: PathBuf,
     client: PathBuf,
     runtime_flag: bool,
+    /// The testees take `--deflate` (permessage-deflate, for sections 12 and 13).
+    deflate_flag: bool,
     /// The tokio-tungstenite echo server, for the 9.x comparison.
     reference_server: PathBuf,
 }
@@ -276,6 +283,7 @@ fn build(options: &Options, paths: &Paths) -> Result<Binaries, String> {
                 server: examples.join("echo_server"),
                 client: examples.join("autobahn_client"),
                 runtime_flag: true,
+                deflate_flag: true,
                 reference_server,
             })
         }
@@ -285,6 +293,7 @@ fn build(options: &Options, paths: &Paths) -> Result<Binaries, String> {
                 server: reference_server.clone(),
                 client: release.join("tungstenite_autobahn_client"),
                 runtime_flag: false,
+                deflate_flag: false,
                 reference_server,
             })
         }
@@ -438,6 +447,9 @@ fn run_server_suite(
     if binaries.runtime_flag && !suite.reference {
         command.args(["--runtime", suite.runtime.name()]);
     }
+    if binaries.deflate_flag && !suite.reference {
+        command.arg("--deflate");
+    }
     println!("$ {}", process::describe(&command));
     let (mut server, lines) = ChildGuard::spawn_logged(
         &format!("the {} testee", suite.label),
@@ -526,6 +538,9 @@ fn run_client_suite(
     command.arg(format!("ws://127.0.0.1:{port}"));
     if context.binaries.runtime_flag {
         command.args(["--runtime", suite.runtime.name()]);
+    }
+    if context.binaries.deflate_flag {
+        command.arg("--deflate");
     }
     println!("$ {}", process::describe(&command));
     let mut client = ChildGuard::spawn_to_log(
