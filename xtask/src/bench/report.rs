@@ -1,0 +1,581 @@
+//! From samples to tables: medians over rounds, ratios to the raw TCP echo of the same round,
+//! and the issue's targets. Tables are Markdown, so the terminal and docs/performance.md show
+//! the same text.
+
+use std::fmt::Write as _;
+
+use super::load::{MemorySample, Sample};
+use super::scenario::{Kind, Scenario, ServerSpec};
+
+/// How close wsflow's two runtimes must be (throughput and memory): within 10%.
+const RUNTIME_TOLERANCE: f64 = 0.10;
+const RAW: &str = "raw-tcp";
+const TOKIO: &str = "wsflow-tokio";
+const ASYNC_STD: &str = "wsflow-async-std";
+
+/// One server in one scenario, over every round.
+#[derive(Clone, Debug)]
+pub(crate) struct Cell {
+    pub(crate) msgs_per_sec: f64,
+    pub(crate) mb_per_sec: f64,
+    /// Median of the per-round ratios to raw TCP, and their range.
+    pub(crate) ratio: Option<(f64, f64, f64)>,
+    /// The server process's CPU time per echo.
+    pub(crate) cpu_us_per_msg: f64,
+    /// The servers' CPU's busy time per echo: the server, the softirqs that deliver its
+    /// packets, and anything else that ran there.
+    pub(crate) core_us_per_msg: f64,
+    /// The servers' CPU's busy time over wall time (1.0: saturated).
+    pub(crate) core_busy: f64,
+    /// Other processes' time on the servers' CPU over wall time (another job on the machine).
+    pub(crate) core_others: f64,
+    /// The load generator's busy fraction (1.0: it was the limit).
+    pub(crate) load_busy: f64,
+}
+
+/// Everything measured, ready to render.
+#[derive(Debug)]
+pub(crate) struct Report<'a> {
+    pub(crate) scenarios: &'a [Scenario],
+    pub(crate) servers: &'a [ServerSpec],
+    pub(crate) samples: &'a [Sample],
+    pub(crate) memory: &'a [MemorySample],
+    /// `USER_HZ`.
+    pub(crate) ticks_per_sec: f64,
+}
+
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn rate(sample: &Sample) -> f64 {
+    sample.messages as f64 / sample.elapsed.as_secs_f64()
+}
+
+impl Report<'_> {
+    fn samples_of<'s>(
+        &'s self,
+        scenario: &'s str,
+        server: &'s str,
+    ) -> impl Iterator<Item = &'s Sample> + 's {
+        self.samples
+            .iter()
+            .filter(move |s| s.scenario == scenario && s.server == server)
+    }
+
+    /// The aggregate of `server` in `scenario`, if it has samples.
+    pub(crate) fn cell(&self, scenario: &Scenario, server: &str) -> Option<Cell> {
+        let samples: Vec<&Sample> = self.samples_of(scenario.name, server).collect();
+        if samples.is_empty() {
+            return None;
+        }
+        let mut rates: Vec<f64> = samples.iter().map(|s| rate(s)).collect();
+        let mut ratios: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| {
+                let raw = self
+                    .samples_of(scenario.name, RAW)
+                    .find(|r| r.round == s.round)?;
+                Some(rate(s) / rate(raw))
+            })
+            .collect();
+        let tick = 1.0 / self.ticks_per_sec;
+        let per_msg = |ticks: u64, s: &Sample| ticks as f64 * tick / s.messages.max(1) as f64 * 1e6;
+        let share = |ticks: u64, s: &Sample| ticks as f64 * tick / s.elapsed.as_secs_f64();
+        let mut cpu: Vec<f64> = samples.iter().map(|s| per_msg(s.server_ticks, s)).collect();
+        let mut core: Vec<f64> = samples
+            .iter()
+            .map(|s| per_msg(s.core_busy_ticks, s))
+            .collect();
+        let mut core_busy: Vec<f64> = samples
+            .iter()
+            .map(|s| share(s.core_busy_ticks, s))
+            .collect();
+        let mut core_others: Vec<f64> = samples
+            .iter()
+            .map(|s| {
+                let others = s
+                    .core_busy_ticks
+                    .saturating_sub(s.core_irq_ticks + s.server_ticks);
+                share(others, s)
+            })
+            .collect();
+        let mut load_busy: Vec<f64> = samples
+            .iter()
+            .map(|s| 1.0 - s.load_idle.as_secs_f64() / s.elapsed.as_secs_f64())
+            .collect();
+        let msgs_per_sec = median(&mut rates);
+        let ratio = (!ratios.is_empty()).then(|| {
+            let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (median(&mut ratios), low, high)
+        });
+        Some(Cell {
+            msgs_per_sec,
+            mb_per_sec: msgs_per_sec * scenario.size as f64 / 1e6,
+            ratio,
+            cpu_us_per_msg: median(&mut cpu),
+            core_us_per_msg: median(&mut core),
+            core_busy: median(&mut core_busy),
+            core_others: median(&mut core_others),
+            load_busy: median(&mut load_busy),
+        })
+    }
+
+    /// How many slices saw other processes use more than 5% of the servers' CPU, of all.
+    pub(crate) fn disturbed_slices(&self) -> (usize, usize) {
+        let disturbed = self
+            .samples
+            .iter()
+            .filter(|s| {
+                let others = s
+                    .core_busy_ticks
+                    .saturating_sub(s.core_irq_ticks + s.server_ticks);
+                others as f64 / self.ticks_per_sec > 0.05 * s.elapsed.as_secs_f64()
+            })
+            .count();
+        (disturbed, self.samples.len())
+    }
+
+    /// The throughput tables, one per scenario.
+    pub(crate) fn throughput_tables(&self) -> String {
+        let mut out = String::new();
+        for scenario in self.scenarios {
+            let mut table = Table::new(&[
+                ("server", Align::Left),
+                ("msg/s", Align::Right),
+                ("MB/s", Align::Right),
+                ("× raw TCP", Align::Right),
+                ("× raw, min–max", Align::Right),
+                ("server µs/msg", Align::Right),
+                ("CPU 0 µs/msg", Align::Right),
+                ("CPU 0 busy", Align::Right),
+                ("others on CPU 0", Align::Right),
+                ("load busy", Align::Right),
+            ]);
+            for server in self.servers {
+                let Some(cell) = self.cell(scenario, server.name) else {
+                    continue;
+                };
+                let (ratio, range) = match cell.ratio {
+                    Some((median, low, high)) => {
+                        (format!("{median:.3}"), format!("{low:.3}–{high:.3}"))
+                    }
+                    None => ("–".to_owned(), "–".to_owned()),
+                };
+                table.row(vec![
+                    server.name.to_owned(),
+                    thousands(cell.msgs_per_sec),
+                    format!("{:.1}", cell.mb_per_sec),
+                    ratio,
+                    range,
+                    format!("{:.2}", cell.cpu_us_per_msg),
+                    format!("{:.2}", cell.core_us_per_msg),
+                    percent(cell.core_busy),
+                    percent(cell.core_others),
+                    percent(cell.load_busy),
+                ]);
+            }
+            if table.rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "### `{}`: {}\n\n{}",
+                scenario.name,
+                scenario.label(),
+                table.render()
+            );
+        }
+        out
+    }
+
+    /// wsflow's msg/s on tokio over async-std: the median of the per-round ratios.
+    fn runtime_ratio(&self, scenario: &Scenario) -> Option<f64> {
+        let mut ratios: Vec<f64> = self
+            .samples_of(scenario.name, TOKIO)
+            .filter_map(|t| {
+                let a = self
+                    .samples_of(scenario.name, ASYNC_STD)
+                    .find(|a| a.round == t.round)?;
+                Some(rate(t) / rate(a))
+            })
+            .collect();
+        (!ratios.is_empty()).then(|| median(&mut ratios))
+    }
+
+    /// wsflow on tokio beside wsflow on async-std, per scenario.
+    pub(crate) fn runtime_table(&self) -> Option<String> {
+        let mut table = Table::new(&[
+            ("scenario", Align::Left),
+            ("wsflow-tokio msg/s", Align::Right),
+            ("wsflow-async-std msg/s", Align::Right),
+            ("tokio / async-std", Align::Right),
+            ("within 10%", Align::Left),
+        ]);
+        for scenario in self.scenarios {
+            let (Some(tokio), Some(async_std)) =
+                (self.cell(scenario, TOKIO), self.cell(scenario, ASYNC_STD))
+            else {
+                continue;
+            };
+            let Some(ratio) = self.runtime_ratio(scenario) else {
+                continue;
+            };
+            table.row(vec![
+                format!("`{}`", scenario.name),
+                thousands(tokio.msgs_per_sec),
+                thousands(async_std.msgs_per_sec),
+                format!("{ratio:.3}"),
+                yes_no(within(ratio, RUNTIME_TOLERANCE)),
+            ]);
+        }
+        (!table.rows.is_empty()).then(|| table.render())
+    }
+
+    /// The memory run's table.
+    pub(crate) fn memory_table(&self) -> Option<String> {
+        let first = self.memory.first()?;
+        let mut table = Table::new(&[
+            ("server".to_owned(), Align::Left),
+            ("RSS at start".to_owned(), Align::Right),
+            (
+                format!("RSS, {} idle", thousands(first.conns as f64)),
+                Align::Right,
+            ),
+            ("KiB per idle connection".to_owned(), Align::Right),
+            (
+                "KiB per connection after one message".to_owned(),
+                Align::Right,
+            ),
+        ]);
+        for sample in self.memory {
+            let per = |kib: u64| (kib as f64 - sample.before_kib as f64) / sample.conns as f64;
+            table.row(vec![
+                sample.server.to_owned(),
+                mib(sample.before_kib),
+                mib(sample.idle_kib),
+                format!("{:.1}", per(sample.idle_kib)),
+                format!("{:.1}", per(sample.after_echo_kib)),
+            ]);
+        }
+        Some(table.render())
+    }
+
+    /// The issue's targets, met or missed, and how many were met.
+    pub(crate) fn targets(&self) -> (String, usize, usize) {
+        let mut met = 0;
+        let mut total = 0;
+        let mut check = |ok: bool| {
+            total += 1;
+            met += usize::from(ok);
+            yes_no(ok)
+        };
+        let wsflow: Vec<&ServerSpec> = self
+            .servers
+            .iter()
+            .filter(|s| s.kind == Kind::Wsflow)
+            .collect();
+        let peers: Vec<&ServerSpec> = self
+            .servers
+            .iter()
+            .filter(|s| s.kind == Kind::Peer)
+            .collect();
+        let mut out = String::new();
+
+        // Ratio to raw TCP.
+        let mut columns = vec![("scenario", Align::Left), ("target × raw", Align::Right)];
+        columns.extend(wsflow.iter().map(|s| (s.name, Align::Right)));
+        let mut table = Table::new(&columns);
+        for scenario in self.scenarios {
+            let mut row = vec![
+                format!("`{}`", scenario.name),
+                format!("≥ {:.2}", scenario.target),
+            ];
+            let mut any = false;
+            for server in &wsflow {
+                match self.cell(scenario, server.name).and_then(|c| c.ratio) {
+                    Some((ratio, _, _)) => {
+                        any = true;
+                        let ok = ratio >= scenario.target;
+                        row.push(format!("{ratio:.3} {}", check(ok)));
+                    }
+                    None => row.push("–".to_owned()),
+                }
+            }
+            if any {
+                table.row(row);
+            }
+        }
+        if !table.rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "Throughput as a fraction of the raw TCP echo in the same round (median over \
+                 rounds):\n\n{}",
+                table.render()
+            );
+        }
+
+        // Beating every Rust peer.
+        let mut columns = vec![("scenario", Align::Left), ("fastest peer", Align::Left)];
+        columns.extend(wsflow.iter().map(|s| (s.name, Align::Right)));
+        let mut table = Table::new(&columns);
+        for scenario in self.scenarios {
+            let best = peers
+                .iter()
+                .filter_map(|p| Some((p.name, self.cell(scenario, p.name)?.msgs_per_sec)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let Some((best_name, best_rate)) = best else {
+                continue;
+            };
+            let mut row = vec![
+                format!("`{}`", scenario.name),
+                format!("{best_name} ({})", thousands(best_rate)),
+            ];
+            let mut any = false;
+            for server in &wsflow {
+                match self.cell(scenario, server.name) {
+                    Some(cell) => {
+                        any = true;
+                        let ok = cell.msgs_per_sec > best_rate;
+                        row.push(format!(
+                            "{:.2}× {}",
+                            cell.msgs_per_sec / best_rate,
+                            check(ok)
+                        ));
+                    }
+                    None => row.push("–".to_owned()),
+                }
+            }
+            if any {
+                table.row(row);
+            }
+        }
+        if !table.rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "wsflow's msg/s over the fastest Rust peer's (medians; must be above 1):\n\n{}",
+                table.render()
+            );
+        }
+
+        // The two runtimes within 10% of each other.
+        let mut lines = Vec::new();
+        for scenario in self.scenarios {
+            if let Some(ratio) = self.runtime_ratio(scenario) {
+                lines.push(format!(
+                    "- `{}`: tokio/async-std msg/s {ratio:.3}: {}",
+                    scenario.name,
+                    check(within(ratio, RUNTIME_TOLERANCE))
+                ));
+            }
+        }
+        let memory_of = |name: &str| {
+            self.memory
+                .iter()
+                .find(|m| m.server == name)
+                .map(|m| (m.idle_kib as f64 - m.before_kib as f64) / m.conns as f64)
+        };
+        if let (Some(t), Some(a)) = (memory_of(TOKIO), memory_of(ASYNC_STD)) {
+            let ratio = t / a;
+            lines.push(format!(
+                "- memory per idle connection: tokio/async-std {ratio:.3}: {}",
+                check(within(ratio, RUNTIME_TOLERANCE))
+            ));
+        }
+        if !lines.is_empty() {
+            let _ = writeln!(
+                out,
+                "wsflow's two runtimes within 10% of each other:\n\n{}\n",
+                lines.join("\n")
+            );
+        }
+        (out, met, total)
+    }
+}
+
+/// Whether `ratio` is within `tolerance` of 1, either way.
+fn within(ratio: f64, tolerance: f64) -> bool {
+    ratio >= 1.0 - tolerance && ratio <= 1.0 / (1.0 - tolerance)
+}
+
+fn yes_no(ok: bool) -> String {
+    if ok { "met" } else { "MISSED" }.to_owned()
+}
+
+fn percent(fraction: f64) -> String {
+    format!("{:.0}%", fraction * 100.0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// `1234567.8` as `1,234,568`.
+pub(crate) fn thousands(value: f64) -> String {
+    if !value.is_finite() {
+        return "–".to_owned();
+    }
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Align {
+    Left,
+    Right,
+}
+
+/// A Markdown table with padded columns.
+#[derive(Debug)]
+pub(crate) struct Table {
+    headers: Vec<(String, Align)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub(crate) fn new<S: AsRef<str>>(headers: &[(S, Align)]) -> Self {
+        Table {
+            headers: headers
+                .iter()
+                .map(|(name, align)| (name.as_ref().to_owned(), *align))
+                .collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn row(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let width = |s: &str| s.chars().count();
+        let widths: Vec<usize> = self
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| {
+                self.rows
+                    .iter()
+                    .filter_map(|row| row.get(i))
+                    .map(|cell| width(cell))
+                    .chain([width(name), 3])
+                    .max()
+                    .unwrap_or(3)
+            })
+            .collect();
+        let line = |cells: Vec<String>| format!("| {} |", cells.join(" | "));
+        let pad = |cell: &str, i: usize| {
+            let fill = " ".repeat(widths[i] - width(cell));
+            match self.headers[i].1 {
+                Align::Left => format!("{cell}{fill}"),
+                Align::Right => format!("{fill}{cell}"),
+            }
+        };
+        let mut out = vec![line(
+            self.headers
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| pad(name, i))
+                .collect(),
+        )];
+        out.push(line(
+            self.headers
+                .iter()
+                .enumerate()
+                .map(|(i, (_, align))| match align {
+                    Align::Left => "-".repeat(widths[i]),
+                    Align::Right => format!("{}:", "-".repeat(widths[i] - 1)),
+                })
+                .collect(),
+        ));
+        for row in &self.rows {
+            out.push(line(
+                (0..self.headers.len())
+                    .map(|i| pad(row.get(i).map_or("", String::as_str), i))
+                    .collect(),
+            ));
+        }
+        out.join("\n") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bench::scenario::{SCENARIOS, SERVERS};
+
+    fn sample(round: usize, server: &'static str, messages: u64) -> Sample {
+        Sample {
+            round,
+            scenario: SCENARIOS[0].name,
+            server,
+            messages,
+            elapsed: Duration::from_secs(1),
+            load_idle: Duration::from_millis(250),
+            server_ticks: 100,
+            core_busy_ticks: 100,
+            core_irq_ticks: 0,
+        }
+    }
+
+    #[test]
+    fn ratios_are_per_round_then_median() {
+        let samples = vec![
+            sample(0, RAW, 1000),
+            sample(0, TOKIO, 900),
+            sample(1, RAW, 2000),
+            sample(1, TOKIO, 1900),
+            sample(2, RAW, 1000),
+            sample(2, TOKIO, 990),
+        ];
+        let report = Report {
+            scenarios: &SCENARIOS[..1],
+            servers: SERVERS,
+            samples: &samples,
+            memory: &[],
+            ticks_per_sec: 100.0,
+        };
+        let cell = report.cell(&SCENARIOS[0], TOKIO).unwrap();
+        assert_eq!(cell.msgs_per_sec, 990.0);
+        let (ratio, low, high) = cell.ratio.unwrap();
+        assert_eq!((ratio, low, high), (0.95, 0.9, 0.99));
+        assert!((cell.load_busy - 0.75).abs() < 1e-9);
+        assert!((cell.cpu_us_per_msg - 1e6 / 990.0).abs() < 1e-6);
+        let tables = report.throughput_tables();
+        assert!(tables.contains("| wsflow-tokio "), "{tables}");
+        let (targets, met, total) = report.targets();
+        assert_eq!((met, total), (0, 1), "{targets}");
+    }
+
+    #[test]
+    fn tables_and_numbers_render() {
+        assert_eq!(thousands(1_234_567.6), "1,234,568");
+        assert_eq!(thousands(999.0), "999");
+        let mut table = Table::new(&[("a", Align::Left), ("b", Align::Right)]);
+        table.row(vec!["x".into(), "1,000".into()]);
+        assert_eq!(
+            table.render(),
+            "| a   |     b |\n| --- | ----: |\n| x   | 1,000 |\n"
+        );
+        assert!(within(1.05, 0.1) && within(0.95, 0.1) && !within(0.89, 0.1));
+    }
+}
