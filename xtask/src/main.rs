@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 
 mod autobahn;
+mod bench;
 mod cmd;
 mod test;
 
@@ -16,6 +17,8 @@ const USAGE: &str = "usage: cargo xtask <task> [options]
 tasks:
   test        run every test of the workspace (the README's test command)
   autobahn    the Autobahn testsuite against wsflow (`cargo xtask autobahn --help`)
+  bench       throughput and memory beside the peers (`cargo xtask bench [--quick]`,
+              `cargo xtask bench --help`)
   help        this text";
 
 fn main() -> ExitCode {
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
         }
         Some("test") => test::run(&rest),
         Some("autobahn") => autobahn::run(&rest),
+        Some("bench") => bench::run(&rest),
         Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
     };
     match result {

@@ -50,6 +50,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     )?;
     cmd::run("cargo", &["test", "--workspace", "--all-features", "--doc"])?;
     if !skip_interop {
+        // The browser test runs the chat example binary; `cargo test` does not always place
+        // example binaries under `target/debug/examples/`, so build them explicitly.
+        cmd::run(
+            "cargo",
+            &["build", "-p", "wsflow", "--all-features", "--examples"],
+        )?;
         cmd::run(
             "cargo",
             &[

@@ -60,6 +60,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncIoStream<T> {
         read_buf(Pin::new(&mut self.0), cx, buf)
     }
 
+    /// Reads into `buf` (for layers such as TLS that need a plain slice).
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+
     /// Writes several slices with one vectored write where the stream supports it.
     pub fn poll_write_vectored(
         &mut self,
@@ -125,6 +130,11 @@ impl AsyncIoTcpStream {
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
         read_buf(Pin::new(&mut self.0), cx, buf)
+    }
+
+    /// Reads into `buf` (for layers such as TLS that need a plain slice).
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
     }
 
     /// Writes several slices with one `writev`.

@@ -57,6 +57,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TokioStream<T> {
         tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, buf)
     }
 
+    /// Reads into `buf` (for layers such as TLS that need a plain slice).
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut read_buf = tokio::io::ReadBuf::new(buf);
+        std::task::ready!(Pin::new(&mut self.0).poll_read(cx, &mut read_buf))?;
+        Poll::Ready(Ok(read_buf.filled().len()))
+    }
+
     /// Writes several slices with one vectored write where the stream supports it.
     pub fn poll_write_vectored(
         &mut self,

@@ -1,34 +1,45 @@
 //! The client (WebSocket-Node's `WebSocketClient`).
 
 use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use wsflow_core::{Config, Connection, Negotiated, Role};
-use wsflow_handshake::{ClientHandshake, ClientOptions, Parsed, WsUrl};
+use wsflow_core::{Config, Connection, DeflateConfig, Negotiated, Role};
+use wsflow_handshake::{
+    ClientHandshake, ClientOptions, ExtensionOffer, Parsed, WsUrl, check_deflate_response,
+};
 
 use crate::error::Error;
-use crate::runtime::{self, Runtime};
+use crate::proxy::{Proxy, ProxyHandshake};
+use crate::runtime::{self, Runtime, Transport};
+use crate::server::{deflate_extension, deflate_params};
 use crate::websocket::{PeerInfo, WebSocket};
 
 /// Client options: WebSocket-Node's `WebSocketClient` config plus what its `connect` takes
 /// (protocols, origin, headers).
 ///
+/// permessage-deflate (RFC 7692) is off by default; offer it with
+/// [`ClientConfig::permessage_deflate`].
+///
 /// ```
 /// use wsflow::ClientConfig;
+/// use wsflow::core::DeflateConfig;
 ///
 /// let config = ClientConfig::default()
 ///     .protocols(["chat", "superchat"])
 ///     .origin("https://example.com")
 ///     .header("Authorization", "Bearer secret")
-///     .max_received_message_size(32 << 20);
+///     .max_received_message_size(32 << 20)
+///     .permessage_deflate(DeflateConfig::new());
 /// # let _ = config;
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ClientConfig {
     pub(crate) connection: Config,
+    pub(crate) deflate: Option<DeflateConfig>,
     pub(crate) protocols: Vec<String>,
     pub(crate) origin: Option<String>,
     pub(crate) headers: Vec<(String, String)>,
@@ -36,12 +47,27 @@ pub struct ClientConfig {
     pub(crate) handshake_timeout: Duration,
     pub(crate) disable_nagle_algorithm: bool,
     pub(crate) runtime: Runtime,
+    pub(crate) proxy: ProxyChoice,
+    #[cfg(feature = "rustls")]
+    pub(crate) tls: crate::tls::TlsClientConfig,
+}
+
+/// Where the client's proxy comes from.
+#[derive(Clone, Debug)]
+pub(crate) enum ProxyChoice {
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`, like curl.
+    FromEnv,
+    /// Always direct.
+    Direct,
+    /// Always this proxy.
+    Given(Proxy),
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             connection: Config::client(),
+            deflate: None,
             protocols: Vec::new(),
             origin: None,
             headers: Vec::new(),
@@ -49,6 +75,9 @@ impl Default for ClientConfig {
             handshake_timeout: Duration::from_secs(30),
             disable_nagle_algorithm: true,
             runtime: Runtime::default(),
+            proxy: ProxyChoice::FromEnv,
+            #[cfg(feature = "rustls")]
+            tls: crate::tls::TlsClientConfig::default(),
         }
     }
 }
@@ -95,6 +124,26 @@ impl ClientConfig {
         self
     }
 
+    /// Offers permessage-deflate (RFC 7692) with these options (`None`, the default: no
+    /// offer). The offer always carries `client_max_window_bits`, so a server may limit the
+    /// client's window; it asks for `server_no_context_takeover` and `server_max_window_bits`
+    /// when the options do. The server's answer is checked against the offer
+    /// ([`check_deflate_response`](wsflow_handshake::check_deflate_response)): an invalid one
+    /// fails the connection with [`Error::Handshake`]; a server that declines connects
+    /// without compression.
+    ///
+    /// Memory: about 417 KiB per compressed connection with the default 15-bit windows (see
+    /// [`DeflateConfig`] for the figures).
+    pub fn permessage_deflate(mut self, config: impl Into<Option<DeflateConfig>>) -> Self {
+        self.deflate = config.into();
+        self
+    }
+
+    /// The permessage-deflate options set by [`ClientConfig::permessage_deflate`].
+    pub fn get_permessage_deflate(&self) -> Option<&DeflateConfig> {
+        self.deflate.as_ref()
+    }
+
     /// The protocol version to speak: 13 (default) or 8.
     pub fn version(mut self, version: u8) -> Self {
         self.version = version;
@@ -119,6 +168,55 @@ impl ClientConfig {
         self
     }
 
+    /// Connects through this proxy (HTTP `CONNECT` or SOCKS5), whatever the environment says.
+    ///
+    /// By default the proxy comes from the environment like curl's: `HTTPS_PROXY` for
+    /// `wss://`, `HTTP_PROXY` for `ws://`, then `ALL_PROXY`, unless `NO_PROXY` lists the host
+    /// (see [`Proxy::from_env`]). `wss://` through a proxy runs TLS inside the tunnel.
+    ///
+    /// ```
+    /// use wsflow::{ClientConfig, Proxy};
+    ///
+    /// # fn example() -> Result<(), wsflow::Error> {
+    /// let config = ClientConfig::default().proxy(Proxy::parse("socks5://user:pw@127.0.0.1:1080")?);
+    /// # let _ = config;
+    /// # Ok(()) }
+    /// ```
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = ProxyChoice::Given(proxy);
+        self
+    }
+
+    /// Connects directly, ignoring the proxy environment variables.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyChoice::Direct;
+        self
+    }
+
+    /// TLS options for `wss://` (feature `rustls`; default: the webpki roots).
+    ///
+    /// ```
+    /// use wsflow::{ClientConfig, TlsClientConfig};
+    ///
+    /// # fn example(ca_pem: &[u8]) -> Result<(), wsflow::Error> {
+    /// let config = ClientConfig::default().tls(TlsClientConfig::default().add_root_pem(ca_pem)?);
+    /// # let _ = config;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn tls(mut self, tls: crate::tls::TlsClientConfig) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    fn proxy_for(&self, url: &WsUrl) -> Option<Proxy> {
+        match &self.proxy {
+            ProxyChoice::FromEnv => Proxy::from_env(url.is_secure(), url.host(), url.port()),
+            ProxyChoice::Direct => None,
+            ProxyChoice::Given(proxy) => Some(proxy.clone()),
+        }
+    }
+
     fn handshake_options(&self) -> ClientOptions {
         let mut options = ClientOptions::new()
             .protocols(self.protocols.iter().cloned())
@@ -128,6 +226,9 @@ impl ClientConfig {
         }
         for (name, value) in &self.headers {
             options = options.header(name, value);
+        }
+        if let Some(deflate) = &self.deflate {
+            options = options.extensions(&deflate_params(deflate, Role::Client).to_string());
         }
         options
     }
@@ -170,29 +271,19 @@ impl Client {
     /// socket.
     pub async fn connect(&self, url: &str) -> Result<WebSocket, Error> {
         let url = WsUrl::parse(url).map_err(|err| Error::Handshake(err.into()))?;
+        #[cfg(not(feature = "rustls"))]
         if url.is_secure() {
             return Err(Error::Unsupported(
-                "wss:// needs TLS, which this build of wsflow does not include".to_owned(),
+                "wss:// needs TLS: enable wsflow's `rustls` feature".to_owned(),
             ));
         }
         let config = &self.config;
-        let deadline = Instant::now() + config.handshake_timeout;
-        let mut timer = config.runtime.timer(deadline);
-        let connecting =
-            config
-                .runtime
-                .connect(url.host(), url.port(), config.disable_nagle_algorithm);
-        let mut connecting = std::pin::pin!(connecting);
-        let (mut io, peer_addr) = poll_fn(|cx| {
-            if let Poll::Ready(result) = connecting.as_mut().poll(cx) {
-                return Poll::Ready(result.map_err(Error::from));
-            }
-            if timer.poll_elapsed(cx).is_ready() {
-                return Poll::Ready(Err(Error::HandshakeTimeout(config.handshake_timeout)));
-            }
-            Poll::Pending
-        })
-        .await?;
+        let mut timer = config
+            .runtime
+            .timer(Instant::now() + config.handshake_timeout);
+        let (mut io, peer_addr) = runtime::with_deadline(&mut *timer, self.open_stream(&url))
+            .await
+            .ok_or(Error::HandshakeTimeout(config.handshake_timeout))??;
 
         let (handshake, request) = ClientHandshake::new(&url, &config.handshake_options())?;
         runtime::write_all(&mut *io, &request).await?;
@@ -233,9 +324,26 @@ impl Client {
         })
         .await?;
         buf.advance(consumed);
-        let negotiated = Negotiated::new()
+        let mut negotiated = Negotiated::new()
             .protocol(response.protocol())
-            .version(config.version);
+            .version(config.version)
+            .extensions(
+                response
+                    .extensions()
+                    .iter()
+                    .map(ExtensionOffer::to_string)
+                    .collect(),
+            );
+        if let Some(deflate) = &config.deflate {
+            let offer = deflate_params(deflate, Role::Client);
+            if let Some(agreed) = check_deflate_response(&[offer], response.extensions())? {
+                negotiated = negotiated.extension(Box::new(deflate_extension(
+                    Role::Client,
+                    deflate,
+                    &agreed,
+                )));
+            }
+        }
         let conn = Connection::new(
             Role::Client,
             config.connection.clone(),
@@ -245,5 +353,59 @@ impl Client {
         );
         let info = PeerInfo::direct(peer_addr, &conn);
         Ok(WebSocket::new(conn, io, config.runtime, info, None))
+    }
+
+    /// The byte stream to the server: TCP, through the proxy if any, then TLS for `wss://`.
+    async fn open_stream(
+        &self,
+        url: &WsUrl,
+    ) -> Result<(Box<dyn Transport>, Option<SocketAddr>), Error> {
+        let config = &self.config;
+        let proxy = config.proxy_for(url);
+        let (host, port) = match &proxy {
+            Some(proxy) => (proxy.host(), proxy.port()),
+            None => (url.host(), url.port()),
+        };
+        let (mut io, peer_addr) = config
+            .runtime
+            .connect(host, port, config.disable_nagle_algorithm)
+            .await
+            .map_err(|err| match &proxy {
+                Some(proxy) => Error::Proxy(format!(
+                    "cannot reach the proxy {}:{}: {err}",
+                    proxy.host(),
+                    proxy.port()
+                )),
+                None => err.into(),
+            })?;
+        if let Some(proxy) = &proxy {
+            open_tunnel(&mut *io, proxy.handshake(url.host(), url.port())).await?;
+        }
+        #[cfg(feature = "rustls")]
+        if url.is_secure() {
+            io = crate::tls::connect(io, config.tls.build()?, url.host(), config.runtime).await?;
+        }
+        Ok((io, peer_addr))
+    }
+}
+
+/// Runs a proxy's tunnel handshake over `io`.
+async fn open_tunnel(io: &mut dyn Transport, mut tunnel: ProxyHandshake) -> Result<(), Error> {
+    let mut buf = [0u8; 1024];
+    loop {
+        let to_send = tunnel.take_to_send();
+        if !to_send.is_empty() {
+            runtime::write_all(io, &to_send).await?;
+        }
+        if tunnel.is_open() {
+            return Ok(());
+        }
+        let n = poll_fn(|cx| io.poll_read(cx, &mut buf)).await?;
+        if n == 0 {
+            return Err(Error::Proxy(
+                "the proxy closed the connection before opening the tunnel".to_owned(),
+            ));
+        }
+        tunnel.handle_received(&buf[..n])?;
     }
 }

@@ -435,6 +435,13 @@ mod tests {
     }
 
     impl Transport for Scripted {
+        fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let mut bytes = BytesMut::with_capacity(buf.len());
+            let n = std::task::ready!(self.poll_read_buf(cx, &mut bytes))?;
+            buf[..n].copy_from_slice(&bytes);
+            Poll::Ready(Ok(n))
+        }
+
         fn poll_read_buf(
             &mut self,
             cx: &mut Context<'_>,
@@ -661,6 +668,13 @@ mod tests {
     }
 
     impl Transport for SilentAfter {
+        fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            if self.inner.reads.is_empty() {
+                return Poll::Pending;
+            }
+            self.inner.poll_read(cx, buf)
+        }
+
         fn poll_read_buf(
             &mut self,
             cx: &mut Context<'_>,

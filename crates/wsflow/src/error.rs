@@ -47,6 +47,10 @@ pub enum Error {
     },
     /// The connection this handle sends to is gone.
     ConnectionGone,
+    /// The proxy refused the tunnel or answered something unexpected.
+    Proxy(String),
+    /// TLS failed: a certificate that could not be loaded or verified, or a failed handshake.
+    Tls(String),
 }
 
 impl fmt::Display for Error {
@@ -71,6 +75,8 @@ impl fmt::Display for Error {
                  high-water mark (raise `send_high_water_mark`, or let senders wait)"
             ),
             Self::ConnectionGone => f.write_str("the connection was dropped"),
+            Self::Proxy(why) => write!(f, "proxy error: {why}"),
+            Self::Tls(why) => write!(f, "TLS error: {why}"),
         }
     }
 }

@@ -27,12 +27,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use wsflow_core::{Connection, Negotiated, Role};
-use wsflow_handshake::{AcceptOptions, UpgradeRequest};
+use wsflow_core::{Connection, Role};
+use wsflow_handshake::{AcceptOptions, DeflateParams, UpgradeRequest};
 
 use crate::error::Error;
 use crate::runtime::Transport;
-use crate::server::ServerConfig;
+use crate::server::{ServerConfig, agreed_extensions, answer_deflate, server_negotiated};
 use crate::websocket::{PeerInfo, WebSocket};
 
 /// A validated WebSocket upgrade request that arrived through another HTTP server.
@@ -71,7 +71,9 @@ impl HttpUpgrade {
     /// Builds the `101 Switching Protocols` response. The protocol of `options` must be one the
     /// client requested.
     pub fn accept(self, options: AcceptOptions) -> Result<(http::Response<()>, Accepted), Error> {
+        let options = answer_deflate(&self.config, &self.upgrade, options);
         let response = self.upgrade.accept_http(&options)?;
+        let (extensions, deflate) = agreed_extensions(options.get_extensions())?;
         let mut addresses: Vec<String> = if self.config.ignore_x_forwarded_for {
             Vec::new()
         } else {
@@ -85,6 +87,8 @@ impl HttpUpgrade {
         let accepted = Accepted {
             protocol: options.get_protocol().map(str::to_owned),
             version: self.upgrade.version(),
+            extensions,
+            deflate,
             config: self.config,
             addresses,
             peer: self.peer,
@@ -98,6 +102,8 @@ impl HttpUpgrade {
 pub struct Accepted {
     protocol: Option<String>,
     version: u8,
+    extensions: Vec<String>,
+    deflate: Option<DeflateParams>,
     config: ServerConfig,
     addresses: Vec<String>,
     peer: Option<SocketAddr>,
@@ -125,9 +131,13 @@ impl Accepted {
     }
 
     fn into_websocket(self, io: Box<dyn Transport>, runtime: crate::Runtime) -> WebSocket {
-        let negotiated = Negotiated::new()
-            .protocol(self.protocol.as_deref())
-            .version(self.version);
+        let negotiated = server_negotiated(
+            &self.config,
+            self.protocol.as_deref(),
+            self.version,
+            self.extensions,
+            self.deflate,
+        );
         let conn = Connection::new(
             Role::Server,
             self.config.connection.clone(),

@@ -40,8 +40,8 @@ pub use wsflow_core as core;
 pub use wsflow_handshake as handshake;
 
 pub use wsflow_core::{
-    CloseCode, CloseEvent, CloseInitiator, Config, ConnectionState, Event, Frame, Message, OpCode,
-    Role, Utf8Bytes,
+    CloseCode, CloseEvent, CloseInitiator, Config, ConnectionState, DeflateConfig, Event, Frame,
+    Message, OpCode, Role, Utf8Bytes,
 };
 pub use wsflow_handshake::{
     AcceptOptions, ExtensionOffer, HandshakeError, RequestLimits, SetCookie,
@@ -53,8 +53,12 @@ mod client;
 mod driver;
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 mod error;
+#[cfg(all(feature = "tokio", feature = "async-std"))]
+pub mod guide;
 #[cfg(all(feature = "http", any(feature = "tokio", feature = "async-std")))]
 pub mod http;
+#[cfg(any(feature = "tokio", feature = "async-std"))]
+mod proxy;
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 mod router;
 #[cfg(feature = "async-std")]
@@ -65,6 +69,8 @@ mod rt_tokio;
 mod runtime;
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 mod server;
+#[cfg(all(feature = "rustls", any(feature = "tokio", feature = "async-std")))]
+mod tls;
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 mod websocket;
 
@@ -73,10 +79,14 @@ pub use client::{Client, ClientConfig, connect};
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 pub use error::Error;
 #[cfg(any(feature = "tokio", feature = "async-std"))]
+pub use proxy::{Proxy, ProxyKind};
+#[cfg(any(feature = "tokio", feature = "async-std"))]
 pub use router::{RoutedRequest, Router};
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 pub use runtime::Runtime;
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 pub use server::{Request, Server, ServerConfig};
+#[cfg(all(feature = "rustls", any(feature = "tokio", feature = "async-std")))]
+pub use tls::{TlsClientConfig, TlsServerConfig, rustls};
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 pub use websocket::{ReadHalf, Sender, WebSocket};

@@ -13,6 +13,9 @@ use wsflow_async_std::{AsyncIoListener, AsyncIoStream, AsyncIoTcpStream, AsyncIo
 use crate::runtime::{Listener, Timer, Transport};
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for AsyncIoStream<T> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        AsyncIoStream::poll_read(self, cx, buf)
+    }
     fn poll_read_buf(
         &mut self,
         cx: &mut Context<'_>,
@@ -36,6 +39,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for AsyncIoStream<T> {
 }
 
 impl Transport for AsyncIoTcpStream {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        AsyncIoTcpStream::poll_read(self, cx, buf)
+    }
     fn poll_read_buf(
         &mut self,
         cx: &mut Context<'_>,

@@ -12,6 +12,9 @@ use wsflow_tokio::{TokioListener, TokioStream, TokioTimer};
 use crate::runtime::{Listener, Timer, Transport};
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for TokioStream<T> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        TokioStream::poll_read(self, cx, buf)
+    }
     fn poll_read_buf(
         &mut self,
         cx: &mut Context<'_>,

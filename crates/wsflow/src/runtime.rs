@@ -22,6 +22,8 @@ pub(crate) trait Transport: Send + Unpin {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>>;
+    /// Reads into a slice (for layers such as TLS).
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
     fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,
@@ -169,6 +171,24 @@ impl Runtime {
             Self::AsyncStd => crate::rt_async_std::connect(host, port, nodelay).await,
         }
     }
+}
+
+/// Runs `future` until it finishes or `timer` elapses (`None`).
+pub(crate) async fn with_deadline<F: std::future::Future>(
+    timer: &mut dyn Timer,
+    future: F,
+) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if timer.poll_elapsed(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Writes all of `bytes` (used for handshake responses, before the driver takes over).

@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use futures_core::Stream;
 use futures_util::stream::FuturesUnordered;
-use wsflow_core::{CloseCode, Config, Connection, Message, Negotiated, Role};
+use wsflow_core::{
+    CloseCode, Config, Connection, DeflateConfig, Message, Negotiated, PerMessageDeflate, Role,
+};
 use wsflow_handshake::{
-    AcceptOptions, ExtensionOffer, Parsed, RequestLimits, SetCookie, UpgradeRequest, parse_request,
+    AcceptOptions, DeflateParams, ExtensionOffer, HandshakeError, PERMESSAGE_DEFLATE, Parsed,
+    RequestLimits, SetCookie, UpgradeRequest, negotiate_deflate, parse_extensions, parse_request,
     reject_response,
 };
 
@@ -29,20 +32,26 @@ use crate::websocket::{PeerInfo, Sender, WebSocket};
 /// keepalive, close timeout) are set with [`ServerConfig::connection`]; the most common ones
 /// also have direct setters here.
 ///
+/// permessage-deflate (RFC 7692) is off by default, as in Node's `ws` server; turn it on with
+/// [`ServerConfig::permessage_deflate`].
+///
 /// ```
 /// use std::time::Duration;
 /// use wsflow::ServerConfig;
+/// use wsflow::core::DeflateConfig;
 ///
 /// let config = ServerConfig::default()
 ///     .max_received_message_size(16 << 20)
 ///     .handshake_timeout(Duration::from_secs(5))
-///     .auto_accept_connections(true);
+///     .auto_accept_connections(true)
+///     .permessage_deflate(DeflateConfig::new().client_max_window_bits(12));
 /// # let _ = config;
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ServerConfig {
     pub(crate) connection: Config,
+    pub(crate) deflate: Option<DeflateConfig>,
     pub(crate) limits: RequestLimits,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_pending_handshakes: usize,
@@ -50,12 +59,15 @@ pub struct ServerConfig {
     pub(crate) ignore_x_forwarded_for: bool,
     pub(crate) disable_nagle_algorithm: bool,
     pub(crate) runtime: Runtime,
+    #[cfg(feature = "rustls")]
+    pub(crate) tls: Option<crate::tls::TlsServerConfig>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             connection: Config::server(),
+            deflate: None,
             limits: RequestLimits::default(),
             handshake_timeout: Duration::from_secs(10),
             max_pending_handshakes: 1024,
@@ -63,11 +75,31 @@ impl Default for ServerConfig {
             ignore_x_forwarded_for: false,
             disable_nagle_algorithm: true,
             runtime: Runtime::default(),
+            #[cfg(feature = "rustls")]
+            tls: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// Serves `wss://`: every accepted socket first completes a TLS handshake (within the
+    /// handshake timeout) with this certificate (feature `rustls`).
+    ///
+    /// ```no_run
+    /// use wsflow::{ServerConfig, TlsServerConfig};
+    ///
+    /// # fn example() -> Result<(), wsflow::Error> {
+    /// let tls = TlsServerConfig::from_pem_files("chain.pem", "key.pem")?;
+    /// let config = ServerConfig::default().tls(tls);
+    /// # let _ = config;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn tls(mut self, tls: crate::tls::TlsServerConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The options of every accepted connection (default: [`Config::server`]).
     pub fn connection(mut self, config: Config) -> Self {
         self.connection = config;
@@ -84,6 +116,26 @@ impl ServerConfig {
     pub fn max_received_message_size(mut self, bytes: usize) -> Self {
         self.connection = self.connection.max_received_message_size(bytes);
         self
+    }
+
+    /// Accepts permessage-deflate (RFC 7692) when a client offers it, with these options
+    /// (`None`, the default: never). Each connection negotiates on its own: the first
+    /// permessage-deflate offer of the client that the options allow is answered (see
+    /// [`negotiate_deflate`](wsflow_handshake::negotiate_deflate) for how the parameters are
+    /// chosen), and a client that offers none connects without compression. A request
+    /// accepted with its own `Sec-WebSocket-Extensions` answer
+    /// ([`AcceptOptions::extensions`]) keeps that answer, and compression follows it.
+    ///
+    /// Memory: about 417 KiB per compressed connection with the default 15-bit windows (see
+    /// [`DeflateConfig`] for the figures).
+    pub fn permessage_deflate(mut self, config: impl Into<Option<DeflateConfig>>) -> Self {
+        self.deflate = config.into();
+        self
+    }
+
+    /// The permessage-deflate options set by [`ServerConfig::permessage_deflate`].
+    pub fn get_permessage_deflate(&self) -> Option<&DeflateConfig> {
+        self.deflate.as_ref()
     }
 
     /// Limits on the upgrade request's head (size and header count).
@@ -473,6 +525,13 @@ async fn read_request(
     let mut timer = config
         .runtime
         .timer(Instant::now() + config.handshake_timeout);
+    #[cfg(feature = "rustls")]
+    if let Some(tls) = &config.tls {
+        // A peer that fails the TLS handshake, or is too slow with it, is dropped: there is
+        // no HTTP channel yet to answer on.
+        let accepting = crate::tls::accept(io, tls, config.runtime);
+        io = runtime::with_deadline(&mut *timer, accepting).await?.ok()?;
+    }
     let mut buf = BytesMut::with_capacity(1024);
     let outcome = poll_fn(|cx| {
         loop {
@@ -714,23 +773,36 @@ impl Request {
     /// Accepts with full control over the 101 answer (extra headers, cookies, the agreed
     /// extensions). A protocol the client did not ask for is answered with 500 and
     /// returned as an error.
-    pub async fn accept_with(mut self, options: AcceptOptions) -> Result<WebSocket, Error> {
+    ///
+    /// Without an extensions answer in `options`, permessage-deflate is negotiated as
+    /// [`ServerConfig::permessage_deflate`] says. With one, it is sent as given, and if it
+    /// agrees to permessage-deflate, the connection compresses with those parameters (an
+    /// answer RFC 7692 does not allow is answered with 500 and returned as an error).
+    pub async fn accept_with(mut self, mut options: AcceptOptions) -> Result<WebSocket, Error> {
         if self.registry.shutting_down.load(Ordering::Acquire) {
             let _ = self.answer(503, Some("Server is shutting down"), &[]).await;
             return Err(Error::ShuttingDown);
         }
-        let response = match self.upgrade.accept(&options) {
-            Ok(response) => response,
+        options = answer_deflate(&self.config, &self.upgrade, options);
+        let accepted = self.upgrade.accept(&options).and_then(|response| {
+            let agreed = agreed_extensions(options.get_extensions())?;
+            Ok((response, agreed))
+        });
+        let (response, (agreed, deflate)) = match accepted {
+            Ok(accepted) => accepted,
             Err(err) => {
                 let _ = self.answer(500, Some(&err.to_string()), &[]).await;
                 return Err(err.into());
             }
         };
         runtime::write_all(&mut *self.io, &response).await?;
-        let protocol = options.get_protocol().map(str::to_owned);
-        let negotiated = Negotiated::new()
-            .protocol(protocol.as_deref())
-            .version(self.upgrade.version());
+        let negotiated = server_negotiated(
+            &self.config,
+            options.get_protocol(),
+            self.upgrade.version(),
+            agreed,
+            deflate,
+        );
         let conn = Connection::new(
             Role::Server,
             self.config.connection.clone(),
@@ -785,5 +857,232 @@ impl Request {
         runtime::write_all(&mut *self.io, &response).await?;
         runtime::shutdown(&mut *self.io).await;
         Ok(())
+    }
+}
+
+/// The extensions of a `101` answer, one entry each, and the permessage-deflate parameters
+/// among them.
+/// Adds the permessage-deflate answer to `options` when the server accepts compression, the
+/// client offered it, and the application did not answer extensions itself.
+pub(crate) fn answer_deflate(
+    config: &ServerConfig,
+    upgrade: &UpgradeRequest,
+    options: AcceptOptions,
+) -> AcceptOptions {
+    if options.get_extensions().is_none()
+        && let Some(deflate) = &config.deflate
+        && let Some(answer) = negotiate_deflate(
+            upgrade.requested_extensions(),
+            &deflate_params(deflate, Role::Server),
+        )
+    {
+        return options.extensions(&answer.to_string());
+    }
+    options
+}
+
+/// What an accepted server connection runs with: its protocol, version, the extensions the
+/// answer agreed, and the compression extension when permessage-deflate is among them.
+pub(crate) fn server_negotiated(
+    config: &ServerConfig,
+    protocol: Option<&str>,
+    version: u8,
+    agreed: Vec<String>,
+    deflate: Option<DeflateParams>,
+) -> Negotiated {
+    let mut negotiated = Negotiated::new()
+        .protocol(protocol)
+        .version(version)
+        .extensions(agreed);
+    if let Some(params) = deflate {
+        let deflate_config = config.deflate.clone().unwrap_or_default();
+        negotiated = negotiated.extension(Box::new(deflate_extension(
+            Role::Server,
+            &deflate_config,
+            &params,
+        )));
+    }
+    negotiated
+}
+
+pub(crate) fn agreed_extensions(
+    answer: Option<&str>,
+) -> Result<(Vec<String>, Option<DeflateParams>), HandshakeError> {
+    let extensions = match answer {
+        Some(value) => parse_extensions(value)?,
+        None => Vec::new(),
+    };
+    let mut deflate = None;
+    for extension in &extensions {
+        if extension.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE) {
+            if deflate.is_some() {
+                return Err(HandshakeError::InvalidDeflateResponse {
+                    response: extension.to_string(),
+                    reason: "permessage-deflate is answered more than once",
+                });
+            }
+            deflate = Some(DeflateParams::from_response(extension)?);
+        }
+    }
+    Ok((
+        extensions.iter().map(ExtensionOffer::to_string).collect(),
+        deflate,
+    ))
+}
+
+/// What an endpoint asks for in the handshake, from its permessage-deflate options: the
+/// answer a server wants, or the offer a client sends.
+pub(crate) fn deflate_params(config: &DeflateConfig, role: Role) -> DeflateParams {
+    let mut params = DeflateParams::new();
+    if config.get_server_no_context_takeover() {
+        params = params.with_server_no_context_takeover();
+    }
+    if config.get_client_no_context_takeover() {
+        params = params.with_client_no_context_takeover();
+    }
+    let server_bits = config.get_server_max_window_bits();
+    if server_bits < DeflateConfig::MAX_WINDOW_BITS {
+        params = params.with_server_max_window_bits(server_bits);
+    }
+    let client_bits = config.get_client_max_window_bits();
+    let client_limit = (client_bits < DeflateConfig::MAX_WINDOW_BITS).then_some(client_bits);
+    match role {
+        Role::Server if client_limit.is_some() => {
+            params = params.with_client_max_window_bits(client_limit);
+        }
+        Role::Server => {}
+        // A client always says it can limit its window: servers that want it may then ask.
+        Role::Client => params = params.with_client_max_window_bits(client_limit),
+    }
+    params
+}
+
+/// The extension for what the handshake agreed. An endpoint may always compress with less
+/// than agreed: its own window limit and no-context-takeover wish hold too.
+pub(crate) fn deflate_extension(
+    role: Role,
+    config: &DeflateConfig,
+    agreed: &DeflateParams,
+) -> PerMessageDeflate {
+    let mut server_bits = agreed.server_window_bits();
+    let mut server_reset = agreed.server_no_context_takeover;
+    let mut client_bits = agreed.client_window_bits();
+    let mut client_reset = agreed.client_no_context_takeover;
+    match role {
+        Role::Server => {
+            server_bits = server_bits.min(config.get_server_max_window_bits());
+            server_reset |= config.get_server_no_context_takeover();
+        }
+        Role::Client => {
+            client_bits = client_bits.min(config.get_client_max_window_bits());
+            client_reset |= config.get_client_no_context_takeover();
+        }
+    }
+    let config = config
+        .clone()
+        .server_no_context_takeover(server_reset)
+        .client_no_context_takeover(client_reset)
+        .server_max_window_bits(server_bits)
+        .client_max_window_bits(client_bits);
+    PerMessageDeflate::new(role, &config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(feature = "tokio")]
+    use crate::ClientConfig;
+
+    #[test]
+    fn deflate_options_become_handshake_parameters() {
+        let default = DeflateConfig::new();
+        assert_eq!(
+            deflate_params(&default, Role::Server).to_string(),
+            "permessage-deflate"
+        );
+        assert_eq!(
+            deflate_params(&default, Role::Client).to_string(),
+            "permessage-deflate; client_max_window_bits"
+        );
+        let all = DeflateConfig::new()
+            .server_no_context_takeover(true)
+            .client_no_context_takeover(true)
+            .server_max_window_bits(9)
+            .client_max_window_bits(8);
+        let expected = "permessage-deflate; server_no_context_takeover; \
+                        client_no_context_takeover; server_max_window_bits=9; \
+                        client_max_window_bits=8";
+        assert_eq!(deflate_params(&all, Role::Server).to_string(), expected);
+        assert_eq!(deflate_params(&all, Role::Client).to_string(), expected);
+    }
+
+    #[test]
+    fn agreed_extensions_are_listed_and_checked() {
+        assert_eq!(agreed_extensions(None).unwrap(), (vec![], None));
+        let (names, deflate) =
+            agreed_extensions(Some("x-foo, permessage-deflate; server_max_window_bits=10"))
+                .unwrap();
+        assert_eq!(
+            names,
+            ["x-foo", "permessage-deflate; server_max_window_bits=10"]
+        );
+        assert_eq!(deflate.unwrap().server_window_bits(), 10);
+        for bad in [
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate; bogus",
+            "permessage-deflate, permessage-deflate",
+        ] {
+            assert!(agreed_extensions(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    /// A server and a client over a real socket, each with or without compression.
+    #[cfg(feature = "tokio")]
+    async fn echo_once(
+        server: Option<DeflateConfig>,
+        client: Option<DeflateConfig>,
+    ) -> Vec<String> {
+        let config = ServerConfig::default()
+            .runtime(Runtime::Tokio)
+            .permessage_deflate(server);
+        let mut server = Server::bind("127.0.0.1:0", config).await.unwrap();
+        let url = format!("ws://{}/", server.local_addr());
+        let serving = tokio::spawn(async move {
+            let mut ws = server.accept().await.unwrap().accept(None).await.unwrap();
+            let extensions = ws.extensions().to_vec();
+            while let Some(Ok(message)) = ws.recv().await {
+                ws.send(message).await.unwrap();
+            }
+            extensions
+        });
+        let config = ClientConfig::default()
+            .runtime(Runtime::Tokio)
+            .permessage_deflate(client);
+        let mut ws = crate::Client::new(config).connect(&url).await.unwrap();
+        let text = "compressible ".repeat(500);
+        ws.send_text(text.as_str()).await.unwrap();
+        let echoed = ws.recv().await.unwrap().unwrap();
+        assert_eq!(echoed, Message::text(text.as_str()));
+        let client_extensions = ws.extensions().to_vec();
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+        drop(ws);
+        assert_eq!(serving.await.unwrap(), client_extensions);
+        client_extensions
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test]
+    async fn compression_is_used_only_when_both_sides_want_it() {
+        let on = || Some(DeflateConfig::new());
+        assert_eq!(echo_once(on(), on()).await, ["permessage-deflate"]);
+        let limited = DeflateConfig::new()
+            .server_no_context_takeover(true)
+            .client_max_window_bits(9);
+        assert_eq!(
+            echo_once(Some(limited), on()).await,
+            ["permessage-deflate; server_no_context_takeover; client_max_window_bits=9"]
+        );
+        assert!(echo_once(None, on()).await.is_empty());
+        assert!(echo_once(on(), None).await.is_empty());
     }
 }

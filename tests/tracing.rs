@@ -1,0 +1,75 @@
+//! The `tracing` feature: a connection reports its opening, its failure and its close (with
+//! the code) as tracing events, captured here by a subscriber writing to memory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use support::*;
+use wsflow::{CloseCode, Runtime, Server, ServerConfig};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn connections_report_open_failure_and_close() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut server = Server::bind(
+                "127.0.0.1:0",
+                ServerConfig::default().runtime(Runtime::Tokio),
+            )
+            .await
+            .unwrap();
+            let url = format!("ws://{}/", server.local_addr());
+            let client = client(Runtime::Tokio);
+            let connecting = client.connect(&url);
+            let accepting = async { server.accept().await.unwrap().accept(None).await.unwrap() };
+            let (ws, mut accepted) = futures_util::future::join(connecting, accepting).await;
+            let mut ws = ws.unwrap();
+            ws.close(CloseCode::from(4001), Some("bye")).await.unwrap();
+            let (client_close, server_close) =
+                futures_util::future::join(ws.closed(), accepted.closed()).await;
+            assert_eq!(client_close.code.as_u16(), 4001);
+            assert_eq!(server_close.code.as_u16(), 4001);
+        });
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        log.matches("websocket connection opened").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("websocket connection closed").count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("code=4001"), "{log}");
+    assert!(
+        log.contains("role=Server") && log.contains("role=Client"),
+        "{log}"
+    );
+}
