@@ -134,3 +134,76 @@ pub fn serve_echo(runtime: Runtime, mut server: Server) {
 pub fn client(runtime: Runtime) -> Client {
     Client::new(ClientConfig::default().runtime(runtime))
 }
+
+/// A test certificate authority and a `localhost`/`127.0.0.1` certificate it signed, as PEM
+/// text and as files (for the example binaries and the interop peers).
+pub struct TestCerts {
+    pub ca_pem: String,
+    pub chain_pem: String,
+    pub key_pem: String,
+    pub ca_file: std::path::PathBuf,
+    pub chain_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+}
+
+/// Generates a fresh CA and server certificate with `rcgen` and writes them to a temporary
+/// folder of their own.
+pub fn test_certs() -> TestCerts {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "wsflow test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &*ca)
+        .unwrap();
+
+    let dir = std::env::temp_dir().join(format!(
+        "wsflow-certs-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certs = TestCerts {
+        ca_pem: ca.as_ref().pem(),
+        chain_pem: leaf.pem(),
+        key_pem: key.serialize_pem(),
+        ca_file: dir.join("ca.pem"),
+        chain_file: dir.join("chain.pem"),
+        key_file: dir.join("key.pem"),
+    };
+    std::fs::write(&certs.ca_file, &certs.ca_pem).unwrap();
+    std::fs::write(&certs.chain_file, &certs.chain_pem).unwrap();
+    std::fs::write(&certs.key_file, &certs.key_pem).unwrap();
+    certs
+}
+
+impl TestCerts {
+    /// Server TLS options presenting the certificate.
+    pub fn server_tls(&self) -> wsflow::TlsServerConfig {
+        wsflow::TlsServerConfig::from_pem(self.chain_pem.as_bytes(), self.key_pem.as_bytes())
+            .unwrap()
+    }
+
+    /// Client TLS options trusting the test CA.
+    pub fn client_tls(&self) -> wsflow::TlsClientConfig {
+        wsflow::TlsClientConfig::default()
+            .add_root_pem(self.ca_pem.as_bytes())
+            .unwrap()
+    }
+}
+
+impl Drop for TestCerts {
+    fn drop(&mut self) {
+        if let Some(dir) = self.ca_file.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
