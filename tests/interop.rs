@@ -17,7 +17,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use support::*;
 use wsflow::{
-    Client, ClientConfig, CloseCode, Config, Event, Message, Runtime, Server, ServerConfig,
+    Client, ClientConfig, CloseCode, Config, DeflateConfig, Event, Message, Runtime, Server,
+    ServerConfig,
 };
 
 fn interop_dir() -> PathBuf {
@@ -96,9 +97,15 @@ impl Drop for PeerServer {
 
 /// Runs a peer client against `url` to completion; it prints `ok` and exits 0 on success.
 async fn run_peer_client(peer: &'static str, url: String) {
+    run_peer_client_with(peer, url, Vec::new()).await;
+}
+
+/// [`run_peer_client`] with environment variables (`WSFLOW_CA` for `wss://`).
+async fn run_peer_client_with(peer: &'static str, url: String, env: Vec<(&'static str, String)>) {
     let output = blocking::unblock(move || {
         let mut child = peer_command(peer)
             .arg(&url)
+            .envs(env)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -126,20 +133,86 @@ async fn run_peer_client(peer: &'static str, url: String) {
     );
 }
 
+fn echo_server_config(runtime: Runtime) -> ServerConfig {
+    ServerConfig::default().runtime(runtime).connection(
+        Config::server()
+            .max_received_frame_size(64 << 20)
+            .max_received_message_size(64 << 20),
+    )
+}
+
 async fn our_echo_server(runtime: Runtime) -> String {
-    let server = Server::bind(
+    our_echo_server_with(runtime, echo_server_config(runtime), "ws").await
+}
+
+async fn our_echo_server_with(runtime: Runtime, config: ServerConfig, scheme: &str) -> String {
+    let server = Server::bind("127.0.0.1:0", config).await.unwrap();
+    let url = format!("{scheme}://{}/interop", server.local_addr());
+    serve_echo(runtime, server);
+    url
+}
+
+/// An echo server that accepts permessage-deflate and reports the extensions each
+/// connection agreed.
+async fn our_deflate_echo_server(
+    runtime: Runtime,
+) -> (
+    String,
+    futures_channel::mpsc::UnboundedReceiver<Vec<String>>,
+) {
+    let mut server = Server::bind(
         "127.0.0.1:0",
-        ServerConfig::default().runtime(runtime).connection(
-            Config::server()
-                .max_received_frame_size(64 << 20)
-                .max_received_message_size(64 << 20),
-        ),
+        echo_server_config(runtime).permessage_deflate(DeflateConfig::new()),
     )
     .await
     .unwrap();
     let url = format!("ws://{}/interop", server.local_addr());
-    serve_echo(runtime, server);
-    url
+    let (agreed_tx, agreed_rx) = futures_channel::mpsc::unbounded();
+    spawn(runtime, async move {
+        while let Some(request) = server.next().await {
+            let agreed_tx = agreed_tx.clone();
+            spawn(runtime, async move {
+                let Ok(mut ws) = request.accept(Some("chat")).await else {
+                    return;
+                };
+                let _ = agreed_tx.unbounded_send(ws.extensions().to_vec());
+                while let Some(received) = ws.next().await {
+                    if let Ok(message) = received {
+                        let _ = ws.queue(message);
+                    }
+                }
+            });
+        }
+    });
+    (url, agreed_rx)
+}
+
+fn assert_deflate_agreed(extensions: &[String]) {
+    assert!(
+        extensions
+            .iter()
+            .any(|e| e.starts_with("permessage-deflate")),
+        "permessage-deflate was not agreed: {extensions:?}"
+    );
+}
+
+async fn peer_client_against_our_deflate_server(runtime: Runtime, peer: &'static str) {
+    let (url, mut agreed) = our_deflate_echo_server(runtime).await;
+    run_peer_client(peer, url).await;
+    assert_deflate_agreed(&agreed.next().await.unwrap());
+}
+
+async fn peer_client_against_our_wss_server(runtime: Runtime, peer: &'static str) {
+    let certs = test_certs();
+    let config = echo_server_config(runtime).tls(certs.server_tls());
+    let url = our_echo_server_with(runtime, config, "wss").await;
+    let url = url.replace("127.0.0.1", "localhost");
+    run_peer_client_with(
+        peer,
+        url,
+        vec![("WSFLOW_CA", certs.ca_file.display().to_string())],
+    )
+    .await;
 }
 
 fn test_messages() -> Vec<Message> {
@@ -157,16 +230,30 @@ fn test_messages() -> Vec<Message> {
 /// Our client against a peer echo server: subprotocol, messages both types (some large, so
 /// peers fragment or not as they like), ping/pong, close.
 async fn our_client_against(runtime: Runtime, url: &str) {
-    let mut ws = Client::new(
-        ClientConfig::default()
-            .runtime(runtime)
-            .protocols(["chat"])
-            .max_received_frame_size(64 << 20)
-            .max_received_message_size(64 << 20),
-    )
-    .connect(url)
-    .await
-    .unwrap();
+    our_client_with(client_config(runtime), url).await;
+}
+
+fn client_config(runtime: Runtime) -> ClientConfig {
+    ClientConfig::default()
+        .runtime(runtime)
+        .no_proxy()
+        .protocols(["chat"])
+        .max_received_frame_size(64 << 20)
+        .max_received_message_size(64 << 20)
+}
+
+/// Our client, offering permessage-deflate, against a peer server that accepts it.
+async fn our_deflate_client_against(runtime: Runtime, url: &str) {
+    let config = client_config(runtime).permessage_deflate(DeflateConfig::new());
+    let mut ws = Client::new(config.clone()).connect(url).await.unwrap();
+    assert_deflate_agreed(ws.extensions());
+    ws.close(CloseCode::NORMAL, None).await.unwrap();
+    assert!(ws.closed().await.was_clean);
+    our_client_with(config, url).await;
+}
+
+async fn our_client_with(config: ClientConfig, url: &str) {
+    let mut ws = Client::new(config).connect(url).await.unwrap();
     assert_eq!(ws.protocol(), Some("chat"));
     ws.ping(&b"wsflow ping"[..]).await.unwrap();
     loop {
@@ -224,5 +311,33 @@ interop_tests! {
     our_client_against_python_websockets_server: |runtime| async move {
         let peer = PeerServer::start("websockets_server.py", &[]);
         our_client_against(runtime, &peer.url).await;
+    };
+    node_ws_client_against_our_wss_server: |runtime| async move {
+        peer_client_against_our_wss_server(runtime, "ws_client.js").await;
+    };
+    python_websockets_client_against_our_wss_server: |runtime| async move {
+        peer_client_against_our_wss_server(runtime, "websockets_client.py").await;
+    };
+    our_wss_client_against_python_websockets_wss_server: |runtime| async move {
+        let certs = test_certs();
+        let cert = certs.chain_file.display().to_string();
+        let key = certs.key_file.display().to_string();
+        let peer = PeerServer::start("websockets_server.py", &["--cert", &cert, "--key", &key]);
+        assert!(peer.url.starts_with("wss://"), "{}", peer.url);
+        our_client_with(client_config(runtime).tls(certs.client_tls()), &peer.url).await;
+    };
+    node_ws_client_against_our_deflate_server: |runtime| async move {
+        peer_client_against_our_deflate_server(runtime, "ws_client.js").await;
+    };
+    python_websockets_client_against_our_deflate_server: |runtime| async move {
+        peer_client_against_our_deflate_server(runtime, "websockets_client.py").await;
+    };
+    our_deflate_client_against_node_ws_server: |runtime| async move {
+        let peer = PeerServer::start("ws_server.js", &["--deflate"]);
+        our_deflate_client_against(runtime, &peer.url).await;
+    };
+    our_deflate_client_against_python_websockets_server: |runtime| async move {
+        let peer = PeerServer::start("websockets_server.py", &["--deflate"]);
+        our_deflate_client_against(runtime, &peer.url).await;
     };
 }

@@ -1,6 +1,8 @@
 """Python `websockets` as a client of a wsflow echo server: subprotocol, every message echoed
 with its type, a ping answered, then a close with 4000 echoed back."""
 import asyncio
+import os
+import ssl
 import sys
 
 from websockets.asyncio.client import connect
@@ -12,7 +14,11 @@ def messages():
 
 
 async def main(url):
-    async with connect(url, subprotocols=["chat"], max_size=64 << 20) as ws:
+    # wss://: trust the test's certificate authority (a PEM file named by WSFLOW_CA).
+    tls = None
+    if url.startswith("wss://"):
+        tls = ssl.create_default_context(cafile=os.environ["WSFLOW_CA"])
+    async with connect(url, subprotocols=["chat"], max_size=64 << 20, ssl=tls) as ws:
         assert ws.subprotocol == "chat", ws.subprotocol
         pong = await ws.ping(b"python ping")
         await asyncio.wait_for(pong, 10)

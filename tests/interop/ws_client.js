@@ -5,7 +5,10 @@ const WebSocket = require('ws');
 const { messages, same, fail } = require('./messages');
 
 const url = process.argv[2];
-const ws = new WebSocket(url, ['chat'], { maxPayload: 64 << 20 });
+const options = { maxPayload: 64 << 20 };
+// wss://: trust the test's certificate authority (a PEM file named by WSFLOW_CA).
+if (process.env.WSFLOW_CA) options.ca = require('fs').readFileSync(process.env.WSFLOW_CA);
+const ws = new WebSocket(url, ['chat'], options);
 const pending = messages();
 let index = 0;
 const timer = setTimeout(() => fail('timed out'), 20000);

@@ -25,7 +25,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use wsflow::http::HttpUpgrade;
-use wsflow::{AcceptOptions, Message, Runtime, Sender, ServerConfig, WebSocket};
+use wsflow::{AcceptOptions, DeflateConfig, Message, Runtime, Sender, ServerConfig, WebSocket};
 
 const PAGE: &str = include_str!("chat/index.html");
 
@@ -121,7 +121,7 @@ async fn handle(
             .header("Content-Type", "text/html; charset=utf-8")
             .body(Full::new(Bytes::from_static(PAGE.as_bytes()))),
         (&Method::GET, "/ws") => {
-            let upgrade = match HttpUpgrade::from_request(&request, ServerConfig::default()) {
+            let upgrade = match HttpUpgrade::from_request(&request, chat_config()) {
                 Ok(upgrade) => upgrade.with_peer_addr(peer),
                 Err(wsflow::Error::Handshake(err)) => {
                     return Ok(err.to_http_response().map(|()| Full::default()));
@@ -149,6 +149,12 @@ async fn handle(
         _ => return Ok(status(StatusCode::NOT_FOUND)),
     };
     Ok(response.unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR)))
+}
+
+/// Connection options: browsers offer permessage-deflate on every connection; the chat
+/// accepts it (small messages stay uncompressed below the default threshold).
+fn chat_config() -> ServerConfig {
+    ServerConfig::default().permessage_deflate(DeflateConfig::new())
 }
 
 fn status(code: StatusCode) -> Response<Full<Bytes>> {
