@@ -7,6 +7,8 @@
     clippy::panic
 )]
 
+pub mod proxy;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -67,6 +67,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 "interop",
                 "--test",
                 "browser",
+                "--test",
+                "examples",
                 "--",
                 "--ignored",
             ],

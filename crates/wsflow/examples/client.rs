@@ -3,7 +3,14 @@
 //!
 //! ```sh
 //! cargo run --release -p wsflow --example client -- ws://127.0.0.1:9001/ [--protocol P]... [--runtime tokio|async-std]
+//! cargo run --release -p wsflow --features rustls --example client -- wss://localhost:9001/ --ca CA.pem
+//! cargo run --release -p wsflow --example client -- ws://example.com/ --proxy socks5://user:pass@127.0.0.1:1080
 //! ```
+//!
+//! `--ca CA.pem` trusts that certificate authority for `wss://` besides the webpki roots
+//! (feature `rustls`). `--proxy URL` connects through an HTTP `CONNECT` (`http://`) or SOCKS5
+//! (`socks5://`) proxy, credentials in the URL; without it the proxy environment variables
+//! apply (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`), like curl.
 //!
 //! At the end of stdin it closes with 1000 and exits 0 once the close handshake is done; on
 //! any failure it prints what went wrong and exits non-zero.
@@ -14,7 +21,7 @@ mod support;
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use wsflow::{Client, ClientConfig, CloseCode, Event, Message};
+use wsflow::{Client, ClientConfig, CloseCode, Event, Message, Proxy};
 
 fn main() -> ExitCode {
     let args = match support::Args::parse(&[]) {
@@ -28,11 +35,23 @@ fn main() -> ExitCode {
     let [url] = args.positional.as_slice() else {
         return usage("exactly one URL is needed");
     };
-    let config = ClientConfig::default()
+    let mut config = ClientConfig::default()
         .runtime(runtime)
         .protocols(args.all("protocol"))
         .max_received_message_size(64 << 20)
         .max_received_frame_size(64 << 20);
+    if let Some(proxy) = args.get("proxy") {
+        match Proxy::parse(proxy) {
+            Ok(proxy) => config = config.proxy(proxy),
+            Err(err) => return usage(&err.to_string()),
+        }
+    }
+    if let Some(ca) = args.get("ca") {
+        match support::client_tls(ca) {
+            Ok(tls) => config = tls(config),
+            Err(err) => return usage(&err),
+        }
+    }
     let url = url.clone();
     support::block_on(runtime, async move {
         let ws = match Client::new(config).connect(&url).await {
@@ -78,6 +97,8 @@ fn main() -> ExitCode {
 }
 
 fn usage(err: &str) -> ExitCode {
-    eprintln!("client: {err}\nusage: client URL [--protocol P]... [--runtime tokio|async-std]");
+    eprintln!(
+        "client: {err}\nusage: client URL [--protocol P]... [--runtime tokio|async-std] [--ca CA.pem] [--proxy URL]"
+    );
     ExitCode::from(2)
 }

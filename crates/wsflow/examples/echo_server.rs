@@ -2,9 +2,11 @@
 //!
 //! ```sh
 //! cargo run --release -p wsflow --example echo_server -- --listen 127.0.0.1:9001 [--runtime tokio|async-std] [--deflate]
+//! cargo run --release -p wsflow --features rustls --example echo_server -- --cert CHAIN.pem --key KEY.pem
 //! ```
 //!
-//! Prints `listening on ws://ADDR` once it accepts connections. Accepts the subprotocol `chat`
+//! Prints `listening on ws://ADDR` once it accepts connections (`wss://ADDR` with `--cert` and
+//! `--key`, which serve TLS with that PEM certificate chain and key; feature `rustls`). Accepts the subprotocol `chat`
 //! when offered. Messages and frames up to 64 MiB. With `--deflate`, accepts permessage-deflate
 //! offers (RFC 7692, every parameter) and compresses every message it echoes, however short;
 //! clients that do not offer it are served uncompressed. Ends cleanly on Ctrl-C. This is the
@@ -35,8 +37,13 @@ fn main() -> ExitCode {
     let deflate = args
         .flag("deflate")
         .then(|| DeflateConfig::new().threshold(0));
+    let tls = match (args.get("cert"), args.get("key")) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some((cert.to_owned(), key.to_owned())),
+        _ => return usage("--cert and --key go together"),
+    };
     support::block_on(runtime, async move {
-        let config = ServerConfig::default()
+        let mut config = ServerConfig::default()
             .runtime(runtime)
             .connection(
                 Config::server()
@@ -47,6 +54,16 @@ fn main() -> ExitCode {
                     .keepalive(false),
             )
             .permessage_deflate(deflate);
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
+        if let Some((cert, key)) = tls {
+            match support::server_tls(&cert, &key) {
+                Ok(tls) => config = tls(config),
+                Err(err) => {
+                    eprintln!("echo_server: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let mut server = match Server::bind(listen.as_str(), config).await {
             Ok(server) => server,
             Err(err) => {
@@ -54,7 +71,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("listening on ws://{}", server.local_addr());
+        println!("listening on {scheme}://{}", server.local_addr());
         let mut ctrl_c = std::pin::pin!(support::ctrl_c());
         loop {
             let next = std::future::poll_fn(|cx| {
@@ -102,7 +119,7 @@ async fn echo(mut ws: WebSocket) {
 
 fn usage(err: &str) -> ExitCode {
     eprintln!(
-        "echo_server: {err}\nusage: echo_server [--listen ADDR] [--runtime tokio|async-std] [--deflate]"
+        "echo_server: {err}\nusage: echo_server [--listen ADDR] [--runtime tokio|async-std] [--deflate] [--cert CHAIN.pem --key KEY.pem]"
     );
     ExitCode::from(2)
 }

@@ -114,3 +114,44 @@ impl Args {
         self.get("runtime").unwrap_or("tokio").parse()
     }
 }
+
+/// `--cert CHAIN.pem --key KEY.pem`: turns TLS on in a server config (feature `rustls`).
+#[cfg(feature = "rustls")]
+pub(crate) fn server_tls(
+    cert: &str,
+    key: &str,
+) -> Result<impl FnOnce(wsflow::ServerConfig) -> wsflow::ServerConfig, String> {
+    let tls = wsflow::TlsServerConfig::from_pem_files(cert, key).map_err(|err| err.to_string())?;
+    Ok(move |config: wsflow::ServerConfig| config.tls(tls))
+}
+
+#[cfg(not(feature = "rustls"))]
+pub(crate) fn server_tls(
+    _cert: &str,
+    _key: &str,
+) -> Result<fn(wsflow::ServerConfig) -> wsflow::ServerConfig, String> {
+    Err(NO_TLS.to_owned())
+}
+
+/// `--ca CA.pem`: trusts that certificate authority in a client config (feature `rustls`).
+#[cfg(feature = "rustls")]
+pub(crate) fn client_tls(
+    ca: &str,
+) -> Result<impl FnOnce(wsflow::ClientConfig) -> wsflow::ClientConfig, String> {
+    let pem = std::fs::read(ca).map_err(|err| format!("cannot read {ca}: {err}"))?;
+    let tls = wsflow::TlsClientConfig::default()
+        .add_root_pem(&pem)
+        .map_err(|err| format!("{ca}: {err}"))?;
+    Ok(move |config: wsflow::ClientConfig| config.tls(tls))
+}
+
+#[cfg(not(feature = "rustls"))]
+pub(crate) fn client_tls(
+    _ca: &str,
+) -> Result<fn(wsflow::ClientConfig) -> wsflow::ClientConfig, String> {
+    Err(NO_TLS.to_owned())
+}
+
+#[cfg(not(feature = "rustls"))]
+const NO_TLS: &str =
+    "TLS needs the `rustls` feature: cargo run -p wsflow --features rustls --example ...";

@@ -1,0 +1,131 @@
+//! The example programs as users run them: `echo_server --cert --key` serving `wss://`, and
+//! the line client with `--ca` (trusting the test's certificate authority) and `--proxy`
+//! (through an HTTP `CONNECT` proxy run in the test).
+//!
+//! `#[ignore]`d because they need the example binaries, which `cargo test` does not place in
+//! `target/debug/examples/`; `cargo xtask test` builds them and runs these tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::proxy::TestProxy;
+use support::*;
+use wsflow::ProxyKind;
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let binary = profile_dir.join("examples").join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p wsflow --all-features --examples`",
+        binary.display()
+    );
+    binary
+}
+
+/// A running echo_server, killed when dropped.
+struct EchoServer {
+    child: Child,
+    url: String,
+}
+
+impl EchoServer {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(example("echo_server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().unwrap().unwrap();
+        let url = line.strip_prefix("listening on ").unwrap().to_owned();
+        Self { child, url }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the line client against `url`: each line sent comes back echoed, and it exits 0
+/// after a clean close.
+fn run_client(url: &str, args: &[&str]) {
+    let mut child = Command::new(example("client"))
+        .arg(url)
+        .args(args)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("ALL_PROXY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all("first line\nκόσμε 𝄞\n".as_bytes()).unwrap();
+    // Give the echoes time to come back before stdin ends and the client closes.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "client failed: {stdout}\n{stderr}");
+    assert_eq!(stdout, "first line\nκόσμε 𝄞\n", "{stderr}");
+}
+
+#[test]
+#[ignore = "needs the example binaries, built by `cargo xtask test`"]
+fn echo_server_serves_wss_to_the_client_trusting_a_ca() {
+    let certs = test_certs();
+    let cert = certs.chain_file.to_str().unwrap();
+    let key = certs.key_file.to_str().unwrap();
+    for runtime in ["tokio", "async-std"] {
+        let server = EchoServer::start(&["--cert", cert, "--key", key, "--runtime", runtime]);
+        assert!(server.url.starts_with("wss://"), "{}", server.url);
+        let url = server.url.replace("127.0.0.1", "localhost");
+        run_client(
+            &url,
+            &[
+                "--ca",
+                certs.ca_file.to_str().unwrap(),
+                "--runtime",
+                runtime,
+            ],
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the example binaries, built by `cargo xtask test`"]
+fn client_goes_through_a_proxy() {
+    let server = EchoServer::start(&[]);
+    let credentials = Some(("user", "pass"));
+    let proxy = TestProxy::start(ProxyKind::HttpConnect, credentials);
+    run_client(&server.url, &["--proxy", &proxy.url("http", credentials)]);
+    assert_eq!(proxy.tunnels(), 1);
+
+    let socks = TestProxy::start(ProxyKind::Socks5, None);
+    run_client(
+        &server.url,
+        &[
+            "--proxy",
+            &socks.url("socks5", None),
+            "--runtime",
+            "async-std",
+        ],
+    );
+    assert_eq!(socks.tunnels(), 1);
+}
