@@ -10,6 +10,7 @@ use std::process::ExitCode;
 mod autobahn;
 mod bench;
 mod cmd;
+mod soak;
 mod test;
 
 const USAGE: &str = "usage: cargo xtask <task> [options]
@@ -19,6 +20,7 @@ tasks:
   autobahn    the Autobahn testsuite against wsflow (`cargo xtask autobahn --help`)
   bench       throughput and memory beside the peers (`cargo xtask bench [--quick]`,
               `cargo xtask bench --help`)
+  soak        many connections echoing and churning for a while (`cargo xtask soak --help`)
   help        this text";
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&rest),
         Some("autobahn") => autobahn::run(&rest),
         Some("bench") => bench::run(&rest),
+        Some("soak") => soak::run(&rest),
         Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
     };
     match result {

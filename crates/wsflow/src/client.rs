@@ -209,11 +209,11 @@ impl ClientConfig {
         self
     }
 
-    fn proxy_for(&self, url: &WsUrl) -> Option<Proxy> {
+    fn proxy_for(&self, url: &WsUrl) -> Result<Option<Proxy>, Error> {
         match &self.proxy {
             ProxyChoice::FromEnv => Proxy::from_env(url.is_secure(), url.host(), url.port()),
-            ProxyChoice::Direct => None,
-            ProxyChoice::Given(proxy) => Some(proxy.clone()),
+            ProxyChoice::Direct => Ok(None),
+            ProxyChoice::Given(proxy) => Ok(Some(proxy.clone())),
         }
     }
 
@@ -361,7 +361,7 @@ impl Client {
         url: &WsUrl,
     ) -> Result<(Box<dyn Transport>, Option<SocketAddr>), Error> {
         let config = &self.config;
-        let proxy = config.proxy_for(url);
+        let proxy = config.proxy_for(url)?;
         let (host, port) = match &proxy {
             Some(proxy) => (proxy.host(), proxy.port()),
             None => (url.host(), url.port()),

@@ -13,6 +13,13 @@ pub mod connection {}
 #[doc = include_str!("../../../docs/limits-and-security.md")]
 pub mod limits_and_security {}
 
+#[doc = include_str!("../../../docs/compression.md")]
+pub mod compression {}
+
+#[doc = include_str!("../../../docs/tls-and-proxies.md")]
+#[cfg(feature = "rustls")]
+pub mod tls_and_proxies {}
+
 #[doc = include_str!("../../../docs/runtimes.md")]
 pub mod runtimes {}
 

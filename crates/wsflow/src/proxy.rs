@@ -120,10 +120,27 @@ impl Proxy {
         })
     }
 
-    /// The proxy curl would use for `target_host` with this scheme (`ws` or `wss`), from
-    /// `HTTPS_PROXY` (for `wss`) or `HTTP_PROXY` (for `ws`), then `ALL_PROXY`, unless
-    /// `NO_PROXY` matches the host. Lower-case names are checked before upper-case ones.
-    pub fn from_env(secure: bool, target_host: &str, target_port: u16) -> Option<Self> {
+    /// The proxy curl would use for `target_host` with this scheme (`ws` or `wss`): from
+    /// `https_proxy`/`HTTPS_PROXY` (for `wss`) or `http_proxy` (for `ws`; lower case only, as
+    /// curl reads it, since CGI servers turn a request's `Proxy:` header into `HTTP_PROXY`),
+    /// then `all_proxy`/`ALL_PROXY`, unless `no_proxy`/`NO_PROXY` matches the host. Lower-case
+    /// names are checked before upper-case ones. `Ok(None)`: connect directly.
+    ///
+    /// A variable that is set to something that is not a proxy URL is an error, rather than
+    /// a silent direct connection.
+    ///
+    /// ```
+    /// # fn example() -> Result<(), wsflow::Error> {
+    /// if let Some(proxy) = wsflow::Proxy::from_env(true, "api.example.com", 443)? {
+    ///     println!("through {}:{}", proxy.host(), proxy.port());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn from_env(
+        secure: bool,
+        target_host: &str,
+        target_port: u16,
+    ) -> Result<Option<Self>, Error> {
         Self::from_vars(secure, target_host, target_port, |name| {
             std::env::var(name).ok()
         })
@@ -134,20 +151,37 @@ impl Proxy {
         target_host: &str,
         target_port: u16,
         var: impl Fn(&str) -> Option<String>,
-    ) -> Option<Self> {
-        let get = |name: &str| {
-            var(&name.to_ascii_lowercase())
-                .or_else(|| var(&name.to_ascii_uppercase()))
-                .filter(|value| !value.trim().is_empty())
+    ) -> Result<Option<Self>, Error> {
+        let lookup = |name: &str, upper_too: bool| {
+            let lower = var(name).map(|value| (name.to_owned(), value));
+            let found = if upper_too {
+                lower.or_else(|| {
+                    let upper = name.to_ascii_uppercase();
+                    var(&upper).map(|value| (upper, value))
+                })
+            } else {
+                lower
+            };
+            found.filter(|(_, value)| !value.trim().is_empty())
         };
-        if let Some(no_proxy) = get("no_proxy")
+        if let Some((_, no_proxy)) = lookup("no_proxy", true)
             && no_proxy_matches(&no_proxy, target_host, target_port)
         {
-            return None;
+            return Ok(None);
         }
-        let scheme_var = if secure { "https_proxy" } else { "http_proxy" };
-        let value = get(scheme_var).or_else(|| get("all_proxy"))?;
-        Self::parse(value.trim()).ok()
+        let scheme_var = if secure {
+            lookup("https_proxy", true)
+        } else {
+            lookup("http_proxy", false)
+        };
+        let Some((name, value)) = scheme_var.or_else(|| lookup("all_proxy", true)) else {
+            return Ok(None);
+        };
+        match Self::parse(value.trim()) {
+            Ok(proxy) => Ok(Some(proxy)),
+            Err(Error::Proxy(why)) => Err(proxy_error(format!("{name}: {why}"))),
+            Err(other) => Err(other),
+        }
     }
 
     /// The kind of proxy.
@@ -261,7 +295,9 @@ fn no_proxy_matches(no_proxy: &str, host: &str, port: u16) -> bool {
             if entry == "*" {
                 return true;
             }
+            // A bare IPv6 address (`::1`) has colons but no port.
             let (pattern, entry_port) = match split_host_port(entry, 0) {
+                _ if entry.parse::<IpAddr>().is_ok() => (entry.to_owned(), 0),
                 Some((pattern, entry_port)) if !entry.contains('/') => (pattern, entry_port),
                 _ => (entry.to_owned(), 0),
             };
@@ -552,17 +588,19 @@ mod tests {
             ("ALL_PROXY", "socks5://all:3"),
             (
                 "NO_PROXY",
-                "localhost,.internal.example,10.0.0.0/8,exact.example:8443",
+                "localhost,.internal.example,10.0.0.0/8,exact.example:8443,::1",
             ),
         ]);
         assert_eq!(
             Proxy::from_vars(true, "a.example", 443, env)
+                .unwrap()
                 .unwrap()
                 .host(),
             "secure"
         );
         assert_eq!(
             Proxy::from_vars(false, "a.example", 80, env)
+                .unwrap()
                 .unwrap()
                 .host(),
             "plain"
@@ -573,17 +611,29 @@ mod tests {
             ("internal.example", 80),
             ("10.1.2.3", 80),
             ("exact.example", 8443),
+            ("::1", 9001),
         ] {
             assert!(
-                Proxy::from_vars(true, host, port, env).is_none(),
+                Proxy::from_vars(true, host, port, env).unwrap().is_none(),
                 "{host}:{port}"
             );
         }
-        assert!(Proxy::from_vars(true, "exact.example", 443, env).is_some());
-        assert!(Proxy::from_vars(true, "notinternal.example", 443, env).is_some());
+        assert!(
+            Proxy::from_vars(true, "exact.example", 443, env)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            Proxy::from_vars(true, "notinternal.example", 443, env)
+                .unwrap()
+                .is_some()
+        );
         let only_all = vars(&[("ALL_PROXY", "socks5://all:3")]);
         assert_eq!(
-            Proxy::from_vars(false, "x", 80, only_all).unwrap().kind(),
+            Proxy::from_vars(false, "x", 80, only_all)
+                .unwrap()
+                .unwrap()
+                .kind(),
             ProxyKind::Socks5
         );
         assert!(
@@ -593,9 +643,21 @@ mod tests {
                 80,
                 vars(&[("NO_PROXY", "*"), ("ALL_PROXY", "socks5://a:1")])
             )
+            .unwrap()
             .is_none()
         );
-        assert!(Proxy::from_vars(false, "x", 80, vars(&[])).is_none());
+        assert!(
+            Proxy::from_vars(false, "x", 80, vars(&[]))
+                .unwrap()
+                .is_none()
+        );
+        // Upper-case HTTP_PROXY is not read (curl's rule); HTTPS_PROXY and ALL_PROXY are.
+        let upper = vars(&[("HTTP_PROXY", "http://ignored:1")]);
+        assert!(Proxy::from_vars(false, "x", 80, upper).unwrap().is_none());
+        // A variable that is not a proxy URL is an error naming it.
+        let wrong = vars(&[("HTTPS_PROXY", "ftp://nope:1")]);
+        let err = Proxy::from_vars(true, "x", 443, wrong).unwrap_err();
+        assert!(err.to_string().contains("HTTPS_PROXY"), "{err}");
     }
 
     #[test]

@@ -35,6 +35,11 @@ options:
                                     tungstenite: the tokio-tungstenite peers of xtask/peers
                                             (tokio only; report only: no expected files, and
                                             its non-OK cases do not fail the run)
+  --tls                           test the server over wss:// (TLS from rustls): the echo_server
+                                  testee serves a certificate generated into
+                                  target/autobahn/tls/ and wstest connects with wss:// (it does
+                                  not verify certificates); server role only, no 9.x comparison;
+                                  suites are named <runtime>-server-wss
   --no-perf-compare               after a wsflow server run that includes 9.x cases, do not
                                   run the same 9.x cases against the tokio-tungstenite echo
                                   server for the duration comparison
@@ -113,6 +118,8 @@ pub(crate) struct Options {
     pub(crate) update: bool,
     pub(crate) testee: Testee,
     pub(crate) perf_compare: bool,
+    /// Server suites over wss://.
+    pub(crate) tls: bool,
     pub(crate) case_timeout: Duration,
     pub(crate) suite_timeout: Duration,
     pub(crate) startup_timeout: Duration,
@@ -137,6 +144,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
     let mut update = false;
     let mut testee = Testee::Wsflow;
     let mut perf_compare = true;
+    let mut tls = false;
     let mut case_timeout = Duration::from_secs(120);
     let mut suite_timeout = Duration::from_secs(1800);
     let mut startup_timeout = Duration::from_secs(60);
@@ -176,6 +184,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--update" => update = true,
             "--no-perf-compare" => perf_compare = false,
+            "--tls" => tls = true,
             "--case-timeout" => case_timeout = parse_secs(flag, &value()?)?,
             "--suite-timeout" => suite_timeout = parse_secs(flag, &value()?)?,
             "--startup-timeout" => startup_timeout = parse_secs(flag, &value()?)?,
@@ -185,6 +194,12 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
 
     let roles = match mode.as_str() {
         "server" => vec![Role::Server],
+        "client" | "all" if tls => {
+            if mode == "client" || testee != Testee::Wsflow {
+                return Err("--tls tests the wsflow server (wstest connects over wss://): use --mode server".into());
+            }
+            vec![Role::Server]
+        }
         "client" => vec![Role::Client],
         "all" => vec![Role::Server, Role::Client],
         other => {
@@ -219,7 +234,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
         cases,
         update,
         testee,
-        perf_compare,
+        perf_compare: perf_compare && !tls,
+        tls,
         case_timeout,
         suite_timeout,
         startup_timeout,

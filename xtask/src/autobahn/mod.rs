@@ -54,6 +54,7 @@ mod expected;
 mod process;
 mod report;
 mod results;
+mod tls;
 mod wstest;
 
 use std::net::SocketAddr;
@@ -104,7 +105,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let patterns = options.case_patterns();
     for &role in &options.roles {
         for &runtime in &options.runtimes {
-            let suite = Suite::new(options.testee, runtime, role);
+            let suite = Suite::new(options.testee, runtime, role).over_tls(options.tls);
             match run_suite(&context, &suite, &patterns) {
                 Ok(run) => runs.push(run),
                 Err(err) => {
@@ -266,7 +267,7 @@ fn build(options: &Options, paths: &Paths) -> Result<Binaries, String> {
                     "--example",
                     "autobahn_client",
                     "--features",
-                    "async-std",
+                    "async-std,rustls",
                 ],
             )
             .map_err(|err| {
@@ -320,6 +321,8 @@ struct Suite {
     record_key: String,
     /// For people: `wsflow tokio server`.
     label: String,
+    /// The server serves wss:// (TLS).
+    tls: bool,
     /// Runs the reference echo server (the 9.x comparison) instead of the testee's.
     reference: bool,
 }
@@ -348,7 +351,19 @@ impl Suite {
             record_key,
             label,
             reference: false,
+            tls: false,
         }
+    }
+
+    /// The same suite over wss:// (server role).
+    fn over_tls(mut self, tls: bool) -> Suite {
+        if tls {
+            self.tls = true;
+            self.key.push_str("-wss");
+            self.record_key.push_str("-wss");
+            self.label.push_str(" (wss)");
+        }
+        self
     }
 
     fn perf_reference() -> Suite {
@@ -450,6 +465,10 @@ fn run_server_suite(
     if binaries.deflate_flag && !suite.reference {
         command.arg("--deflate");
     }
+    if suite.tls {
+        let (cert, key) = tls::certificate(&context.paths.target.join("autobahn").join("tls"))?;
+        command.arg("--cert").arg(cert).arg("--key").arg(key);
+    }
     println!("$ {}", process::describe(&command));
     let (mut server, lines) = ChildGuard::spawn_logged(
         &format!("the {} testee", suite.label),
@@ -458,11 +477,12 @@ fn run_server_suite(
     )?;
     let addr = wait_for_listening(&mut server, &lines, options.startup_timeout)?;
     process::wait_until_accepting(addr, &mut server, options.startup_timeout)?;
-    println!("autobahn: testee listening on ws://{addr}");
+    let scheme = if suite.tls { "wss" } else { "ws" };
+    println!("autobahn: testee listening on {scheme}://{addr}");
 
     let spec = json!({
         "outdir": report_dir,
-        "servers": [{"agent": suite.server_agent(), "url": format!("ws://{addr}")}],
+        "servers": [{"agent": suite.server_agent(), "url": format!("{scheme}://{addr}")}],
         "cases": cases,
         "exclude-cases": [],
         "exclude-agent-cases": {},
@@ -577,7 +597,10 @@ fn wait_for_listening(
         }
         match lines.recv_timeout(remaining) {
             Ok(line) => {
-                if let Some(addr) = line.trim().strip_prefix(LISTENING_PREFIX) {
+                let line = line
+                    .trim()
+                    .replacen("listening on wss://", LISTENING_PREFIX, 1);
+                if let Some(addr) = line.strip_prefix(LISTENING_PREFIX) {
                     let addr = addr.trim_end_matches('/');
                     return addr.parse().map_err(|err| {
                         format!(

@@ -27,7 +27,7 @@
 mod cli;
 mod docs;
 mod load;
-mod process;
+pub(crate) mod process;
 mod report;
 mod scenario;
 mod server;

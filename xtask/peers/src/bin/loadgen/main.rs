@@ -6,7 +6,10 @@
 //!              (--binary|--text) --duration SECS [--warmup SECS] [--server-pid PID]
 //!              [--server-cpu N]
 //! loadgen idle --target ws://IP:PORT|raw://IP:PORT --conns N
+//! loadgen soak --target ws://IP:PORT --conns N --duration SECS [--churn PER_SECOND]
 //! ```
+//!
+//! **soak** (`cargo xtask soak`): see the `soak` module.
 //!
 //! **run** opens `--conns` connections (for `ws://`, each does a WebSocket client handshake),
 //! keeps `--depth` messages of `--size` payload bytes in flight on each (a new one is sent as
@@ -54,6 +57,7 @@ mod handshake;
 mod idle;
 mod payload;
 mod run;
+mod soak;
 mod verify;
 
 use std::net::SocketAddr;
@@ -64,7 +68,8 @@ const USAGE: &str = "usage:
   loadgen run  --target ws://IP:PORT|raw://IP:PORT --size BYTES --depth N --conns N
                (--binary|--text) --duration SECS [--warmup SECS] [--server-pid PID]
                [--server-cpu N]
-  loadgen idle --target ws://IP:PORT|raw://IP:PORT --conns N";
+  loadgen idle --target ws://IP:PORT|raw://IP:PORT --conns N
+  loadgen soak --target ws://IP:PORT --conns N --duration SECS [--churn PER_SECOND]";
 
 /// Where to connect and how to talk to it.
 #[derive(Clone, Copy, Debug)]
@@ -93,11 +98,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => parse_run(&args[1..]).and_then(|options| run::run(&options)),
         Some("idle") => parse_idle(&args[1..]).and_then(|(target, conns)| idle::run(target, conns)),
+        Some("soak") => parse_soak(&args[1..]).and_then(|options| soak::run(&options)),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
         }
-        _ => Err(format!("expected `run` or `idle`\n{USAGE}")),
+        _ => Err(format!("expected `run`, `idle` or `soak`\n{USAGE}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -242,6 +248,30 @@ fn parse_idle(args: &[String]) -> Result<(Target, usize), String> {
         parse_target(args.required("target")?)?,
         args.number("conns")?,
     ))
+}
+
+fn parse_soak(args: &[String]) -> Result<soak::SoakOptions, String> {
+    let args = Args::parse(args, &[])?;
+    args.check_known(&["target", "conns", "duration", "churn"])?;
+    let target = parse_target(args.required("target")?)?;
+    if !target.websocket {
+        return Err("loadgen soak speaks WebSocket: --target ws://IP:PORT".into());
+    }
+    let options = soak::SoakOptions {
+        target,
+        conns: args.number("conns")?,
+        duration: args.seconds("duration", None)?,
+        churn_per_second: match args.get("churn") {
+            Some(_) => {
+                u32::try_from(args.number("churn")?).map_err(|err| format!("--churn: {err}"))?
+            }
+            None => 100,
+        },
+    };
+    if options.conns == 0 {
+        return Err("--conns must be at least 1".into());
+    }
+    Ok(options)
 }
 
 /// Raises the open-file limit to its hard limit: 10,000 idle connections need as many

@@ -15,19 +15,28 @@ const READ_BUFFER: usize = 256 * 1024;
 /// A run with no echo completed for this long has stalled: the server is stuck.
 const STALL: Duration = Duration::from_secs(10);
 
-/// One connection of the run.
-struct Conn {
-    stream: TcpStream,
+/// One connection of the run (and of `loadgen soak`).
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
     /// Where the next byte to write is in the cyclic wire stream (`0..cycle_len`).
     send_pos: usize,
     /// Bytes due but not written yet.
-    unsent: usize,
+    pub(crate) unsent: usize,
     reader: EchoReader,
 }
 
 impl Conn {
+    pub(crate) fn new(stream: TcpStream, websocket: bool) -> Self {
+        Conn {
+            stream,
+            send_pos: 0,
+            unsent: 0,
+            reader: EchoReader::new(websocket),
+        }
+    }
+
     /// Writes what is due until it is all written or the socket is full.
-    fn write_due(&mut self, messages: &Messages) -> Result<(), String> {
+    pub(crate) fn write_due(&mut self, messages: &Messages) -> Result<(), String> {
         while self.unsent > 0 {
             // `send_pos < cycle_len` and `unsent <= depth x frame_len <= cycle_len`, and the
             // wire holds two cycles: the slice is always whole.
@@ -47,7 +56,11 @@ impl Conn {
     }
 
     /// Reads and verifies until the socket is drained; returns the messages completed.
-    fn read_ready(&mut self, buf: &mut [u8], messages: &Messages) -> Result<usize, String> {
+    pub(crate) fn read_ready(
+        &mut self,
+        buf: &mut [u8],
+        messages: &Messages,
+    ) -> Result<usize, String> {
         let mut completed = 0;
         loop {
             match self.stream.read(buf) {
@@ -106,12 +119,7 @@ pub(crate) fn run(options: &RunOptions) -> Result<(), String> {
                 Interest::READABLE | Interest::WRITABLE,
             )
             .map_err(|err| format!("epoll register: {err}"))?;
-        conns.push(Conn {
-            stream,
-            send_pos: 0,
-            unsent: 0,
-            reader: EchoReader::new(options.target.websocket),
-        });
+        conns.push(Conn::new(stream, options.target.websocket));
     }
     let server = options.server_pid.map(|pid| pid.to_string());
     let snapshot = |messages: u64, idle: Duration| -> Result<Snapshot, String> {
