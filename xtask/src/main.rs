@@ -10,6 +10,7 @@ use std::process::ExitCode;
 mod autobahn;
 mod bench;
 mod cmd;
+mod readme;
 mod soak;
 mod test;
 
@@ -20,6 +21,7 @@ tasks:
   autobahn    the Autobahn testsuite against wsflow (`cargo xtask autobahn --help`)
   bench       throughput and memory beside the peers (`cargo xtask bench [--quick]`,
               `cargo xtask bench --help`)
+  readme      copy the generated Autobahn and benchmark tables into README.md
   soak        many connections echoing and churning for a while (`cargo xtask soak --help`)
   help        this text";
 
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Some("autobahn") => autobahn::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("soak") => soak::run(&rest),
+        Some("readme") => readme::run(&rest),
         Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
     };
     match result {

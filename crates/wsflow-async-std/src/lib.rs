@@ -32,12 +32,12 @@ use futures_io::{AsyncRead, AsyncWrite};
 /// Any futures-io byte stream (an `Async<TcpStream>`, an async-std or smol `TcpStream`, a
 /// TLS stream), with the operations the driver needs.
 #[derive(Debug)]
-pub struct AsyncIoStream<T>(T);
+pub struct AsyncIoStream<T>(T, ReadHint);
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncIoStream<T> {
     /// Wraps a stream.
     pub fn new(io: T) -> Self {
-        Self(io)
+        Self(io, ReadHint::default())
     }
 
     /// The wrapped stream.
@@ -57,7 +57,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncIoStream<T> {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        read_buf(Pin::new(&mut self.0), cx, buf)
+        read_buf(Pin::new(&mut self.0), cx, buf, &mut self.1)
     }
 
     /// Reads into `buf` (for layers such as TLS that need a plain slice).
@@ -85,23 +85,41 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncIoStream<T> {
     }
 }
 
-/// The most bytes one read may take: futures-io reads need initialised memory, so this much
-/// of the spare capacity is zeroed before each read.
+/// The most bytes one read may take: futures-io reads need initialised memory, so the part
+/// of the spare capacity a read may fill is zeroed before it.
 const MAX_READ: usize = 64 * 1024;
+/// The least bytes one read is offered.
+const MIN_READ: usize = 2 * 1024;
+
+/// How much a read is offered: twice what the previous read returned (at least [`MIN_READ`],
+/// at most [`MAX_READ`] and the spare capacity), so small messages zero little memory per
+/// read (including the read that finds the socket empty) and bulk transfers grow the size.
+#[derive(Debug, Clone, Copy)]
+struct ReadHint(usize);
+
+impl Default for ReadHint {
+    fn default() -> Self {
+        Self(MIN_READ)
+    }
+}
 
 fn read_buf<T: AsyncRead>(
     io: Pin<&mut T>,
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
+    hint: &mut ReadHint,
 ) -> Poll<io::Result<usize>> {
     let start = buf.len();
-    let room = (buf.capacity() - start).clamp(1024, MAX_READ);
+    let room = (buf.capacity() - start).clamp(1, MAX_READ).min(hint.0);
     buf.resize(start + room, 0);
     let result = io.poll_read(cx, &mut buf[start..]);
     let read = match &result {
         Poll::Ready(Ok(n)) => *n,
         _ => 0,
     };
+    if let Poll::Ready(Ok(n)) = result {
+        hint.0 = (n * 2).clamp(MIN_READ, MAX_READ);
+    }
     buf.truncate(start + read);
     result
 }
@@ -109,12 +127,12 @@ fn read_buf<T: AsyncRead>(
 /// A TCP stream. Unlike a generic futures-io stream (whose `poll_close` only flushes an
 /// `Async<TcpStream>`), shutting it down sends FIN.
 #[derive(Debug)]
-pub struct AsyncIoTcpStream(Async<TcpStream>);
+pub struct AsyncIoTcpStream(Async<TcpStream>, ReadHint);
 
 impl AsyncIoTcpStream {
     /// Wraps a connected socket.
     pub fn new(stream: Async<TcpStream>) -> Self {
-        Self(stream)
+        Self(stream, ReadHint::default())
     }
 
     /// The socket.
@@ -129,7 +147,7 @@ impl AsyncIoTcpStream {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        read_buf(Pin::new(&mut self.0), cx, buf)
+        read_buf(Pin::new(&mut self.0), cx, buf, &mut self.1)
     }
 
     /// Reads into `buf` (for layers such as TLS that need a plain slice).

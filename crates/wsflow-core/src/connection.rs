@@ -154,6 +154,8 @@ pub struct Connection {
     /// Received bytes not consumed yet; private, so validated text cannot change.
     pending: BytesMut,
     read_chunk: usize,
+    /// The spare capacity `read_buffer` last handed out.
+    offered: usize,
     decoder: FrameDecoder,
     /// The frame in progress passed the message-level checks.
     frame_checked: bool,
@@ -202,6 +204,7 @@ impl Connection {
             rx: BytesMut::new(),
             pending: leftover,
             read_chunk: MIN_READ_CHUNK,
+            offered: 0,
             decoder,
             frame_checked: false,
             message: None,
@@ -307,14 +310,21 @@ impl Connection {
     pub fn read_buffer(&mut self) -> &mut BytesMut {
         let needed = self.decoder.bytes_needed(&self.pending);
         let spare = self.rx.capacity() - self.rx.len();
-        if spare < needed.max(1024) {
-            let target = needed.saturating_add(1024).max(self.read_chunk).min(
-                self.config
-                    .max_received_frame_size
-                    .saturating_add(MAX_READ_CHUNK),
-            );
+        let target = needed.saturating_add(1024).max(self.read_chunk).min(
+            self.config
+                .max_received_frame_size
+                .saturating_add(MAX_READ_CHUNK),
+        );
+        if self.pending.is_empty() && self.rx.is_empty() && self.rx.capacity() > 4 * target {
+            // A buffer grown for a burst of large reads, now more than the reads need: give
+            // it back, so quiet connections hold little memory.
+            self.rx = BytesMut::with_capacity(target);
+        } else if spare < needed.max(1024) {
             if self.pending.is_empty() {
-                self.rx = BytesMut::with_capacity(target);
+                // Once every message cut from the current allocation has been dropped (an
+                // echo written, say), `reserve` takes the whole allocation back in place: no
+                // allocation and no fresh pages per read in steady state.
+                self.rx.reserve(target);
             } else {
                 // Keep the partial frame and what follows it in one allocation, so the frame's
                 // payload ends up contiguous without another copy.
@@ -324,6 +334,7 @@ impl Connection {
                 self.pending = fresh;
             }
         }
+        self.offered = self.rx.capacity() - self.rx.len();
         &mut self.rx
     }
 
@@ -332,8 +343,14 @@ impl Connection {
         if self.rx.is_empty() {
             return;
         }
-        if self.rx.len() == self.rx.capacity() {
+        // Reads that fill a whole chunk ask for bigger chunks (bulk transfers); reads far
+        // smaller than the chunk let it shrink back. Filling a small leftover of spare
+        // capacity says nothing about the traffic and changes nothing.
+        let read = self.rx.len();
+        if read >= self.offered && self.offered >= self.read_chunk {
             self.read_chunk = (self.read_chunk * 2).min(MAX_READ_CHUNK);
+        } else if read < self.read_chunk / 8 {
+            self.read_chunk = (self.read_chunk / 2).max(MIN_READ_CHUNK);
         }
         let data = self.rx.split();
         self.now = now;

@@ -774,3 +774,61 @@ fn bytes_after_the_handshake_are_the_first_frames() {
         [Message::text("early")]
     );
 }
+
+/// Feeds `wire` through `read_buffer`/`handle_read` as a transport would: each read takes as
+/// much as the offered spare capacity holds.
+fn read_like_a_socket(conn: &mut Connection, mut wire: &[u8], now: std::time::Instant) {
+    while !wire.is_empty() {
+        let buf = conn.read_buffer();
+        let n = (buf.capacity() - buf.len()).min(wire.len());
+        buf.extend_from_slice(&wire[..n]);
+        wire = &wire[n..];
+        conn.handle_read(now);
+    }
+}
+
+#[test]
+fn the_read_buffer_grows_for_bulk_reads_and_shrinks_back_when_traffic_is_small() {
+    let now = std::time::Instant::now();
+    let config = Config::server().max_received_frame_size(1 << 20);
+    let mut server = Connection::new(
+        Role::Server,
+        config,
+        Negotiated::new(),
+        BytesMut::new(),
+        now,
+    );
+    // Bulk: large messages back to back grow the reads.
+    let large: Vec<u8> = (0..8)
+        .flat_map(|_| client_frame(Frame::new(OpCode::Binary, vec![7u8; 200_000])))
+        .collect();
+    read_like_a_socket(&mut server, &large, now);
+    assert_eq!(messages(&drain_events(&mut server)).len(), 8);
+    let grown = server.read_buffer().capacity();
+    assert!(
+        grown >= 64 * 1024,
+        "bulk reads did not grow the buffer: {grown}"
+    );
+    // Then small messages, read one by one: the buffer goes back to a few KiB.
+    for _ in 0..20 {
+        let small = client_frame(Frame::new(OpCode::Text, "small".as_bytes().to_vec()));
+        read_like_a_socket(&mut server, &small, now);
+        assert_eq!(
+            messages(&drain_events(&mut server)),
+            [Message::text("small")]
+        );
+    }
+    let settled = server.read_buffer().capacity();
+    assert!(settled <= 16 * 1024, "the buffer stayed at {settled} bytes");
+    // A 20 KB message arriving alone, many times, never grows it past what it needs.
+    for _ in 0..50 {
+        let medium = client_frame(Frame::new(OpCode::Binary, vec![1u8; 20_000]));
+        read_like_a_socket(&mut server, &medium, now);
+        assert_eq!(messages(&drain_events(&mut server)).len(), 1);
+    }
+    let medium = server.read_buffer().capacity();
+    assert!(
+        medium <= 64 * 1024,
+        "20 KB messages grew the buffer to {medium}"
+    );
+}

@@ -1,4 +1,4 @@
-//! The guides of the `docs/` folder, included here so they appear in the API documentation and
+//! The guides of the `docs/` folder and the README, included here so they appear in the API documentation and
 //! their examples are compiled by `cargo test --doc`.
 
 #[doc = include_str!("../../../docs/server.md")]
@@ -28,3 +28,10 @@ pub mod codec {}
 
 #[doc = include_str!("../../../docs/migration-from-websocket-node.md")]
 pub mod migration_from_websocket_node {}
+
+#[doc = include_str!("../../../docs/reliability.md")]
+pub mod reliability {}
+
+/// The README, so its quick starts are compiled too.
+#[doc = include_str!("../../../README.md")]
+pub mod readme {}

@@ -295,7 +295,13 @@ pub struct Server {
     config: Arc<ServerConfig>,
     handshakes: FuturesUnordered<Handshake>,
     registry: Arc<Registry>,
+    /// After a failed accept (out of file descriptors, say), accepting pauses until this
+    /// elapses instead of spinning on an error that repeats until a descriptor is freed.
+    accept_backoff: Option<Box<dyn crate::runtime::Timer>>,
 }
+
+/// How long accepting pauses after an accept error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -348,6 +354,7 @@ impl Server {
             config: Arc::new(config),
             handshakes: FuturesUnordered::new(),
             registry: Arc::new(Registry::default()),
+            accept_backoff: None,
         })
     }
 
@@ -491,7 +498,14 @@ impl Stream for Server {
         loop {
             // Take new sockets while there is room for their handshakes.
             let mut accepted = false;
-            if let Some(listener) = &this.listener {
+            if let Some(backoff) = &mut this.accept_backoff
+                && backoff.poll_elapsed(cx).is_ready()
+            {
+                this.accept_backoff = None;
+            }
+            if let Some(listener) = &this.listener
+                && this.accept_backoff.is_none()
+            {
                 while this.handshakes.len() < this.config.max_pending_handshakes {
                     match listener.poll_accept(cx) {
                         Poll::Ready(Ok((io, peer))) => {
@@ -499,9 +513,18 @@ impl Stream for Server {
                             this.handshakes.push(handshake);
                             accepted = true;
                         }
-                        // A failed accept (out of file descriptors, a reset) concerns one
-                        // socket; the listener carries on.
-                        Poll::Ready(Err(_)) => continue,
+                        // A failed accept concerns one socket (a reset) or the process (out
+                        // of file descriptors, which repeats until one is freed): pause
+                        // accepting briefly rather than spin; the listener carries on.
+                        Poll::Ready(Err(_)) => {
+                            let mut backoff =
+                                this.config.runtime.timer(Instant::now() + ACCEPT_BACKOFF);
+                            // Registers the waker: accepting resumes when it fires.
+                            if backoff.poll_elapsed(cx).is_pending() {
+                                this.accept_backoff = Some(backoff);
+                                break;
+                            }
+                        }
                         Poll::Pending => break,
                     }
                 }

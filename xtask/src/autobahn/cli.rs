@@ -31,7 +31,7 @@ options:
                                   written); with --cases only the cases run are rewritten
   --testee wsflow|tungstenite     implementation under test [default: wsflow]
                                     wsflow: examples echo_server and autobahn_client of the
-                                            wsflow crate (built with --features async-std)
+                                            wsflow crate (built with --features async-std,rustls)
                                     tungstenite: the tokio-tungstenite peers of xtask/peers
                                             (tokio only; report only: no expected files, and
                                             its non-OK cases do not fail the run)
@@ -40,6 +40,8 @@ options:
                                   target/autobahn/tls/ and wstest connects with wss:// (it does
                                   not verify certificates); server role only, no 9.x comparison;
                                   suites are named <runtime>-server-wss
+  --render                        run nothing: re-render docs/conformance.md (and the README's
+                                  table) from autobahn/results/
   --no-perf-compare               after a wsflow server run that includes 9.x cases, do not
                                   run the same 9.x cases against the tokio-tungstenite echo
                                   server for the duration comparison
@@ -124,6 +126,8 @@ pub(crate) struct Options {
     pub(crate) suite_timeout: Duration,
     pub(crate) startup_timeout: Duration,
     pub(crate) help: bool,
+    /// Only re-render docs/conformance.md from autobahn/results/.
+    pub(crate) render_only: bool,
 }
 
 impl Options {
@@ -149,6 +153,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
     let mut suite_timeout = Duration::from_secs(1800);
     let mut startup_timeout = Duration::from_secs(60);
     let mut help = false;
+    let mut render_only = false;
 
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -185,6 +190,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
             "--update" => update = true,
             "--no-perf-compare" => perf_compare = false,
             "--tls" => tls = true,
+            "--render" => render_only = true,
             "--case-timeout" => case_timeout = parse_secs(flag, &value()?)?,
             "--suite-timeout" => suite_timeout = parse_secs(flag, &value()?)?,
             "--startup-timeout" => startup_timeout = parse_secs(flag, &value()?)?,
@@ -240,6 +246,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
         suite_timeout,
         startup_timeout,
         help,
+        render_only,
     })
 }
 

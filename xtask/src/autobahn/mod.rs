@@ -9,7 +9,7 @@
 //!    2.7.18, a virtualenv, every package pinned: see [`wstest`]) and reuses it afterwards.
 //! 2. **Build**: the testee binaries, with cargo in release mode. wsflow:
 //!    `cargo build --release -p wsflow --example echo_server --example autobahn_client
-//!    --features async-std`; the tokio-tungstenite peers: `cargo build --release -p
+//!    --features async-std,rustls`; the tokio-tungstenite peers: `cargo build --release -p
 //!    wsflow-peers` (also built for a wsflow server run, for the 9.x comparison).
 //! 3. **One suite per role and runtime** (`--mode`, `--runtime`), each into a fresh
 //!    `target/autobahn/reports/<key>/` (`<runtime>-<role>` for wsflow, `tungstenite-<role>`):
@@ -89,6 +89,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let paths = Paths::new();
+    if options.render_only {
+        return render_docs(&paths);
+    }
     paths.create()?;
     let wstest = wstest::bootstrap(&paths.venv, &paths.logs)?;
     println!("autobahn: {}", wstest.version);
@@ -1025,14 +1028,19 @@ fn write_summaries(
         );
         record.save(&paths.results)?;
     }
+    render_docs(paths)
+}
+
+/// Renders docs/conformance.md (and the README's table) from autobahn/results/.
+fn render_docs(paths: &Paths) -> Result<(), String> {
     let records = results::load_all(&paths.results)?;
     let text = results::render_conformance(&records);
     std::fs::write(&paths.conformance, text)
         .map_err(|err| format!("cannot write {}: {err}", paths.conformance.display()))?;
     println!(
-        "autobahn: wrote {} and {}",
-        paths.results.display(),
-        paths.conformance.display()
+        "autobahn: rendered {} from {}",
+        paths.conformance.display(),
+        paths.results.display()
     );
-    Ok(())
+    crate::readme::update()
 }

@@ -318,11 +318,13 @@ pub(crate) fn load_all(dir: &Path) -> Result<Vec<SuiteRecord>, String> {
     Ok(records)
 }
 
-const WSFLOW_SUITES: [(&str, &str); 4] = [
+const WSFLOW_SUITES: [(&str, &str); 5] = [
     ("tokio", "server"),
     ("async-std", "server"),
     ("tokio", "client"),
     ("async-std", "client"),
+    // `--tls`: the server over wss://.
+    ("tokio", "server-wss"),
 ];
 
 /// `docs/conformance.md` from the summaries.

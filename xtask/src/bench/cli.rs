@@ -50,7 +50,7 @@ options:
   --write-docs            write docs/performance.md from this run even if filtered or quick
   --no-build              use the binaries already in target/release instead of building
                           them (cargo build --release -p wsflow-peers; cargo build --release
-                          -p wsflow --example echo_server --features async-std)
+                          -p wsflow --example echo_server --features async-std,rustls)
   -h, --help              this text
 
 files:

@@ -8,7 +8,7 @@
 //!
 //! 1. **Build** (unless `--no-build`): `cargo build --release -p wsflow-peers` (the peers, the
 //!    raw TCP echo and the load generator), then `cargo build --release -p wsflow --example
-//!    echo_server --features async-std`.
+//!    echo_server --features async-std,rustls`.
 //! 2. **Prepare** ([`system`]): `taskset` present, two CPUs, the open-file limit raised for us
 //!    and our children, enough local ports for the memory run; then this process moves to the
 //!    load generator's CPU so the servers' CPU runs nothing but the server under load.
@@ -66,7 +66,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 "--example",
                 "echo_server",
                 "--features",
-                "async-std",
+                "async-std,rustls",
             ],
         )?;
     }
@@ -162,6 +162,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         std::fs::write(&path, page)
             .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
         println!("xtask bench: wrote {}", path.display());
+        crate::readme::update()?;
     }
     Ok(())
 }

@@ -118,7 +118,7 @@ pub(crate) const SERVERS: &[ServerSpec] = &[
         args: &["--runtime", "tokio"],
         krate: None,
         notes: "wsflow `echo_server --runtime tokio`: queues each echo, one corked write per \
-                wakeup; tokio multi-thread, one worker per available core (1 under taskset)",
+                wakeup; tokio current-thread on one core (as under taskset), multi-thread otherwise",
     },
     ServerSpec {
         name: "wsflow-async-std",

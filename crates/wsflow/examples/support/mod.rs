@@ -10,7 +10,8 @@ use wsflow::Runtime;
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static EXECUTOR: async_executor::Executor<'static> = async_executor::Executor::new();
 
-/// Runs `main` to completion on `runtime`, with one worker thread per core.
+/// Runs `main` to completion on `runtime`, with one worker thread per core (tokio's
+/// current-thread scheduler on one core).
 #[allow(clippy::expect_used)] // an example cannot do anything useful without its runtime
 pub(crate) fn block_on<F: Future>(runtime: Runtime, main: F) -> F::Output {
     let _ = RUNTIME.set(runtime);
@@ -25,6 +26,13 @@ pub(crate) fn block_on<F: Future>(runtime: Runtime, main: F) -> F::Output {
             }
             async_io::block_on(EXECUTOR.run(main))
         }
+        // One core (as when a benchmark pins the server): the current-thread scheduler, which
+        // the other servers of the benchmark use too, and which skips work stealing.
+        _ if threads == 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("cannot start the tokio runtime")
+            .block_on(main),
         _ => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_all()
