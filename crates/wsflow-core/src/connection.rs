@@ -319,11 +319,15 @@ impl Connection {
             // A buffer grown for a burst of large reads, now more than the reads need: give
             // it back, so quiet connections hold little memory.
             self.rx = BytesMut::with_capacity(target);
-        } else if spare < needed.max(1024) {
+        } else if spare < needed.max(self.read_chunk) {
+            // Every read is offered a whole chunk: reads capped by a small leftover of spare
+            // capacity would split the peer's bursts over more system calls.
             if self.pending.is_empty() {
                 // Once every message cut from the current allocation has been dropped (an
                 // echo written, say), `reserve` takes the whole allocation back in place: no
-                // allocation and no fresh pages per read in steady state.
+                // allocation and no fresh pages per read in steady state. The empty `pending`
+                // lets go of its view of the allocation first, so it can be unique.
+                self.pending = BytesMut::new();
                 self.rx.reserve(target);
             } else {
                 // Keep the partial frame and what follows it in one allocation, so the frame's

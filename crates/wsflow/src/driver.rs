@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     waiters: Mutex<Vec<Waker>>,
     has_waiters: AtomicBool,
     pub(crate) closed: AtomicBool,
+    /// Set by senders after queuing a command: lets the driver skip polling the channel
+    /// (and re-registering its waker there) on every event when nothing was sent.
+    pub(crate) commands_waiting: AtomicBool,
 }
 
 impl Shared {
@@ -70,6 +73,7 @@ impl Shared {
             waiters: Mutex::new(Vec::new()),
             has_waiters: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            commands_waiting: AtomicBool::new(false),
         }
     }
 
@@ -172,7 +176,7 @@ impl Driver {
             return self.deliver(cx, event);
         }
         loop {
-            self.apply_commands(cx);
+            self.apply_commands(cx, false);
             if let Some(event) = self.conn.poll_event() {
                 return self.deliver(cx, event);
             }
@@ -208,6 +212,10 @@ impl Driver {
                 }
             }
             if self.poll_timer(cx) {
+                continue;
+            }
+            // About to sleep: poll the channel for real, which registers the waker there.
+            if self.apply_commands(cx, true) {
                 continue;
             }
             return Poll::Pending;
@@ -248,7 +256,7 @@ impl Driver {
     /// Writes everything queued and flushes the transport. Events that arrive meanwhile are
     /// kept for `poll_event`.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.apply_commands(cx);
+        self.apply_commands(cx, true);
         match self.poll_write_queued(cx) {
             Poll::Ready(Err(err)) => {
                 let kind = err.kind();
@@ -285,9 +293,18 @@ impl Driver {
         result
     }
 
-    fn apply_commands(&mut self, cx: &mut Context<'_>) {
+    /// Applies the commands senders queued; returns whether there were any. Unless
+    /// `register` (the caller may return `Pending` and needs the channel to wake it), the
+    /// channel is only polled when a sender flagged a command.
+    fn apply_commands(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
+        if !register && !self.shared.commands_waiting.load(Ordering::Acquire) {
+            return false;
+        }
+        self.shared.commands_waiting.store(false, Ordering::Release);
+        let mut applied = false;
         while let Poll::Ready(Some(command)) = std::pin::Pin::new(&mut self.commands).poll_next(cx)
         {
+            applied = true;
             let weight = command.weight();
             let now = Instant::now();
             // A command that cannot apply any more (the connection is closing) is dropped,
@@ -309,6 +326,7 @@ impl Driver {
                 .store(self.conn.buffered_amount(), Ordering::Release);
             self.shared.queued.fetch_sub(weight, Ordering::AcqRel);
         }
+        applied
     }
 
     /// Writes queued bytes until none are left (`Ready(Ok)`) or the transport is full.

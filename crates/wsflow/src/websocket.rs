@@ -629,7 +629,9 @@ impl Sender {
         self.tx.unbounded_send(command).map_err(|_| {
             self.shared.add_queued(0usize.wrapping_sub(weight));
             Error::ConnectionGone
-        })
+        })?;
+        self.shared.commands_waiting.store(true, Ordering::Release);
+        Ok(())
     }
 }
 

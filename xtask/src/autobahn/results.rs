@@ -638,7 +638,7 @@ mod tests {
         let back = SuiteRecord::from_json(&record.key, &record.to_json()).unwrap();
         assert_eq!(back, record);
         let doc = render_conformance(std::slice::from_ref(&record));
-        assert!(doc.contains("| tokio     | server | "), "{doc}");
+        assert!(doc.contains("| tokio     | server     | "), "{doc}");
         assert!(doc.contains("not run yet"));
         assert!(
             doc.contains("- tokio server, UNIMPLEMENTED: 12.* (2 cases)"),
