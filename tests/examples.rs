@@ -129,3 +129,61 @@ fn client_goes_through_a_proxy() {
     );
     assert_eq!(socks.tunnels(), 1);
 }
+
+#[test]
+#[ignore = "needs the example binaries, built by `cargo xtask test`"]
+fn axum_example_routes_http_and_upgrades_websockets() {
+    let mut child = Command::new(example("axum"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let addr = line
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    // Plain HTTP goes through axum's router.
+    let mut raw = raw_client(addr.parse().unwrap());
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let answer = String::from_utf8(read_to_end(&mut raw)).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("wsflow behind axum"), "{answer}");
+    // A WebSocket upgrade on /ws, on both runtimes' clients.
+    on_both_runtimes(|runtime| {
+        let url = format!("ws://{addr}/ws");
+        async move {
+            use futures_util::StreamExt;
+            let mut ws = wsflow::Client::new(
+                wsflow::ClientConfig::default()
+                    .runtime(runtime)
+                    .no_proxy()
+                    .protocols(["chat"]),
+            )
+            .connect(&url)
+            .await
+            .unwrap();
+            assert_eq!(ws.protocol(), Some("chat"));
+            for message in [
+                wsflow::Message::text("through axum"),
+                wsflow::Message::binary(vec![1u8; 100_000]),
+            ] {
+                ws.send(message.clone()).await.unwrap();
+                assert_eq!(ws.next().await.unwrap().unwrap(), message);
+            }
+            ws.close(wsflow::CloseCode::NORMAL, None).await.unwrap();
+            assert!(ws.closed().await.was_clean);
+        }
+    });
+    // A plain GET on /ws is not an upgrade: wsflow's answer goes back through axum.
+    let mut raw = raw_client(addr.parse().unwrap());
+    raw.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let answer = String::from_utf8(read_to_end(&mut raw)).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

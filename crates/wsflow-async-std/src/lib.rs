@@ -133,7 +133,9 @@ fn read_buf<T: AsyncRead>(
         _ => 0,
     };
     if let Poll::Ready(Ok(n)) = result {
-        hint.size = (n * 2).clamp(MIN_READ, MAX_READ);
+        // Grow at once, shrink by halves: the last, partial read of a large message does
+        // not cut the next message's reads short.
+        hint.size = (n * 2).max(hint.size / 2).clamp(MIN_READ, MAX_READ);
         // Only small reads count: during a bulk transfer more data is usually on its way,
         // and a read finds it sooner than a round trip through the reactor.
         hint.short = n > 0 && n < room && n < SMALL_READ;

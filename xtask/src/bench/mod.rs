@@ -32,6 +32,7 @@ mod report;
 mod scenario;
 mod server;
 mod system;
+mod transport;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -41,6 +42,19 @@ use cli::Options;
 use load::{MemorySample, Sample};
 use report::Report;
 use server::RunningServer;
+
+/// The docs section of the transport comparison ([`transport`]).
+const TRANSPORT_INTRO: &str = "
+## Transport: ws://, wss://, permessage-deflate
+
+The wsflow echo server (tokio) over plain `ws://`, over `wss://` (rustls, TLS 1.3), and over
+`ws://` with permessage-deflate (every echo compressed), all driven by the same client:
+`wsflow_load` (xtask/peers), wsflow's own client, since the load generator above speaks
+neither TLS nor compression. Ten connections, one 1 KiB message of chat-like JSON text in
+flight on each; server on CPU 0, client on CPU 1; medians over the rounds, and the ratio to
+plain `ws://` with the same client in the same run.
+
+";
 
 /// Most the machine may be busy with other work when a scenario starts (of all CPUs).
 const QUIET_BUSY: f64 = 0.10;
@@ -109,6 +123,23 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     } else {
         Vec::new()
     };
+    // wss:// and permessage-deflate beside ws://, on wsflow's own client.
+    let transport = if options.throughput
+        && options
+            .servers
+            .iter()
+            .any(|server| server.name == "wsflow-tokio")
+    {
+        match transport::run(&options, &release, &logs) {
+            Ok(table) => Some(table),
+            Err(err) => {
+                failures.push(format!("transport comparison: {err}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let wall_time = started.elapsed();
 
     let report = Report {
@@ -124,6 +155,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     if let Some(table) = report.memory_table() {
         println!("## Memory per idle connection\n\n{table}");
+    }
+    if let Some(table) = &transport {
+        println!("## Transport: ws://, wss://, permessage-deflate\n\n{table}");
     }
     let (targets, met, total) = report.targets();
     println!("## Targets: {met} of {total} met\n\n{targets}");
@@ -157,7 +191,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             wall_time,
             lock: &lock,
         };
-        let page = docs::render(&report, &context);
+        let mut page = docs::render(&report, &context);
+        if let Some(table) = &transport {
+            page.push_str(TRANSPORT_INTRO);
+            page.push_str(table);
+        }
         let path = root.join("docs").join("performance.md");
         std::fs::write(&path, page)
             .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
