@@ -40,6 +40,10 @@ options:
                                   target/autobahn/tls/ and wstest connects with wss:// (it does
                                   not verify certificates); server role only, no 9.x comparison;
                                   suites are named <runtime>-server-wss
+  --jobs N                        run N suites at once [default: 1]; each wstest is one
+                                  single-threaded Python process, so on 2 cores `--jobs 2`
+                                  halves the wall time (the 9.x durations are then measured on
+                                  a busier machine)
   --render                        run nothing: re-render docs/conformance.md (and the README's
                                   table) from autobahn/results/
   --no-perf-compare               after a wsflow server run that includes 9.x cases, do not
@@ -122,6 +126,8 @@ pub(crate) struct Options {
     pub(crate) perf_compare: bool,
     /// Server suites over wss://.
     pub(crate) tls: bool,
+    /// Suites run at once.
+    pub(crate) jobs: usize,
     pub(crate) case_timeout: Duration,
     pub(crate) suite_timeout: Duration,
     pub(crate) startup_timeout: Duration,
@@ -149,6 +155,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
     let mut testee = Testee::Wsflow;
     let mut perf_compare = true;
     let mut tls = false;
+    let mut jobs = 1;
     let mut case_timeout = Duration::from_secs(120);
     let mut suite_timeout = Duration::from_secs(1800);
     let mut startup_timeout = Duration::from_secs(60);
@@ -191,6 +198,14 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
             "--no-perf-compare" => perf_compare = false,
             "--tls" => tls = true,
             "--render" => render_only = true,
+            "--jobs" => {
+                let text = value()?;
+                jobs = text
+                    .parse()
+                    .ok()
+                    .filter(|jobs| *jobs >= 1)
+                    .ok_or_else(|| format!("--jobs {text}: a number of suites, at least 1"))?;
+            }
             "--case-timeout" => case_timeout = parse_secs(flag, &value()?)?,
             "--suite-timeout" => suite_timeout = parse_secs(flag, &value()?)?,
             "--startup-timeout" => startup_timeout = parse_secs(flag, &value()?)?,
@@ -242,6 +257,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
         testee,
         perf_compare: perf_compare && !tls,
         tls,
+        jobs,
         case_timeout,
         suite_timeout,
         startup_timeout,

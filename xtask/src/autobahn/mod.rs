@@ -106,10 +106,33 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let mut runs: Vec<SuiteRun> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     let patterns = options.case_patterns();
-    for &role in &options.roles {
-        for &runtime in &options.runtimes {
-            let suite = Suite::new(options.testee, runtime, role).over_tls(options.tls);
-            match run_suite(&context, &suite, &patterns) {
+    let suites: Vec<Suite> = options
+        .roles
+        .iter()
+        .flat_map(|&role| {
+            options.runtimes.iter().map(move |&runtime| {
+                Suite::new(options.testee, runtime, role).over_tls(options.tls)
+            })
+        })
+        .collect();
+    // `--jobs N`: N suites at a time (each wstest is one single-threaded Python process).
+    for group in suites.chunks(options.jobs.max(1)) {
+        let outcomes: Vec<Result<SuiteRun, String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = group
+                .iter()
+                .map(|suite| scope.spawn(|| run_suite(&context, suite, &patterns)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err("the suite's thread panicked".to_owned()))
+                })
+                .collect()
+        });
+        for (suite, outcome) in group.iter().zip(outcomes) {
+            match outcome {
                 Ok(run) => runs.push(run),
                 Err(err) => {
                     eprintln!("autobahn: {}: {err}", suite.label);
