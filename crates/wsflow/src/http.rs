@@ -5,7 +5,7 @@
 //! 2. [`HttpUpgrade::accept`] returns the `101 Switching Protocols` response for the HTTP server to
 //!    send, and an [`Accepted`] upgrade.
 //! 3. Once the HTTP server hands over the upgraded connection (hyper: `hyper::upgrade::on`),
-//!    [`Accepted::into_websocket_tokio`] (or [`Accepted::into_websocket_async_io`]) turns it
+//!    `Accepted::into_websocket_tokio` (or `Accepted::into_websocket_async_io`, feature `async-std`) turns it
 //!    into a [`WebSocket`].
 //!
 //! ```no_run

@@ -644,7 +644,7 @@ impl Request {
     }
 
     /// Reads an upgrade request from a futures-io stream (async-std, smol) that another
-    /// server accepted, as [`Request::from_tokio_stream`] does.
+    /// server accepted, as `Request::from_tokio_stream` does on tokio.
     #[cfg(feature = "async-std")]
     pub async fn from_async_io_stream<T>(
         stream: T,
