@@ -6,7 +6,7 @@
 //! - [`FrameHeader`] parses and encodes headers incrementally; [`FrameDecoder`] takes whole
 //!   frames off a read buffer, enforcing the masking direction, the RSV bits the negotiated
 //!   extensions allow, and a frame size limit checked on the header.
-//! - [`apply_mask`] masks and unmasks at any offset, 16 bytes at a time.
+//! - [`apply_mask`] masks and unmasks at any offset, a vector register at a time.
 //! - [`CloseCode`] and [`CloseFrame`] handle close status codes and reasons.
 //! - [`Utf8Validator`] checks text as it streams in, failing at the first impossible byte;
 //!   [`Utf8Bytes`] carries validated text without a copy.
