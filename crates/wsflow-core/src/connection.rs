@@ -175,6 +175,16 @@ pub struct Connection {
     keepalive_ping_sent: Option<Instant>,
 }
 
+/// What handling the next buffered frame did.
+enum FrameProgress {
+    /// No whole frame is buffered yet.
+    NeedMore,
+    /// A frame was handled; any events it produced are queued.
+    Handled,
+    /// A frame was handled and produced this event, not queued.
+    Event(Event),
+}
+
 impl Connection {
     /// A connection in the open state. `leftover` holds the bytes that arrived right after
     /// the handshake: they are the first frames and are processed first.
@@ -462,8 +472,10 @@ impl Connection {
                 return None;
             }
             match self.process_next_frame() {
-                Ok(true) => {}
-                Ok(false) => {
+                // The queue was empty: the frame's event is the next one.
+                Ok(FrameProgress::Event(event)) => return Some(event),
+                Ok(FrameProgress::Handled) => {}
+                Ok(FrameProgress::NeedMore) => {
                     if self.eof {
                         self.end_abnormally(
                             "Connection dropped by remote peer.".to_owned(),
@@ -671,37 +683,34 @@ impl Connection {
         };
         let threshold = self.config.fragmentation_threshold.max(1);
         let len = payload.len();
-        let mut start = 0;
-        let mut first = true;
-        loop {
-            let end = if self.config.fragment_outgoing_messages {
-                len.min(start + threshold)
-            } else {
-                len
-            };
-            let mut header = FrameHeader::new(
-                if first { opcode } else { OpCode::Continuation },
-                (end - start) as u64,
-            )
-            .with_fin(end == len)
-            .with_mask(self.mask_key());
-            if first {
-                header.rsv1 = rsv & 0b100 != 0;
-                header.rsv2 = rsv & 0b010 != 0;
-                header.rsv3 = rsv & 0b001 != 0;
-            }
-            let chunk = if start == 0 && end == len {
-                payload.clone()
-            } else {
-                payload.slice(start..end)
-            };
-            self.out.push_frame(header, chunk);
-            first = false;
-            start = end;
-            if start == len {
-                return Ok(());
-            }
+        let rsv_header = |opcode: OpCode, len: usize, mask: Option<[u8; 4]>| {
+            let mut header = FrameHeader::new(opcode, len as u64).with_mask(mask);
+            header.rsv1 = rsv & 0b100 != 0;
+            header.rsv2 = rsv & 0b010 != 0;
+            header.rsv3 = rsv & 0b001 != 0;
+            header
+        };
+        if !self.config.fragment_outgoing_messages || len <= threshold {
+            // One frame: the payload moves into the queue, so a client can mask it in place
+            // when it is not shared.
+            let header = rsv_header(opcode, len, self.mask_key());
+            self.out.push_frame(header, payload);
+            return Ok(());
         }
+        let mut start = 0;
+        while start < len {
+            let end = len.min(start + threshold);
+            let header = if start == 0 {
+                rsv_header(opcode, end, self.mask_key())
+            } else {
+                FrameHeader::new(OpCode::Continuation, (end - start) as u64)
+                    .with_mask(self.mask_key())
+            };
+            self.out
+                .push_frame(header.with_fin(end == len), payload.slice(start..end));
+            start = end;
+        }
+        Ok(())
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
@@ -739,8 +748,9 @@ impl Connection {
 
     // ----- internals: receiving ---------------------------------------------------------
 
-    /// Parses and handles the next frame. Returns whether one was consumed.
-    fn process_next_frame(&mut self) -> Result<bool, ProtocolError> {
+    /// Parses and handles the next frame. A data frame's event is returned rather than
+    /// queued (the common case skips the queue); other frames queue theirs.
+    fn process_next_frame(&mut self) -> Result<FrameProgress, ProtocolError> {
         let Some(frame) = self.decoder.decode(&mut self.pending)? else {
             let partial = self
                 .decoder
@@ -757,7 +767,7 @@ impl Connection {
                     message.validate_partial(&self.pending[..prefix_len])?;
                 }
             }
-            return Ok(false);
+            return Ok(FrameProgress::NeedMore);
         };
         if !self.frame_checked {
             self.check_frame_start(&frame.header())?;
@@ -765,10 +775,12 @@ impl Connection {
         self.frame_checked = false;
         if frame.opcode.is_control() {
             self.handle_control_frame(frame)?;
-        } else {
-            self.handle_data_frame(frame)?;
+            return Ok(FrameProgress::Handled);
         }
-        Ok(true)
+        Ok(match self.handle_data_frame(frame)? {
+            Some(event) => FrameProgress::Event(event),
+            None => FrameProgress::Handled,
+        })
     }
 
     /// The rules that depend on the message in progress, checked on the header before the
@@ -816,7 +828,8 @@ impl Connection {
         Ok(())
     }
 
-    fn handle_data_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+    /// Takes a data frame into the message in progress; returns the event it completes.
+    fn handle_data_frame(&mut self, frame: Frame) -> Result<Option<Event>, ProtocolError> {
         let Some(message) = &mut self.message else {
             return Err(ProtocolError::UnexpectedContinuation);
         };
@@ -826,8 +839,7 @@ impl Connection {
             if frame.fin {
                 self.message = None;
             }
-            self.events.push_back(Event::Frame(frame));
-            return Ok(());
+            return Ok(Some(Event::Frame(frame)));
         }
         let complete = if message.compressed {
             let Some(extension) = &mut self.extension else {
@@ -842,11 +854,10 @@ impl Connection {
         } else {
             message.push_frame(frame.payload, frame.fin)?
         };
-        if let Some(complete) = complete {
+        if complete.is_some() {
             self.message = None;
-            self.events.push_back(Event::Message(complete));
         }
-        Ok(())
+        Ok(complete.map(Event::Message))
     }
 
     fn handle_control_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {

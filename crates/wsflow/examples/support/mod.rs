@@ -53,8 +53,36 @@ pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(task: F) {
     }
 }
 
-/// Completes when the process receives Ctrl-C (SIGINT) or SIGTERM.
-pub(crate) fn ctrl_c() -> impl Future<Output = ()> {
+/// Completes when the process receives Ctrl-C (SIGINT) or SIGTERM. Call it from a task of the
+/// runtime `block_on` runs.
+///
+/// On tokio the runtime's own signal driver listens, so the process keeps the one thread the
+/// current-thread scheduler gives it (with a second thread, glibc's socket calls pay for
+/// thread-cancellation bookkeeping on every call). async-io has no signal support, so there a
+/// handler thread of the `ctrlc` crate does.
+pub(crate) fn ctrl_c() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    match RUNTIME.get() {
+        #[cfg(feature = "async-std")]
+        Some(Runtime::AsyncStd) => Box::pin(ctrl_c_thread()),
+        _ => Box::pin(async {
+            #[cfg(unix)]
+            if let Ok(mut terminate) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                return;
+            }
+            let _ = tokio::signal::ctrl_c().await;
+        }),
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM, as seen by the `ctrlc` crate's handler thread.
+#[cfg(feature = "async-std")]
+fn ctrl_c_thread() -> impl Future<Output = ()> {
     let (tx, rx) = futures_channel::oneshot::channel::<()>();
     let tx = std::sync::Mutex::new(Some(tx));
     let _ = ctrlc::set_handler(move || {
