@@ -249,6 +249,63 @@ fn senders_from_other_tasks_and_broadcast() {
 }
 
 #[test]
+fn messages_from_other_threads_wake_an_idle_connection_every_time() {
+    // Senders on plain threads race the driver going to sleep: each message must wake it
+    // (a lost wake-up would leave messages unsent and the test would time out).
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 300;
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        let client = client(runtime);
+        let connecting = client.connect(&url);
+        let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
+        let (ws, accepted) = futures_util::future::join(connecting, accepting).await;
+        let mut ws = ws.unwrap();
+        let (mut reader, sender) = accepted.split();
+        spawn(
+            runtime,
+            async move { while reader.next().await.is_some() {} },
+        );
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let sender = sender.clone();
+                std::thread::spawn(move || {
+                    for i in 0..PER_THREAD {
+                        sender.try_send(format!("{thread} {i}")).unwrap();
+                        if i % 7 == 0 {
+                            // Let the driver catch up and go idle now and then.
+                            std::thread::sleep(Duration::from_micros(50));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let receive_all = async {
+            let mut next = [0usize; THREADS];
+            for _ in 0..THREADS * PER_THREAD {
+                let message = ws.next().await.unwrap().unwrap();
+                let (thread, i) = message.as_text().unwrap().split_once(' ').unwrap();
+                let thread: usize = thread.parse().unwrap();
+                // Each thread's messages arrive in the order it sent them.
+                assert_eq!(i.parse::<usize>().unwrap(), next[thread]);
+                next[thread] += 1;
+            }
+        };
+        // Well under the keepalive interval, whose ping would wake a stuck connection.
+        let deadline = sleep(runtime, Duration::from_secs(5));
+        if let futures_util::future::Either::Right(_) =
+            futures_util::future::select(Box::pin(receive_all), Box::pin(deadline)).await
+        {
+            panic!("messages from other threads were not all delivered within 5 s");
+        }
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    });
+}
+
+#[test]
 fn close_codes_and_reasons_reach_the_other_side() {
     on_both_runtimes(|runtime| async move {
         let mut server = echo_server(runtime, ServerConfig::default()).await;

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_channel::mpsc;
-use futures_core::Stream;
+use futures_util::task::AtomicWaker;
 use wsflow_core::{CloseCode, Connection, Event, Frame, Message};
 
 use crate::runtime::{Runtime, Timer, Transport};
@@ -59,9 +59,13 @@ pub(crate) struct Shared {
     waiters: Mutex<Vec<Waker>>,
     has_waiters: AtomicBool,
     pub(crate) closed: AtomicBool,
-    /// Set by senders after queuing a command: lets the driver skip polling the channel
-    /// (and re-registering its waker there) on every event when nothing was sent.
+    /// Set by senders after queuing a command, before waking `driver_waker`: lets the driver
+    /// skip the channel entirely when nothing was sent.
     pub(crate) commands_waiting: AtomicBool,
+    /// The driver's task, woken by senders after they queued a command and set
+    /// `commands_waiting`. The channel's own waker is never registered: the driver only
+    /// drains it with `try_recv`.
+    driver_waker: AtomicWaker,
 }
 
 impl Shared {
@@ -74,7 +78,14 @@ impl Shared {
             has_waiters: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             commands_waiting: AtomicBool::new(false),
+            driver_waker: AtomicWaker::new(),
         }
+    }
+
+    /// Tells the driver a command was queued (call after queuing it).
+    pub(crate) fn notify_command(&self) {
+        self.commands_waiting.store(true, Ordering::Release);
+        self.driver_waker.wake();
     }
 
     /// Bytes waiting: queued in commands plus buffered in the connection.
@@ -96,7 +107,10 @@ impl Shared {
     }
 
     fn wake_waiters(&self) {
-        if self.has_waiters.swap(false, Ordering::AcqRel) {
+        // The load keeps the common case (nobody waiting) free of a read-modify-write.
+        if self.has_waiters.load(Ordering::Acquire)
+            && self.has_waiters.swap(false, Ordering::AcqRel)
+        {
             let waiters =
                 std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()));
             waiters.into_iter().for_each(Waker::wake);
@@ -120,6 +134,9 @@ pub(crate) struct Driver {
     /// The deadline the timer is set to; `None` after it fired.
     armed: Option<Instant>,
     commands: mpsc::UnboundedReceiver<Command>,
+    /// The waker last registered in `shared.driver_waker`, while it is known to still be
+    /// there: no sender has flagged a command since (a sender's wake takes it).
+    registered_waker: Option<Waker>,
     pub(crate) shared: Arc<Shared>,
     read_eof: bool,
     shutdown: Shutdown,
@@ -161,6 +178,7 @@ impl Driver {
             timer: None,
             armed: None,
             commands,
+            registered_waker: None,
             shared,
             read_eof: false,
             shutdown: Shutdown::NotYet,
@@ -293,17 +311,41 @@ impl Driver {
         result
     }
 
-    /// Applies the commands senders queued; returns whether there were any. Unless
-    /// `register` (the caller may return `Pending` and needs the channel to wake it), the
-    /// channel is only polled when a sender flagged a command.
+    /// Applies the commands senders queued; returns whether there were any. With `register`
+    /// (the caller may return `Pending`), also makes sure the next command wakes this task.
+    ///
+    /// Senders queue a command, then set `commands_waiting`, then wake `driver_waker`. So
+    /// while the flag is clear, a waker registered earlier is still in place (every wake that
+    /// takes it comes after a flag was set) and need not be registered again: the message
+    /// path costs one atomic load here, not a channel poll and a waker registration.
     fn apply_commands(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
-        if !register && !self.shared.commands_waiting.load(Ordering::Acquire) {
-            return false;
-        }
-        self.shared.commands_waiting.store(false, Ordering::Release);
         let mut applied = false;
-        while let Poll::Ready(Some(command)) = std::pin::Pin::new(&mut self.commands).poll_next(cx)
-        {
+        loop {
+            if self.shared.commands_waiting.load(Ordering::Acquire) {
+                // The flag was set, so a wake may have taken the registered waker.
+                self.registered_waker = None;
+                // Cleared before draining: a command queued from now on sets it again.
+                self.shared.commands_waiting.store(false, Ordering::Release);
+                applied |= self.drain_commands();
+            }
+            if !register
+                || self
+                    .registered_waker
+                    .as_ref()
+                    .is_some_and(|waker| waker.will_wake(cx.waker()))
+            {
+                return applied;
+            }
+            self.shared.driver_waker.register(cx.waker());
+            self.registered_waker = Some(cx.waker().clone());
+            // A command flagged before the registration would not wake this waker: look again.
+        }
+    }
+
+    /// Applies every command in the channel; returns whether there were any.
+    fn drain_commands(&mut self) -> bool {
+        let mut applied = false;
+        while let Ok(command) = self.commands.try_recv() {
             applied = true;
             let weight = command.weight();
             let now = Instant::now();
@@ -334,16 +376,27 @@ impl Driver {
         let mut wrote = false;
         let result = loop {
             let written = {
-                let Some(chunks) = self.conn.poll_transmit() else {
+                let Some(mut chunks) = self.conn.poll_transmit() else {
                     break Poll::Ready(Ok(()));
                 };
-                let mut slices = [IoSlice::new(&[]); MAX_IOV];
-                let mut count = 0;
-                for (slot, chunk) in slices.iter_mut().zip(chunks) {
-                    *slot = IoSlice::new(chunk);
-                    count += 1;
-                }
-                match self.io.poll_write_vectored(cx, &slices[..count]) {
+                let first = IoSlice::new(chunks.next().unwrap_or_default());
+                let poll = match chunks.next() {
+                    // One slice, the usual case (small frames are staged together): no array
+                    // of slices to fill.
+                    None => self.io.poll_write_vectored(cx, &[first]),
+                    Some(second) => {
+                        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                        slices[0] = first;
+                        slices[1] = IoSlice::new(second);
+                        let mut count = 2;
+                        for (slot, chunk) in slices[2..].iter_mut().zip(chunks) {
+                            *slot = IoSlice::new(chunk);
+                            count += 1;
+                        }
+                        self.io.poll_write_vectored(cx, &slices[..count])
+                    }
+                };
+                match poll {
                     Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                     Poll::Ready(Ok(n)) => n,
                     Poll::Ready(Err(err)) => break Poll::Ready(Err(err)),

@@ -630,7 +630,7 @@ impl Sender {
             self.shared.add_queued(0usize.wrapping_sub(weight));
             Error::ConnectionGone
         })?;
-        self.shared.commands_waiting.store(true, Ordering::Release);
+        self.shared.notify_command();
         Ok(())
     }
 }
