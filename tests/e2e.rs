@@ -530,6 +530,51 @@ fn remote_address_honours_x_forwarded_for_unless_ignored() {
 }
 
 #[test]
+fn a_connection_idle_past_its_keepalive_reads_again_after_giving_its_buffer_back() {
+    // An idle connection holds no read buffer: none before its first message, and it gives
+    // its buffer back when a keepalive interval passes without input. It then waits for the
+    // socket to be readable and allocates a buffer again; nothing is lost on the way.
+    on_both_runtimes(|runtime| async move {
+        let server = echo_server(
+            runtime,
+            ServerConfig::default()
+                .connection(Config::server().keepalive_interval(Duration::from_millis(100))),
+        )
+        .await;
+        let url = format!("ws://{}/", server.local_addr());
+        serve_echo(runtime, server);
+        let mut ws = client(runtime).connect(&url).await.unwrap();
+        sleep(runtime, Duration::from_millis(50)).await;
+        let big = "é".repeat(50_000);
+        for round in 0..3 {
+            ws.send_text(format!("round {round}")).await.unwrap();
+            ws.send_text(big.clone()).await.unwrap();
+            assert_eq!(
+                ws.next().await.unwrap().unwrap(),
+                Message::text(format!("round {round}"))
+            );
+            assert_eq!(
+                ws.next().await.unwrap().unwrap(),
+                Message::text(big.clone())
+            );
+            // Past the keepalive: the server pings (answered by the client as it reads) and
+            // releases its read buffer.
+            let idle = async {
+                sleep(runtime, Duration::from_millis(250)).await;
+            };
+            let reading = async { ws.next().await };
+            if let futures_util::future::Either::Right(_) =
+                futures_util::future::select(Box::pin(idle), Box::pin(reading)).await
+            {
+                panic!("no message was expected while idle");
+            }
+        }
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+        assert!(ws.closed().await.was_clean);
+    });
+}
+
+#[test]
 fn keepalive_drops_a_peer_that_went_silent() {
     on_both_runtimes(|runtime| async move {
         let mut server = echo_server(

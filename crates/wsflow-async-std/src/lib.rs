@@ -164,6 +164,14 @@ impl AsyncIoTcpStream {
         &self.0
     }
 
+    /// Ready when the socket has something to read (data, end of file or an error), without
+    /// reading.
+    pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.0.poll_readable(cx))?;
+        self.1.short = false;
+        Poll::Ready(Ok(()))
+    }
+
     /// Reads into the spare capacity of `buf` and returns the number of bytes appended; 0
     /// means end of file.
     pub fn poll_read_buf(

@@ -17,7 +17,7 @@ use crate::incoming::IncomingMessage;
 use crate::outgoing::Outgoing;
 
 /// The first read buffer size; doubled (up to [`MAX_READ_CHUNK`]) while reads fill it.
-const MIN_READ_CHUNK: usize = 4 * 1024;
+const MIN_READ_CHUNK: usize = 2 * 1024;
 const MAX_READ_CHUNK: usize = 256 * 1024;
 
 /// What the handshake settled, handed to [`Connection::new`].
@@ -212,7 +212,12 @@ impl Connection {
             version: negotiated.version,
             extension: negotiated.extension,
             rx: BytesMut::new(),
-            pending: leftover,
+            // An empty leftover may still view the handshake's read buffer: let it go.
+            pending: if leftover.is_empty() {
+                BytesMut::new()
+            } else {
+                leftover
+            },
             read_chunk: MIN_READ_CHUNK,
             offered: 0,
             decoder,
@@ -352,6 +357,46 @@ impl Connection {
         &mut self.rx
     }
 
+    /// Whether the connection holds no read buffer (none allocated yet, or given back by
+    /// [`Connection::release_read_buffer`]). A driver can then wait until the transport is
+    /// readable before asking for [`Connection::read_buffer`], so idle connections hold no
+    /// read buffer at all.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use bytes::BytesMut;
+    /// use wsflow_core::{Config, Connection, Negotiated, Role};
+    ///
+    /// let mut conn = Connection::new(
+    ///     Role::Server,
+    ///     Config::default(),
+    ///     Negotiated::default(),
+    ///     BytesMut::new(),
+    ///     Instant::now(),
+    /// );
+    /// assert!(conn.read_buffer_released());
+    /// conn.read_buffer();
+    /// assert!(!conn.read_buffer_released());
+    /// assert!(conn.release_read_buffer());
+    /// assert!(conn.read_buffer_released());
+    /// ```
+    pub fn read_buffer_released(&self) -> bool {
+        self.rx.capacity() == 0 && self.pending.capacity() == 0
+    }
+
+    /// Gives the read buffer back when it holds no unprocessed input, so a quiet connection
+    /// keeps no buffer; the next [`Connection::read_buffer`] allocates a fresh one. Returns
+    /// whether there is no read buffer now. The connection does this itself when a keepalive
+    /// interval passes without input.
+    pub fn release_read_buffer(&mut self) -> bool {
+        if self.rx.is_empty() && self.pending.is_empty() {
+            self.rx = BytesMut::new();
+            self.pending = BytesMut::new();
+            self.read_chunk = MIN_READ_CHUNK;
+        }
+        self.read_buffer_released()
+    }
+
     /// Takes the bytes appended to [`Connection::read_buffer`] since the last call.
     pub fn handle_read(&mut self, now: Instant) {
         if self.rx.is_empty() {
@@ -414,7 +459,11 @@ impl Connection {
                 let interval = self.config.keepalive_interval;
                 let drop = self.config.drop_connection_on_keepalive_timeout;
                 match self.keepalive_ping_sent {
-                    None if now >= self.last_received + interval => self.send_keepalive_ping(now),
+                    None if now >= self.last_received + interval => {
+                        // Quiet for a whole interval: no reason to keep a read buffer.
+                        self.release_read_buffer();
+                        self.send_keepalive_ping(now);
+                    }
                     Some(sent) if drop && now >= sent + self.config.keepalive_grace_period => {
                         self.end_abnormally(
                             "Peer not responding.".to_owned(),

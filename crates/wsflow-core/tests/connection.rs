@@ -832,3 +832,46 @@ fn the_read_buffer_grows_for_bulk_reads_and_shrinks_back_when_traffic_is_small()
         "20 KB messages grew the buffer to {medium}"
     );
 }
+
+#[test]
+fn a_quiet_connection_gives_its_read_buffer_back_but_never_with_input_in_it() {
+    let start = std::time::Instant::now();
+    let interval = std::time::Duration::from_secs(20);
+    let mut server = Connection::new(
+        Role::Server,
+        Config::server().keepalive_interval(interval),
+        Negotiated::new(),
+        BytesMut::new(),
+        start,
+    );
+    // No buffer until the first read.
+    assert!(server.read_buffer_released());
+    let hello = client_frame(Frame::new(OpCode::Text, "hello".as_bytes().to_vec()));
+    read_like_a_socket(&mut server, &hello, start);
+    assert_eq!(
+        messages(&drain_events(&mut server)),
+        [Message::text("hello")]
+    );
+    assert!(!server.read_buffer_released());
+    // A keepalive interval without input: the ping goes out and the buffer is given back.
+    server.handle_timeout(start + interval);
+    assert!(server.read_buffer_released());
+    assert!(
+        server.poll_transmit().is_some(),
+        "no keepalive ping was queued"
+    );
+    // Half a frame waits in the buffer: it is kept, whatever the clock says.
+    let frame = client_frame(Frame::new(OpCode::Binary, vec![9u8; 3000]));
+    let later = start + interval * 2;
+    read_like_a_socket(&mut server, &frame[..1000], later);
+    assert!(!server.release_read_buffer());
+    server.handle_timeout(later + interval);
+    assert!(!server.read_buffer_released());
+    // The rest arrives and the message is whole.
+    read_like_a_socket(&mut server, &frame[1000..], later + interval);
+    assert_eq!(
+        messages(&drain_events(&mut server)),
+        [Message::binary(vec![9u8; 3000])]
+    );
+    assert!(server.release_read_buffer());
+}

@@ -210,7 +210,7 @@ impl Driver {
             if self.poll_shutdown(cx) {
                 continue;
             }
-            if !self.conn.is_paused() && !self.read_eof {
+            if !self.conn.is_paused() && !self.read_eof && self.poll_read_ready(cx) {
                 let buf = self.conn.read_buffer();
                 match self.io.poll_read_buf(cx, buf) {
                     Poll::Ready(Ok(0)) => {
@@ -238,6 +238,17 @@ impl Driver {
             }
             return Poll::Pending;
         }
+    }
+
+    /// Whether to read now. A connection without a read buffer (idle since its handshake or
+    /// its last keepalive) first waits for the transport to be readable, so it allocates a
+    /// buffer only when there is something to put in it.
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.conn.read_buffer_released() {
+            return true;
+        }
+        // Readable, or an error the read itself will report.
+        self.io.poll_read_ready(cx).is_ready()
     }
 
     /// Hands out an event; the final close only once the transport is shut down, so the peer

@@ -39,6 +39,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for AsyncIoStream<T> {
 }
 
 impl Transport for AsyncIoTcpStream {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncIoTcpStream::poll_read_ready(self, cx)
+    }
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         AsyncIoTcpStream::poll_read(self, cx, buf)
     }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use wsflow_tokio::{TokioListener, TokioStream, TokioTimer};
 
 use crate::runtime::{Listener, Timer, Transport};
@@ -37,6 +38,39 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for TokioStream<T> {
     }
 }
 
+/// A plain TCP stream: a stream like any other that can also wait for readiness without a
+/// buffer.
+struct TcpTransport(TokioStream<TcpStream>);
+
+impl Transport for TcpTransport {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.get_ref().poll_read_ready(cx)
+    }
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.0.poll_read(cx, buf)
+    }
+    fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_read_buf(cx, buf)
+    }
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_write_vectored(cx, bufs)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_flush(cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_shutdown(cx)
+    }
+}
+
 impl Timer for TokioTimer {
     fn reset(&mut self, deadline: Instant) {
         TokioTimer::reset(self, deadline);
@@ -60,7 +94,7 @@ impl Listener for Tcp {
             let (stream, addr) = accepted?;
             stream.set_nodelay(self.nodelay)?;
             Ok((
-                Box::new(TokioStream::new(stream)) as Box<dyn Transport>,
+                Box::new(TcpTransport(TokioStream::new(stream))) as Box<dyn Transport>,
                 addr,
             ))
         })
@@ -101,7 +135,7 @@ pub(crate) async fn connect(
 ) -> io::Result<(Box<dyn Transport>, Option<SocketAddr>)> {
     let stream = wsflow_tokio::connect(host, port, nodelay).await?;
     let peer = stream.peer_addr().ok();
-    Ok((Box::new(TokioStream::new(stream)), peer))
+    Ok((Box::new(TcpTransport(TokioStream::new(stream))), peer))
 }
 
 /// Wraps any tokio byte stream (for example a TLS stream or an upgraded hyper connection).

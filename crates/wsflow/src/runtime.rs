@@ -22,6 +22,12 @@ pub(crate) trait Transport: Send + Unpin {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>>;
+    /// Ready when a read would make progress (data, end of file or an error), without
+    /// reading: lets an idle connection wait without holding a read buffer. Transports that
+    /// cannot tell (TLS, which may hold decrypted bytes) are always ready.
+    fn poll_read_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
     /// Reads into a slice (for layers such as TLS).
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
     fn poll_write_vectored(

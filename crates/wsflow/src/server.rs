@@ -214,6 +214,29 @@ impl Registry {
     }
 }
 
+/// The answer to an upgrade request being written: a future resolving to the connection,
+/// returned by [`Request::accept`] and its variants.
+///
+/// The handshake's state lives on the heap, and only while it runs: a task that accepts a
+/// request and then serves the connection is as small as the connection, not as large as
+/// the handshake (which would cost a few KiB per idle connection).
+#[must_use = "the request is answered only when the future is awaited"]
+pub struct Accepting(Pin<Box<dyn Future<Output = Result<WebSocket, Error>> + Send>>);
+
+impl std::fmt::Debug for Accepting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accepting").finish_non_exhaustive()
+    }
+}
+
+impl Future for Accepting {
+    type Output = Result<WebSocket, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
 /// Keeps a connection in its server's registry until dropped.
 #[derive(Debug)]
 pub(crate) struct Registration {
@@ -775,22 +798,17 @@ impl Request {
     /// Accepts with `protocol`, which must be one the client asked for (or `None`).
     ///
     /// Not cancel-safe: dropping the future while the 101 answer is written drops the socket.
-    pub async fn accept(self, protocol: Option<&str>) -> Result<WebSocket, Error> {
+    pub fn accept(self, protocol: Option<&str>) -> Accepting {
         self.accept_with(AcceptOptions::new().protocol(protocol))
-            .await
     }
 
     /// Accepts with cookies to set (WebSocket-Node's `accept(protocol, origin, cookies)`).
-    pub async fn accept_with_cookies(
-        self,
-        protocol: Option<&str>,
-        cookies: Vec<SetCookie>,
-    ) -> Result<WebSocket, Error> {
+    pub fn accept_with_cookies(self, protocol: Option<&str>, cookies: Vec<SetCookie>) -> Accepting {
         let options = cookies.into_iter().fold(
             AcceptOptions::new().protocol(protocol),
             AcceptOptions::cookie,
         );
-        self.accept_with(options).await
+        self.accept_with(options)
     }
 
     /// Accepts with full control over the 101 answer (extra headers, cookies, the agreed
@@ -801,7 +819,11 @@ impl Request {
     /// [`ServerConfig::permessage_deflate`] says. With one, it is sent as given, and if it
     /// agrees to permessage-deflate, the connection compresses with those parameters (an
     /// answer RFC 7692 does not allow is answered with 500 and returned as an error).
-    pub async fn accept_with(mut self, mut options: AcceptOptions) -> Result<WebSocket, Error> {
+    pub fn accept_with(self, options: AcceptOptions) -> Accepting {
+        Accepting(Box::pin(self.accept_in_place(options)))
+    }
+
+    async fn accept_in_place(mut self, mut options: AcceptOptions) -> Result<WebSocket, Error> {
         if self.registry.shutting_down.load(Ordering::Acquire) {
             let _ = self.answer(503, Some("Server is shutting down"), &[]).await;
             return Err(Error::ShuttingDown);

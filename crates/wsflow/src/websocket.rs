@@ -85,7 +85,10 @@ impl PeerInfo {
 /// # Ok(()) }
 /// ```
 pub struct WebSocket {
-    driver: Driver,
+    /// Boxed: the connection's state is large, and tasks that own a `WebSocket` (often
+    /// moved through a few async functions, each keeping its own copy in its future) stay
+    /// small, which matters with many idle connections.
+    driver: Box<Driver>,
     tx: mpsc::UnboundedSender<Command>,
     info: Arc<PeerInfo>,
     _registration: Option<Registration>,
@@ -111,7 +114,7 @@ impl WebSocket {
     ) -> Self {
         let (driver, tx) = Driver::new(conn, io, runtime);
         Self {
-            driver,
+            driver: Box::new(driver),
             tx,
             info: Arc::new(info),
             _registration: registration,
