@@ -26,6 +26,7 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -260,22 +261,35 @@ impl AsyncIoTimer {
 
 /// A TCP listener.
 #[derive(Debug)]
-pub struct AsyncIoListener(Async<TcpListener>);
+pub struct AsyncIoListener {
+    listener: Async<TcpListener>,
+    /// Set when an accept found no connection waiting: the next poll waits for readiness
+    /// instead of making an `accept` call that would fail again (and make async-io re-arm
+    /// its interest), which matters when the accepting task is polled for other reasons.
+    drained: AtomicBool,
+}
 
 impl AsyncIoListener {
     /// Binds to `addr` (port 0 picks a free port).
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Async::<TcpListener>::bind(addr).map(Self)
+        Async::<TcpListener>::bind(addr).map(Self::wrap)
     }
 
     /// Wraps a standard listener the application already bound.
     pub fn from_std(listener: TcpListener) -> io::Result<Self> {
-        Async::new(listener).map(Self)
+        Async::new(listener).map(Self::wrap)
+    }
+
+    fn wrap(listener: Async<TcpListener>) -> Self {
+        Self {
+            listener,
+            drained: AtomicBool::new(false),
+        }
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
+        self.listener.get_ref().local_addr()
     }
 
     /// Accepts the next connection.
@@ -284,14 +298,14 @@ impl AsyncIoListener {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<(Async<TcpStream>, SocketAddr)>> {
         loop {
-            match self.0.get_ref().accept() {
+            if self.drained.load(Ordering::Relaxed) {
+                std::task::ready!(self.listener.poll_readable(cx))?;
+                self.drained.store(false, Ordering::Relaxed);
+            }
+            match self.listener.get_ref().accept() {
                 Ok((stream, addr)) => return Poll::Ready(Async::new(stream).map(|s| (s, addr))),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    match self.0.poll_readable(cx) {
-                        Poll::Ready(Ok(())) => continue,
-                        Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                        Poll::Pending => return Poll::Pending,
-                    }
+                    self.drained.store(true, Ordering::Relaxed);
                 }
                 Err(err) => return Poll::Ready(Err(err)),
             }

@@ -13,7 +13,11 @@ static EXECUTOR: async_executor::Executor<'static> = async_executor::Executor::n
 /// Runs `main` to completion on `runtime`, with one worker thread per core (tokio's
 /// current-thread scheduler on one core).
 #[allow(clippy::expect_used)] // an example cannot do anything useful without its runtime
-pub(crate) fn block_on<F: Future>(runtime: Runtime, main: F) -> F::Output {
+pub(crate) fn block_on<F>(runtime: Runtime, main: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send,
+{
     let _ = RUNTIME.set(runtime);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     match runtime {
@@ -24,7 +28,10 @@ pub(crate) fn block_on<F: Future>(runtime: Runtime, main: F) -> F::Output {
                     async_io::block_on(EXECUTOR.run(std::future::pending::<()>()))
                 });
             }
-            async_io::block_on(EXECUTOR.run(main))
+            // `main` runs as a task of its own: `Executor::run` polls the future it is given
+            // whenever any task wakes, and an accept loop polled that often would make a
+            // failing `accept` call each time.
+            async_io::block_on(EXECUTOR.run(EXECUTOR.spawn(main)))
         }
         // One core (as when a benchmark pins the server): the current-thread scheduler, which
         // the other servers of the benchmark use too, and which skips work stealing.
