@@ -724,12 +724,19 @@ impl Connection {
 
     fn send_data(&mut self, opcode: OpCode, payload: Bytes, transform: bool) -> Result<(), Error> {
         self.check_open()?;
-        let (payload, rsv) = match &mut self.extension {
-            Some(extension) if transform => extension
+        if transform && let Some(extension) = &mut self.extension {
+            let (payload, rsv) = extension
                 .encode(payload, opcode == OpCode::Text)
-                .map_err(Error::Extension)?,
-            _ => (payload, 0),
-        };
+                .map_err(Error::Extension)?;
+            self.queue_data(opcode, payload, rsv);
+        } else {
+            self.queue_data(opcode, payload, 0);
+        }
+        Ok(())
+    }
+
+    /// Queues a data message as one frame or as fragments; `rsv` goes on the first frame.
+    fn queue_data(&mut self, opcode: OpCode, payload: Bytes, rsv: u8) {
         let threshold = self.config.fragmentation_threshold.max(1);
         let len = payload.len();
         let rsv_header = |opcode: OpCode, len: usize, mask: Option<[u8; 4]>| {
@@ -744,7 +751,7 @@ impl Connection {
             // when it is not shared.
             let header = rsv_header(opcode, len, self.mask_key());
             self.out.push_frame(header, payload);
-            return Ok(());
+            return;
         }
         let mut start = 0;
         while start < len {
@@ -759,7 +766,6 @@ impl Connection {
                 .push_frame(header.with_fin(end == len), payload.slice(start..end));
             start = end;
         }
-        Ok(())
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
