@@ -29,6 +29,8 @@ const MAX_IOV: usize = 64;
 #[derive(Debug)]
 pub(crate) enum Command {
     Send(Message),
+    /// A message compression must leave alone.
+    SendUncompressed(Message),
     Frame(Frame),
     Ping(Bytes),
     Pong(Bytes),
@@ -39,7 +41,7 @@ pub(crate) enum Command {
 impl Command {
     fn weight(&self) -> usize {
         match self {
-            Self::Send(message) => message.len(),
+            Self::Send(message) | Self::SendUncompressed(message) => message.len(),
             Self::Frame(frame) => frame.payload.len(),
             _ => 0,
         }
@@ -364,6 +366,7 @@ impl Driver {
             // as a send on a closed connection would fail.
             let _ = match command {
                 Command::Send(message) => self.conn.send(message),
+                Command::SendUncompressed(message) => self.conn.send_uncompressed(message),
                 Command::Frame(frame) => self.conn.send_frame(frame),
                 Command::Ping(payload) => self.conn.ping(payload),
                 Command::Pong(payload) => self.conn.pong(payload),

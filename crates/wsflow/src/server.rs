@@ -1117,6 +1117,45 @@ mod tests {
 
     #[cfg(feature = "tokio")]
     #[tokio::test]
+    async fn a_sender_can_send_one_message_uncompressed_on_a_compressed_connection() {
+        let config = ServerConfig::default()
+            .runtime(Runtime::Tokio)
+            .permessage_deflate(DeflateConfig::new());
+        let mut server = Server::bind("127.0.0.1:0", config).await.unwrap();
+        let url = format!("ws://{}/", server.local_addr());
+        let text = "compressible ".repeat(500);
+        let sent = text.clone();
+        let serving = tokio::spawn(async move {
+            let ws = server.accept().await.unwrap().accept(None).await.unwrap();
+            let (mut reader, sender) = ws.split();
+            let driving = tokio::spawn(async move { while reader.recv().await.is_some() {} });
+            sender.send_text(sent.as_str()).await.unwrap();
+            sender.send_uncompressed(sent.as_str()).await.unwrap();
+            driving.await.unwrap();
+        });
+        // The client sees frames as they arrive, RSV1 (compressed) included.
+        let config = ClientConfig::default()
+            .runtime(Runtime::Tokio)
+            .permessage_deflate(DeflateConfig::new())
+            .connection(wsflow_core::Config::client().assemble_fragments(false));
+        let mut ws = crate::Client::new(config).connect(&url).await.unwrap();
+        let mut frames = Vec::new();
+        while frames.len() < 2 {
+            if let Some(wsflow_core::Event::Frame(frame)) = ws.next_event().await {
+                frames.push(frame);
+            }
+        }
+        assert!(frames[0].rsv1, "the plain send was not compressed");
+        assert!(frames[0].payload.len() < text.len() / 10);
+        assert!(!frames[1].rsv1, "send_uncompressed compressed");
+        assert_eq!(&frames[1].payload[..], text.as_bytes());
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+        assert!(ws.closed().await.was_clean);
+        serving.await.unwrap();
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test]
     async fn compression_is_used_only_when_both_sides_want_it() {
         let on = || Some(DeflateConfig::new());
         assert_eq!(echo_once(on(), on()).await, ["permessage-deflate"]);

@@ -487,6 +487,19 @@ impl Sender {
         self.queue(Command::Send(message.into()))
     }
 
+    /// Sends a message that compression (permessage-deflate) must leave alone, for data that
+    /// is already compressed. Cancel-safe as [`Sender::send`].
+    ///
+    /// ```no_run
+    /// # async fn example(sender: wsflow::Sender, jpeg: Vec<u8>) -> Result<(), wsflow::Error> {
+    /// sender.send_uncompressed(jpeg).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_uncompressed(&self, message: impl Into<Message>) -> Result<(), Error> {
+        self.wait_for_room().await?;
+        self.queue(Command::SendUncompressed(message.into()))
+    }
+
     /// Sends a text message. Cancel-safe as [`Sender::send`].
     pub async fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
         self.send(Message::Text(text.into())).await
@@ -624,7 +637,7 @@ impl Sender {
 
     fn queue(&self, command: Command) -> Result<(), Error> {
         let weight = match &command {
-            Command::Send(message) => message.len(),
+            Command::Send(message) | Command::SendUncompressed(message) => message.len(),
             Command::Frame(frame) => frame.payload.len(),
             _ => 0,
         };
