@@ -184,8 +184,7 @@ impl AsyncIoTcpStream {
             // The last read drained the socket: wait for readiness rather than make a read
             // that would only say `WouldBlock` (async-io re-arms its one-shot interest here,
             // and reports data that arrived meanwhile at once).
-            std::task::ready!(self.0.poll_readable(cx))?;
-            self.1.short = false;
+            std::task::ready!(self.poll_read_ready(cx))?;
         }
         if buf.capacity() == buf.len() {
             buf.reserve(MIN_READ);

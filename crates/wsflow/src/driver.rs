@@ -39,7 +39,8 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    fn weight(&self) -> usize {
+    /// The payload bytes the command queues, counted against the send high-water mark.
+    pub(crate) fn weight(&self) -> usize {
         match self {
             Self::Send(message) | Self::SendUncompressed(message) => message.len(),
             Self::Frame(frame) => frame.payload.len(),
@@ -63,7 +64,7 @@ pub(crate) struct Shared {
     pub(crate) closed: AtomicBool,
     /// Set by senders after queuing a command, before waking `driver_waker`: lets the driver
     /// skip the channel entirely when nothing was sent.
-    pub(crate) commands_waiting: AtomicBool,
+    commands_waiting: AtomicBool,
     /// The driver's task, woken by senders after they queued a command and set
     /// `commands_waiting`. The channel's own waker is never registered: the driver only
     /// drains it with `try_recv`.

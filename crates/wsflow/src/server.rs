@@ -218,8 +218,8 @@ impl Registry {
 /// returned by [`Request::accept`] and its variants.
 ///
 /// The handshake's state lives on the heap, and only while it runs: a task that accepts a
-/// request and then serves the connection is as small as the connection, not as large as
-/// the handshake (which would cost a few KiB per idle connection).
+/// request and then serves the connection does not keep room for the handshake's state for
+/// the rest of the connection's life.
 #[must_use = "the request is answered only when the future is awaited"]
 pub struct Accepting(Pin<Box<dyn Future<Output = Result<WebSocket, Error>> + Send>>);
 

@@ -636,11 +636,7 @@ impl Sender {
     }
 
     fn queue(&self, command: Command) -> Result<(), Error> {
-        let weight = match &command {
-            Command::Send(message) | Command::SendUncompressed(message) => message.len(),
-            Command::Frame(frame) => frame.payload.len(),
-            _ => 0,
-        };
+        let weight = command.weight();
         self.shared.add_queued(weight);
         self.tx.unbounded_send(command).map_err(|_| {
             self.shared.add_queued(0usize.wrapping_sub(weight));
