@@ -16,11 +16,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_channel::mpsc;
 use futures_util::task::AtomicWaker;
 use wsflow_core::{CloseCode, Connection, Event, Frame, Message};
 
 use crate::runtime::{Runtime, Timer, Transport};
+use crate::websocket::PeerInfo;
 
 /// The most slices passed to one vectored write.
 const MAX_IOV: usize = 64;
@@ -49,10 +49,15 @@ impl Command {
     }
 }
 
-/// State shared between a driver and the senders of its connection, lock-free on the
-/// message path.
+/// State shared between a driver and the senders of its connection: one allocation per
+/// connection, holding the command queue, the send accounting and who the peer is.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// Commands from senders, in order. A plain queue under a lock: uncontended in the usual
+    /// case, no allocation per command (a channel allocates a node for each), and nothing at
+    /// all allocated for a connection no sender ever used.
+    commands: Mutex<CommandQueue>,
+    pub(crate) info: PeerInfo,
     /// Bytes in commands not yet taken by the driver.
     queued: AtomicUsize,
     /// Bytes the connection had buffered after the driver's last write.
@@ -61,19 +66,29 @@ pub(crate) struct Shared {
     /// Senders waiting for room (or for everything to be written).
     waiters: Mutex<Vec<Waker>>,
     has_waiters: AtomicBool,
+    /// Set once the driver is gone (or the connection closed): senders fail from then on.
     pub(crate) closed: AtomicBool,
     /// Set by senders after queuing a command, before waking `driver_waker`: lets the driver
-    /// skip the channel entirely when nothing was sent.
+    /// skip the queue's lock entirely when nothing was sent.
     commands_waiting: AtomicBool,
     /// The driver's task, woken by senders after they queued a command and set
-    /// `commands_waiting`. The channel's own waker is never registered: the driver only
-    /// drains it with `try_recv`.
+    /// `commands_waiting`.
     driver_waker: AtomicWaker,
 }
 
+/// The senders' side of the command queue.
+#[derive(Debug, Default)]
+struct CommandQueue {
+    commands: VecDeque<Command>,
+    /// The driver is gone: nothing will take commands any more.
+    receiver_gone: bool,
+}
+
 impl Shared {
-    pub(crate) fn new(high_water_mark: usize) -> Self {
+    pub(crate) fn new(high_water_mark: usize, info: PeerInfo) -> Self {
         Self {
+            commands: Mutex::new(CommandQueue::default()),
+            info,
             queued: AtomicUsize::new(0),
             buffered: AtomicUsize::new(0),
             high_water_mark,
@@ -85,10 +100,23 @@ impl Shared {
         }
     }
 
-    /// Tells the driver a command was queued (call after queuing it).
-    pub(crate) fn notify_command(&self) {
+    /// Queues a command for the driver and wakes it; gives the command back if the driver
+    /// is gone.
+    pub(crate) fn push_command(&self, command: Command) -> Result<(), Command> {
+        {
+            let mut queue = self.lock_commands();
+            if queue.receiver_gone {
+                return Err(command);
+            }
+            queue.commands.push_back(command);
+        }
         self.commands_waiting.store(true, Ordering::Release);
         self.driver_waker.wake();
+        Ok(())
+    }
+
+    fn lock_commands(&self) -> std::sync::MutexGuard<'_, CommandQueue> {
+        self.commands.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bytes waiting: queued in commands plus buffered in the connection.
@@ -136,7 +164,9 @@ pub(crate) struct Driver {
     timer: Option<Box<dyn Timer>>,
     /// The deadline the timer is set to; `None` after it fired.
     armed: Option<Instant>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    /// Commands taken from `shared` and being applied; kept between batches, with its
+    /// capacity, and swapped with the shared queue.
+    taken: VecDeque<Command>,
     /// The waker last registered in `shared.driver_waker`, while it is known to still be
     /// there: no sender has flagged a command since (a sender's wake takes it).
     registered_waker: Option<Waker>,
@@ -162,9 +192,9 @@ impl Driver {
         conn: Connection,
         io: Box<dyn Transport>,
         runtime: Runtime,
-    ) -> (Self, mpsc::UnboundedSender<Command>) {
-        let (tx, commands) = mpsc::unbounded();
-        let shared = Arc::new(Shared::new(conn.config().get_send_high_water_mark()));
+        info: PeerInfo,
+    ) -> Self {
+        let shared = Arc::new(Shared::new(conn.config().get_send_high_water_mark(), info));
         #[cfg(feature = "tracing")]
         tracing::debug!(
             role = ?conn.role(),
@@ -174,20 +204,19 @@ impl Driver {
             %runtime,
             "websocket connection opened"
         );
-        let driver = Self {
+        Self {
             conn,
             io,
             runtime,
             timer: None,
             armed: None,
-            commands,
+            taken: VecDeque::new(),
             registered_waker: None,
             shared,
             read_eof: false,
             shutdown: Shutdown::NotYet,
             stash: VecDeque::new(),
-        };
-        (driver, tx)
+        }
     }
 
     /// The next event; `None` once the connection is closed and its last event was taken.
@@ -235,7 +264,7 @@ impl Driver {
             if self.poll_timer(cx) {
                 continue;
             }
-            // About to sleep: poll the channel for real, which registers the waker there.
+            // About to sleep: make sure the next command wakes this task.
             if self.apply_commands(cx, true) {
                 continue;
             }
@@ -331,7 +360,7 @@ impl Driver {
     /// Senders queue a command, then set `commands_waiting`, then wake `driver_waker`. So
     /// while the flag is clear, a waker registered earlier is still in place (every wake that
     /// takes it comes after a flag was set) and need not be registered again: the message
-    /// path costs one atomic load here, not a channel poll and a waker registration.
+    /// path costs one atomic load here, not a lock and a waker registration.
     fn apply_commands(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
         let mut applied = false;
         loop {
@@ -356,11 +385,12 @@ impl Driver {
         }
     }
 
-    /// Applies every command in the channel; returns whether there were any.
+    /// Applies every command queued; returns whether there were any.
     fn drain_commands(&mut self) -> bool {
-        let mut applied = false;
-        while let Ok(command) = self.commands.try_recv() {
-            applied = true;
+        // Take the whole batch at once, so senders wait for the lock at most that long.
+        std::mem::swap(&mut self.taken, &mut self.shared.lock_commands().commands);
+        let applied = !self.taken.is_empty();
+        while let Some(command) = self.taken.pop_front() {
             let weight = command.weight();
             let now = Instant::now();
             // A command that cannot apply any more (the connection is closing) is dropped,
@@ -475,6 +505,13 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Commands queued but never applied go now, not when the last sender goes.
+        let orphans = {
+            let mut queue = self.shared.lock_commands();
+            queue.receiver_gone = true;
+            std::mem::take(&mut queue.commands)
+        };
+        drop(orphans);
         self.shared.closed.store(true, Ordering::Release);
         self.shared.wake_waiters();
     }

@@ -146,7 +146,6 @@ impl Accepted {
             Instant::now(),
         );
         let info = PeerInfo {
-            remote_address: self.addresses.first().cloned(),
             remote_addresses: self.addresses,
             peer_addr: self.peer,
             protocol: conn.protocol().map(str::to_owned),

@@ -501,13 +501,15 @@ impl Server {
                 return None;
             }
             Some(Request {
-                upgrade,
-                io,
-                leftover,
-                peer,
-                config,
-                registry,
-                _pending: guard,
+                parts: Box::new(RequestParts {
+                    upgrade,
+                    io,
+                    leftover,
+                    peer,
+                    config,
+                    registry,
+                    _pending: guard,
+                }),
             })
         })
     }
@@ -626,6 +628,14 @@ async fn read_request(
 /// [`WebSocket`], or reject it with an HTTP status. Dropping it closes the socket without an
 /// answer.
 pub struct Request {
+    /// Boxed: a task that owns a request keeps room for it in its future for as long as the
+    /// task lives (a connection's whole life, when the task goes on to run the WebSocket), so
+    /// the request takes one pointer there.
+    parts: Box<RequestParts>,
+}
+
+/// What a [`Request`] holds.
+struct RequestParts {
     upgrade: UpgradeRequest,
     io: Box<dyn Transport>,
     leftover: BytesMut,
@@ -639,7 +649,7 @@ impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
             .field("resource", &self.resource())
-            .field("peer", &self.peer)
+            .field("peer", &self.parts.peer)
             .field("requested_protocols", &self.requested_protocols())
             .finish_non_exhaustive()
     }
@@ -700,74 +710,76 @@ impl Request {
             )))
         })?;
         Ok(Self {
-            upgrade,
-            io,
-            leftover,
-            peer,
-            config,
-            registry,
-            _pending: guard,
+            parts: Box::new(RequestParts {
+                upgrade,
+                io,
+                leftover,
+                peer,
+                config,
+                registry,
+                _pending: guard,
+            }),
         })
     }
 
     /// The parsed upgrade request, with every header.
     pub fn upgrade(&self) -> &UpgradeRequest {
-        &self.upgrade
+        &self.parts.upgrade
     }
 
     /// The raw path and query (WebSocket-Node's `resource`).
     pub fn resource(&self) -> &str {
-        self.upgrade.resource()
+        self.parts.upgrade.resource()
     }
 
     /// The path, without the query.
     pub fn path(&self) -> &str {
-        self.upgrade.path()
+        self.parts.upgrade.path()
     }
 
     /// The query pairs, percent-decoded (WebSocket-Node's `resourceURL.query`).
     pub fn query_pairs(&self) -> Vec<(String, String)> {
-        self.upgrade.query_pairs()
+        self.parts.upgrade.query_pairs()
     }
 
     /// The `Host` header.
     pub fn host(&self) -> &str {
-        self.upgrade.host()
+        self.parts.upgrade.host()
     }
 
     /// The `Origin` (or `Sec-WebSocket-Origin` for version 8).
     pub fn origin(&self) -> Option<&str> {
-        self.upgrade.origin()
+        self.parts.upgrade.origin()
     }
 
     /// The requested subprotocols in the client's order, lower-cased.
     pub fn requested_protocols(&self) -> &[String] {
-        self.upgrade.requested_protocols()
+        self.parts.upgrade.requested_protocols()
     }
 
     /// The requested extensions with their parameters.
     pub fn requested_extensions(&self) -> &[ExtensionOffer] {
-        self.upgrade.requested_extensions()
+        self.parts.upgrade.requested_extensions()
     }
 
     /// The cookies, percent-decoded.
     pub fn cookies(&self) -> &[(String, String)] {
-        self.upgrade.cookies()
+        self.parts.upgrade.cookies()
     }
 
     /// A header's value (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.upgrade.header(name)
+        self.parts.upgrade.header(name)
     }
 
     /// The protocol version asked for (8 or 13).
     pub fn version(&self) -> u8 {
-        self.upgrade.version()
+        self.parts.upgrade.version()
     }
 
     /// The socket's peer address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+        self.parts.peer
     }
 
     /// The peer's address for the application: the first `X-Forwarded-For` entry unless the
@@ -776,22 +788,25 @@ impl Request {
         self.remote_addresses()
             .into_iter()
             .next()
-            .unwrap_or_else(|| self.peer.ip().to_string())
+            .unwrap_or_else(|| self.parts.peer.ip().to_string())
     }
 
     /// The `X-Forwarded-For` chain (unless ignored) followed by the socket's peer IP
     /// (WebSocket-Node's `remoteAddresses`).
     pub fn remote_addresses(&self) -> Vec<String> {
-        let mut addresses: Vec<String> = if self.config.ignore_x_forwarded_for {
+        let mut addresses: Vec<String> = if self.parts.config.ignore_x_forwarded_for {
             Vec::new()
         } else {
-            self.upgrade
+            self.parts
+                .upgrade
                 .x_forwarded_for()
                 .into_iter()
                 .map(str::to_owned)
                 .collect()
         };
-        addresses.push(self.peer.ip().to_string());
+        // Exactly the room needed: the list lives as long as the connection.
+        addresses.reserve_exact(1);
+        addresses.push(self.parts.peer.ip().to_string());
         addresses
     }
 
@@ -824,12 +839,12 @@ impl Request {
     }
 
     async fn accept_in_place(mut self, mut options: AcceptOptions) -> Result<WebSocket, Error> {
-        if self.registry.shutting_down.load(Ordering::Acquire) {
+        if self.parts.registry.shutting_down.load(Ordering::Acquire) {
             let _ = self.answer(503, Some("Server is shutting down"), &[]).await;
             return Err(Error::ShuttingDown);
         }
-        options = answer_deflate(&self.config, &self.upgrade, options);
-        let accepted = self.upgrade.accept(&options).and_then(|response| {
+        options = answer_deflate(&self.parts.config, &self.parts.upgrade, options);
+        let accepted = self.parts.upgrade.accept(&options).and_then(|response| {
             let agreed = agreed_extensions(options.get_extensions())?;
             Ok((response, agreed))
         });
@@ -840,36 +855,35 @@ impl Request {
                 return Err(err.into());
             }
         };
-        runtime::write_all(&mut *self.io, &response).await?;
+        runtime::write_all(&mut *self.parts.io, &response).await?;
         let negotiated = server_negotiated(
-            &self.config,
+            &self.parts.config,
             options.get_protocol(),
-            self.upgrade.version(),
+            self.parts.upgrade.version(),
             agreed,
             deflate,
         );
         let conn = Connection::new(
             Role::Server,
-            self.config.connection.clone(),
+            self.parts.config.connection.clone(),
             negotiated,
-            std::mem::take(&mut self.leftover),
+            std::mem::take(&mut self.parts.leftover),
             Instant::now(),
         );
         let addresses = self.remote_addresses();
         let info = PeerInfo {
-            remote_address: addresses.first().cloned(),
             remote_addresses: addresses,
-            peer_addr: Some(self.peer),
+            peer_addr: Some(self.parts.peer),
             protocol: conn.protocol().map(str::to_owned),
             extensions: conn.extensions().to_vec(),
             version: conn.version(),
         };
-        let Self {
+        let RequestParts {
             io,
             config,
             registry,
             ..
-        } = self;
+        } = *self.parts;
         let mut ws = WebSocket::new(conn, io, config.runtime, info, None);
         let registration = registry.register(ws.sender());
         ws.set_registration(registration);
@@ -899,8 +913,8 @@ impl Request {
         headers: &[(&str, &str)],
     ) -> Result<(), Error> {
         let response = reject_response(status, reason, headers);
-        runtime::write_all(&mut *self.io, &response).await?;
-        runtime::shutdown(&mut *self.io).await;
+        runtime::write_all(&mut *self.parts.io, &response).await?;
+        runtime::shutdown(&mut *self.parts.io).await;
         Ok(())
     }
 }
@@ -1152,6 +1166,72 @@ mod tests {
         ws.close(CloseCode::NORMAL, None).await.unwrap();
         assert!(ws.closed().await.was_clean);
         serving.await.unwrap();
+    }
+
+    #[test]
+    fn a_request_is_one_pointer_wide() {
+        // A task keeps room for what it captured for its whole life: a task that takes a
+        // request and goes on to run the connection must not pay for the request meanwhile.
+        assert_eq!(std::mem::size_of::<Request>(), std::mem::size_of::<usize>());
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test]
+    async fn senders_reach_their_connection_until_it_is_dropped_then_fail() {
+        let mut server = Server::bind(
+            "127.0.0.1:0",
+            ServerConfig::default().runtime(Runtime::Tokio),
+        )
+        .await
+        .unwrap();
+        let url = format!("ws://{}/", server.local_addr());
+        let client = tokio::spawn(async move {
+            let config = ClientConfig::default().runtime(Runtime::Tokio);
+            let mut ws = crate::Client::new(config).connect(&url).await.unwrap();
+            let mut texts = Vec::new();
+            while let Some(Ok(message)) = ws.recv().await {
+                texts.push(message.as_text().unwrap().to_owned());
+            }
+            texts
+        });
+        let mut ws = server.accept().await.unwrap().accept(None).await.unwrap();
+        let sender = ws.sender();
+        let other = sender.clone();
+        assert!(sender.same_connection(&other));
+        assert!(!sender.is_closed());
+        assert_eq!(sender.remote_address(), Some("127.0.0.1"));
+        assert_eq!(sender.remote_address(), ws.remote_address());
+        assert_eq!(sender.peer_addr(), ws.peer_addr());
+        // Queued from another task while this one is busy elsewhere: applied in order once
+        // the connection is driven.
+        let sending = tokio::spawn(async move {
+            for i in 0..100 {
+                other.send_text(format!("{i}")).await.unwrap();
+            }
+        });
+        sending.await.unwrap();
+        ws.flush().await.unwrap();
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+        assert!(ws.closed().await.was_clean);
+        let texts = client.await.unwrap();
+        assert_eq!(texts, (0..100).map(|i| i.to_string()).collect::<Vec<_>>());
+        let unrelated = {
+            let url = format!("ws://{}/", server.local_addr());
+            let dialing = tokio::spawn(async move {
+                let config = ClientConfig::default().runtime(Runtime::Tokio);
+                crate::Client::new(config).connect(&url).await.unwrap()
+            });
+            let second = server.accept().await.unwrap().accept(None).await.unwrap();
+            let _client = dialing.await.unwrap();
+            second.sender()
+        };
+        assert!(!sender.same_connection(&unrelated));
+        drop(ws);
+        assert!(sender.is_closed());
+        assert!(matches!(
+            sender.send_text("too late").await,
+            Err(Error::ConnectionGone)
+        ));
     }
 
     #[cfg(feature = "tokio")]

@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_channel::mpsc;
 use futures_core::Stream;
 use futures_sink::Sink;
 use wsflow_core::{
@@ -25,10 +24,9 @@ use crate::server::Registration;
 /// Who the peer is, as seen when the connection was set up.
 #[derive(Debug)]
 pub(crate) struct PeerInfo {
-    /// The address the application should consider the peer's: the first `X-Forwarded-For`
-    /// entry unless ignored, else the socket's peer.
-    pub(crate) remote_address: Option<String>,
-    /// The whole `X-Forwarded-For` chain followed by the socket's peer.
+    /// The whole `X-Forwarded-For` chain followed by the socket's peer. Its first entry is the
+    /// address the application should consider the peer's: the first `X-Forwarded-For` entry
+    /// unless ignored, else the socket's peer.
     pub(crate) remote_addresses: Vec<String>,
     pub(crate) peer_addr: Option<SocketAddr>,
     pub(crate) protocol: Option<String>,
@@ -37,11 +35,17 @@ pub(crate) struct PeerInfo {
 }
 
 impl PeerInfo {
+    /// The address the application should consider the peer's.
+    pub(crate) fn remote_address(&self) -> Option<&str> {
+        self.remote_addresses.first().map(String::as_str)
+    }
+
     pub(crate) fn direct(peer_addr: Option<SocketAddr>, conn: &Connection) -> Self {
-        let ip = peer_addr.map(|addr| addr.ip().to_string());
         Self {
-            remote_address: ip.clone(),
-            remote_addresses: ip.into_iter().collect(),
+            remote_addresses: peer_addr
+                .map(|addr| addr.ip().to_string())
+                .into_iter()
+                .collect(),
             peer_addr,
             protocol: conn.protocol().map(str::to_owned),
             extensions: conn.extensions().to_vec(),
@@ -89,8 +93,6 @@ pub struct WebSocket {
     /// moved through a few async functions, each keeping its own copy in its future) stay
     /// small, which matters with many idle connections.
     driver: Box<Driver>,
-    tx: mpsc::UnboundedSender<Command>,
-    info: Arc<PeerInfo>,
     _registration: Option<Registration>,
 }
 
@@ -98,8 +100,8 @@ impl std::fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
             .field("state", &self.state())
-            .field("protocol", &self.info.protocol)
-            .field("remote_address", &self.info.remote_address)
+            .field("protocol", &self.info().protocol)
+            .field("remote_address", &self.info().remote_address())
             .finish_non_exhaustive()
     }
 }
@@ -112,23 +114,14 @@ impl WebSocket {
         info: PeerInfo,
         registration: Option<Registration>,
     ) -> Self {
-        let (driver, tx) = Driver::new(conn, io, runtime);
         Self {
-            driver: Box::new(driver),
-            tx,
-            info: Arc::new(info),
+            driver: Box::new(Driver::new(conn, io, runtime, info)),
             _registration: registration,
         }
     }
 
-    pub(crate) fn command_sender(
-        &self,
-    ) -> (mpsc::UnboundedSender<Command>, Arc<Shared>, Arc<PeerInfo>) {
-        (
-            self.tx.clone(),
-            self.driver.shared.clone(),
-            self.info.clone(),
-        )
+    fn info(&self) -> &PeerInfo {
+        &self.driver.shared.info
     }
 
     pub(crate) fn set_registration(&mut self, registration: Registration) {
@@ -160,17 +153,17 @@ impl WebSocket {
     /// The peer's address for the application: on a server, the first `X-Forwarded-For`
     /// entry unless the server ignores that header, otherwise the socket's peer IP.
     pub fn remote_address(&self) -> Option<&str> {
-        self.info.remote_address.as_deref()
+        self.info().remote_address()
     }
 
     /// The `X-Forwarded-For` chain followed by the socket's peer IP.
     pub fn remote_addresses(&self) -> &[String] {
-        &self.info.remote_addresses
+        &self.info().remote_addresses
     }
 
     /// The socket's real peer address, whatever the headers say.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.info.peer_addr
+        self.info().peer_addr
     }
 
     /// Whether the connection is open (no close frame sent or received).
@@ -349,18 +342,15 @@ impl WebSocket {
 
     /// A cloneable handle that sends to this connection from other tasks.
     pub fn sender(&self) -> Sender {
-        let (tx, shared, info) = self.command_sender();
         Sender {
-            tx,
-            shared,
-            info,
+            shared: self.driver.shared.clone(),
             fail_fast: false,
         }
     }
 
     /// Splits the connection into its reading half (which drives the connection) and a
-    /// sending half (a [`Sender`], cloneable). The halves share no lock: messages pass from
-    /// senders to the driver through a lock-free queue.
+    /// sending half (a [`Sender`], cloneable). Messages pass from senders to the driver
+    /// through a queue whose lock is held only to push one message or to take all of them.
     pub fn split(self) -> (ReadHalf, Sender) {
         let sender = self.sender();
         (ReadHalf(self), sender)
@@ -451,10 +441,10 @@ impl Stream for ReadHalf {
 /// A cloneable handle that sends to one connection from any task (WebSocket-Node lets any
 /// code call `connection.send`).
 ///
-/// Messages are queued lock-free and written by the connection's driver, the task that
-/// polls the [`WebSocket`] (or its [`ReadHalf`]). When more than the send high-water mark is
-/// waiting, `send` waits for room (or fails with [`Error::BufferFull`] after
-/// [`Sender::fail_fast`]).
+/// Messages are queued (a short lock: one push) and written by the connection's driver, the
+/// task that polls the [`WebSocket`] (or its [`ReadHalf`]). When more than the send
+/// high-water mark is waiting, `send` waits for room (or fails with [`Error::BufferFull`]
+/// after [`Sender::fail_fast`]).
 ///
 /// ```no_run
 /// # async fn example(ws: wsflow::WebSocket) -> Result<(), wsflow::Error> {
@@ -466,9 +456,7 @@ impl Stream for ReadHalf {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Sender {
-    tx: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
-    info: Arc<PeerInfo>,
     fail_fast: bool,
 }
 
@@ -564,7 +552,7 @@ impl Sender {
 
     /// Whether the connection has been dropped or closed.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed() || self.shared.closed.load(Ordering::Acquire)
+        self.shared.closed.load(Ordering::Acquire)
     }
 
     /// Bytes waiting to be written (queued here plus buffered in the connection).
@@ -574,32 +562,32 @@ impl Sender {
 
     /// The subprotocol of the connection.
     pub fn protocol(&self) -> Option<&str> {
-        self.info.protocol.as_deref()
+        self.shared.info.protocol.as_deref()
     }
 
     /// The negotiated extensions.
     pub fn extensions(&self) -> &[String] {
-        &self.info.extensions
+        &self.shared.info.extensions
     }
 
     /// The protocol version.
     pub fn version(&self) -> u8 {
-        self.info.version
+        self.shared.info.version
     }
 
     /// The peer's address for the application (see [`WebSocket::remote_address`]).
     pub fn remote_address(&self) -> Option<&str> {
-        self.info.remote_address.as_deref()
+        self.shared.info.remote_address()
     }
 
     /// The socket's real peer address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.info.peer_addr
+        self.shared.info.peer_addr
     }
 
     /// Whether two handles send to the same connection.
     pub fn same_connection(&self, other: &Sender) -> bool {
-        self.tx.same_receiver(&other.tx)
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     fn check_room(&self) -> Result<(), Error> {
@@ -638,12 +626,10 @@ impl Sender {
     fn queue(&self, command: Command) -> Result<(), Error> {
         let weight = command.weight();
         self.shared.add_queued(weight);
-        self.tx.unbounded_send(command).map_err(|_| {
+        self.shared.push_command(command).map_err(|_| {
             self.shared.add_queued(0usize.wrapping_sub(weight));
             Error::ConnectionGone
-        })?;
-        self.shared.notify_command();
-        Ok(())
+        })
     }
 }
 

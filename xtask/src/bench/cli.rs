@@ -9,8 +9,8 @@ use super::scenario::{SCENARIOS, SERVERS, Scenario, ServerSpec};
 pub(crate) const USAGE: &str = "\
 usage: cargo xtask bench [options]
 
-Measures wsflow's echo server beside its Rust peers and a raw TCP echo (the ceiling), all in
-one run on this machine: every server pinned to CPU 0 (taskset -c 0), the load generator
+Measures wsflow's echo server beside its Rust peers, uWebSockets (through uWebSockets.js on
+Node.js) and a raw TCP echo (the ceiling), all in one run on this machine: every server pinned to CPU 0 (taskset -c 0), the load generator
 (xtask/peers `loadgen`) on CPU 1. For each round, for each scenario, each server gets one
 slice of load in turn (a fresh server process per round), and every echo is verified byte for
 byte. Prints, per scenario, the median over rounds of msg/s, MB/s (payload one way), the ratio
@@ -43,14 +43,16 @@ options:
                                              flight, 10 connections
   --servers NAMES         only these servers (comma-separated): raw-tcp, wsflow-tokio,
                           wsflow-async-std, fastwebsockets, tokio-websockets,
-                          tokio-tungstenite [default: all]; ratios need raw-tcp
+                          tokio-tungstenite, uwebsockets [default: all]; ratios need
+                          raw-tcp
   --memory-conns N        idle connections of the memory run [default: 10000]
   --no-memory             skip the memory run
   --memory-only           only the memory run
   --write-docs            write docs/performance.md from this run even if filtered or quick
   --no-build              use the binaries already in target/release instead of building
                           them (cargo build --release -p wsflow-peers; cargo build --release
-                          -p wsflow --example echo_server --features async-std,rustls)
+                          -p wsflow --example echo_server --features async-std,rustls) and
+                          the npm packages already in xtask/peers/uws (npm ci)
   -h, --help              this text
 
 files:

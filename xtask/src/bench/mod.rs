@@ -8,7 +8,8 @@
 //!
 //! 1. **Build** (unless `--no-build`): `cargo build --release -p wsflow-peers` (the peers, the
 //!    raw TCP echo and the load generator), then `cargo build --release -p wsflow --example
-//!    echo_server --features async-std,rustls`.
+//!    echo_server --features async-std,rustls`, then `npm ci` for the uWebSockets server
+//!    (xtask/peers/uws; also whenever its packages are not installed).
 //! 2. **Prepare** ([`system`]): `taskset` present, two CPUs, the open-file limit raised for us
 //!    and our children, enough local ports for the memory run; then this process moves to the
 //!    load generator's CPU so the servers' CPU runs nothing but the server under load.
@@ -84,17 +85,21 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             ],
         )?;
     }
+    server::install_node_servers(&options.servers, options.build)?;
     let release = server::release_dir(&root);
     let loadgen = release.join("loadgen");
-    for binary in std::iter::once(loadgen.clone())
-        .chain(options.servers.iter().map(|s| server::binary(&release, *s)))
+    if !loadgen.is_file() {
+        return Err(format!(
+            "{} is missing: build it (drop --no-build)",
+            loadgen.display()
+        ));
+    }
+    if let Some(missing) = options
+        .servers
+        .iter()
+        .find_map(|spec| server::missing(&release, *spec))
     {
-        if !binary.is_file() {
-            return Err(format!(
-                "{} is missing: build it (drop --no-build)",
-                binary.display()
-            ));
-        }
+        return Err(missing);
     }
     system::prepare(if options.memory {
         options.memory_conns

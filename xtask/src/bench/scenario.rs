@@ -82,6 +82,29 @@ pub(crate) enum Kind {
     Wsflow,
     /// A Rust WebSocket library from crates.io.
     Peer,
+    /// uWebSockets, the issue's reference: wsflow must match it (and beat every Rust peer).
+    Reference,
+}
+
+/// How a server is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Program {
+    /// A binary, relative to the cargo target directory's `release/`.
+    Release(&'static str),
+    /// A Node.js script, relative to the workspace root; `npm ci` installs the packages of
+    /// its directory.
+    Node(&'static str),
+}
+
+/// Where the server's WebSocket implementation comes from, for the report's version column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// This workspace.
+    Workspace,
+    /// A crate from crates.io, its version read from Cargo.lock.
+    Crate(&'static str),
+    /// An npm package, its version read from the `package-lock.json` beside the script.
+    Npm(&'static str),
 }
 
 /// A server under test.
@@ -90,12 +113,10 @@ pub(crate) struct ServerSpec {
     /// The name `--servers` selects and the tables show.
     pub(crate) name: &'static str,
     pub(crate) kind: Kind,
-    /// The binary, relative to the cargo target directory's `release/`.
-    pub(crate) binary: &'static str,
+    pub(crate) program: Program,
     /// Arguments after `--listen 127.0.0.1:0`.
     pub(crate) args: &'static [&'static str],
-    /// The crate whose version the report shows (from Cargo.lock), if any.
-    pub(crate) krate: Option<&'static str>,
+    pub(crate) origin: Origin,
     /// How it is written, for the report.
     pub(crate) notes: &'static str,
 }
@@ -105,54 +126,67 @@ pub(crate) const SERVERS: &[ServerSpec] = &[
     ServerSpec {
         name: "raw-tcp",
         kind: Kind::Raw,
-        binary: "raw_echo",
+        program: Program::Release("raw_echo"),
         args: &[],
-        krate: Some("tokio"),
+        origin: Origin::Crate("tokio"),
         notes: "plain TCP echo (xtask/peers `raw_echo`): reads into a 64 KiB buffer, writes back \
                 what it read; tokio current-thread",
     },
     ServerSpec {
         name: "wsflow-tokio",
         kind: Kind::Wsflow,
-        binary: "examples/echo_server",
+        program: Program::Release("examples/echo_server"),
         args: &["--runtime", "tokio"],
-        krate: None,
+        origin: Origin::Workspace,
         notes: "wsflow `echo_server --runtime tokio`: queues each echo, one corked write per \
                 wakeup; tokio current-thread on one core (as under taskset), multi-thread otherwise",
     },
     ServerSpec {
         name: "wsflow-async-std",
         kind: Kind::Wsflow,
-        binary: "examples/echo_server",
+        program: Program::Release("examples/echo_server"),
         args: &["--runtime", "async-std"],
-        krate: None,
+        origin: Origin::Workspace,
         notes: "wsflow `echo_server --runtime async-std`: the same on async-io and \
                 async-executor, one executor thread per available core",
     },
     ServerSpec {
         name: "fastwebsockets",
         kind: Kind::Peer,
-        binary: "fastwebsockets_echo",
+        program: Program::Release("fastwebsockets_echo"),
         args: &[],
-        krate: Some("fastwebsockets"),
+        origin: Origin::Crate("fastwebsockets"),
         notes: "its echo example: hyper 1 upgrade, FragmentCollector, write_frame per message; \
                 tokio current-thread",
     },
     ServerSpec {
         name: "tokio-websockets",
         kind: Kind::Peer,
-        binary: "tokio_websockets_echo",
+        program: Program::Release("tokio_websockets_echo"),
         args: &[],
-        krate: Some("tokio-websockets"),
+        origin: Origin::Crate("tokio-websockets"),
         notes: "its echo example: ServerBuilder::accept, next() and send() (flushes) per \
                 message; tokio current-thread",
     },
     ServerSpec {
         name: "tokio-tungstenite",
         kind: Kind::Peer,
-        binary: "tungstenite_echo",
+        program: Program::Release("tungstenite_echo"),
         args: &[],
-        krate: Some("tokio-tungstenite"),
+        origin: Origin::Crate("tokio-tungstenite"),
         notes: "accept_async, next() and send() (flushes) per message; tokio current-thread",
     },
+    ServerSpec {
+        name: "uwebsockets",
+        kind: Kind::Reference,
+        program: Program::Node(UWS_SCRIPT),
+        args: &[],
+        origin: Origin::Npm("uws-pack"),
+        notes: "uWebSockets (C++) through uWebSockets.js v20 on Node.js (xtask/peers/uws, npm \
+                `uws-pack`: the same binaries; the registry has no uWebSockets.js): send() in \
+                the message handler, which uWebSockets corks; one call into JavaScript per message",
+    },
 ];
+
+/// The uWebSockets echo server's script, relative to the workspace root.
+pub(crate) const UWS_SCRIPT: &str = "xtask/peers/uws/echo.mjs";

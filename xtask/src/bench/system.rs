@@ -137,6 +137,16 @@ pub(crate) fn locked_version(lock: &str, krate: &str) -> Option<String> {
     Some(lock[start..end].to_owned())
 }
 
+/// The version of `package` in an npm `package-lock.json` (lockfile version 2 or 3).
+pub(crate) fn npm_locked_version(lock: &str, package: &str) -> Option<String> {
+    let entry = format!("\"node_modules/{package}\": {{");
+    let start = lock.find(&entry)? + entry.len();
+    let needle = "\"version\": \"";
+    let start = lock[start..].find(needle)? + start + needle.len();
+    let end = lock[start..].find('"')? + start;
+    Some(lock[start..end].to_owned())
+}
+
 /// `USER_HZ`: the unit of the CPU times in `/proc/PID/stat`.
 pub(crate) fn clock_ticks_per_second() -> f64 {
     output("getconf", &["CLK_TCK"])
@@ -185,5 +195,20 @@ mod tests {
             Some("0.10.0")
         );
         assert_eq!(locked_version(lock, "hyper"), None);
+    }
+
+    #[test]
+    fn the_uwebsockets_version_comes_from_its_package_lock() {
+        let lock = std::fs::read_to_string(
+            crate::cmd::workspace_root()
+                .join(crate::bench::scenario::UWS_SCRIPT)
+                .with_file_name("package-lock.json"),
+        )
+        .unwrap();
+        assert_eq!(
+            npm_locked_version(&lock, "uws-pack").as_deref(),
+            Some("20.0.8")
+        );
+        assert_eq!(npm_locked_version(&lock, "ws"), None);
     }
 }
