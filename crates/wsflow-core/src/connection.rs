@@ -19,6 +19,9 @@ use crate::outgoing::Outgoing;
 /// The first read buffer size; doubled (up to [`MAX_READ_CHUNK`]) while reads fill it.
 const MIN_READ_CHUNK: usize = 2 * 1024;
 const MAX_READ_CHUNK: usize = 256 * 1024;
+/// The largest read buffer [`Connection::take_read_buffer`] hands out: a few first-size
+/// chunks, what connections exchanging small messages use.
+const MAX_LENT_BUFFER: usize = 4 * MIN_READ_CHUNK;
 
 /// What the handshake settled, handed to [`Connection::new`].
 ///
@@ -395,6 +398,55 @@ impl Connection {
             self.read_chunk = MIN_READ_CHUNK;
         }
         self.read_buffer_released()
+    }
+
+    /// Hands the read buffer out when it holds no unprocessed input and is no bigger than a
+    /// few small reads need (large buffers of bulk transfers stay). A driver that serves many
+    /// connections can keep such buffers in a pool while their connections wait for input
+    /// and give them to whichever connection reads next ([`Connection::put_read_buffer`]), so
+    /// a connection that is waiting holds no read buffer, and none is allocated per message.
+    ///
+    /// Messages cut from the buffer earlier stay valid: each owns its bytes, and a later
+    /// reader only ever writes to the part of the allocation past them.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use bytes::BytesMut;
+    /// use wsflow_core::{Config, Connection, Negotiated, Role};
+    ///
+    /// let now = Instant::now();
+    /// let new = || Connection::new(Role::Server, Config::server(), Negotiated::new(), BytesMut::new(), now);
+    /// let (mut first, mut second) = (new(), new());
+    /// // A masked, empty binary frame read by the first connection.
+    /// first.handle_bytes(&[0x82, 0x80, 1, 2, 3, 4], now);
+    /// assert!(first.poll_event().is_some());
+    /// let buffer = first.take_read_buffer().expect("nothing is waiting in it");
+    /// assert!(first.read_buffer_released());
+    /// assert!(second.put_read_buffer(buffer).is_none());
+    /// assert!(!second.read_buffer_released());
+    /// ```
+    pub fn take_read_buffer(&mut self) -> Option<BytesMut> {
+        if !self.rx.is_empty()
+            || !self.pending.is_empty()
+            || self.rx.capacity() == 0
+            || self.rx.capacity() > MAX_LENT_BUFFER
+        {
+            return None;
+        }
+        self.pending = BytesMut::new();
+        Some(std::mem::take(&mut self.rx))
+    }
+
+    /// Gives the connection `buffer` to read into, if it has none (see
+    /// [`Connection::take_read_buffer`]); otherwise hands `buffer` back. Whatever `buffer`
+    /// holds is discarded.
+    pub fn put_read_buffer(&mut self, mut buffer: BytesMut) -> Option<BytesMut> {
+        if !self.read_buffer_released() {
+            return Some(buffer);
+        }
+        buffer.clear();
+        self.rx = buffer;
+        None
     }
 
     /// Takes the bytes appended to [`Connection::read_buffer`] since the last call.

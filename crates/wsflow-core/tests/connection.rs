@@ -875,3 +875,40 @@ fn a_quiet_connection_gives_its_read_buffer_back_but_never_with_input_in_it() {
     );
     assert!(server.release_read_buffer());
 }
+
+#[test]
+fn a_read_buffer_is_lent_only_empty_and_small_and_messages_survive_its_next_reader() {
+    let now = std::time::Instant::now();
+    let new = || {
+        Connection::new(
+            Role::Server,
+            Config::server(),
+            Negotiated::new(),
+            BytesMut::new(),
+            now,
+        )
+    };
+    let (mut first, mut second) = (new(), new());
+    assert!(first.take_read_buffer().is_none(), "no buffer yet");
+    // Half a frame waits: the buffer stays.
+    let frame = client_frame(Frame::new(OpCode::Text, "kept".as_bytes().to_vec()));
+    read_like_a_socket(&mut first, &frame[..3], now);
+    assert!(first.take_read_buffer().is_none());
+    read_like_a_socket(&mut first, &frame[3..], now);
+    let kept = messages(&drain_events(&mut first));
+    assert_eq!(kept, [Message::text("kept")]);
+    // Empty now: lent to the second connection, which reads into what is left of it.
+    let buffer = first.take_read_buffer().unwrap();
+    assert!(first.read_buffer_released());
+    assert!(second.put_read_buffer(buffer).is_none());
+    let other = client_frame(Frame::new(OpCode::Text, "x".repeat(1500).into_bytes()));
+    read_like_a_socket(&mut second, &other, now);
+    assert_eq!(
+        messages(&drain_events(&mut second)),
+        [Message::text("x".repeat(1500))]
+    );
+    assert_eq!(kept, [Message::text("kept")]);
+    // A connection that has a buffer hands a second one back.
+    let spare = BytesMut::with_capacity(100);
+    assert!(second.put_read_buffer(spare).is_some());
+}

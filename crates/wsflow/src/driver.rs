@@ -25,6 +25,18 @@ use crate::websocket::PeerInfo;
 /// The most slices passed to one vectored write.
 const MAX_IOV: usize = 64;
 
+/// The most read buffers a thread keeps for its connections to share.
+const POOLED_READ_BUFFERS: usize = 16;
+
+thread_local! {
+    /// Read buffers of connections waiting for input, for whichever connection on this
+    /// thread reads next (see [`Connection::take_read_buffer`]): a connection holds a read
+    /// buffer only while it has input, as a uWebSockets event loop shares one, and steady
+    /// traffic still allocates none.
+    static READ_BUFFERS: std::cell::RefCell<Vec<bytes::BytesMut>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A request from a [`crate::Sender`] (or the server's broadcast) to the connection's driver.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -258,7 +270,7 @@ impl Driver {
                         self.conn.handle_io_error(err);
                         continue;
                     }
-                    Poll::Pending => {}
+                    Poll::Pending => self.lend_read_buffer(),
                 }
             }
             if self.poll_timer(cx) {
@@ -272,15 +284,32 @@ impl Driver {
         }
     }
 
-    /// Whether to read now. A connection without a read buffer (idle since its handshake or
-    /// its last keepalive) first waits for the transport to be readable, so it allocates a
+    /// Whether to read now. A connection without a read buffer (waiting for input since its
+    /// handshake, its last keepalive or its last read) takes one from this thread's pool, or
+    /// if there is none, first waits for the transport to be readable, so it allocates a
     /// buffer only when there is something to put in it.
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> bool {
         if !self.conn.read_buffer_released() {
             return true;
         }
+        if let Some(buffer) = READ_BUFFERS.with_borrow_mut(Vec::pop) {
+            // Never handed back: the connection has no buffer. If the read finds nothing,
+            // the buffer goes back to the pool.
+            let _ = self.conn.put_read_buffer(buffer);
+            return true;
+        }
         // Readable, or an error the read itself will report.
         self.io.poll_read_ready(cx).is_ready()
+    }
+
+    /// Puts the connection's read buffer in this thread's pool while the connection waits
+    /// for input (if it is empty and small, and the pool has room).
+    fn lend_read_buffer(&mut self) {
+        READ_BUFFERS.with_borrow_mut(|pool| {
+            if pool.len() < POOLED_READ_BUFFERS {
+                pool.extend(self.conn.take_read_buffer());
+            }
+        });
     }
 
     /// Hands out an event; the final close only once the transport is shut down, so the peer
@@ -832,6 +861,85 @@ mod tests {
             .block_on(make(Runtime::Tokio));
         #[cfg(feature = "async-std")]
         async_io::block_on(make(Runtime::AsyncStd));
+    }
+
+    /// Polls once.
+    async fn poll_once(driver: &mut Driver) -> Poll<Option<Event>> {
+        std::future::poll_fn(|cx| Poll::Ready(driver.poll_event(cx))).await
+    }
+
+    fn scripted_driver(reads: VecDeque<Step>, runtime: Runtime) -> Driver {
+        let conn = Connection::new(
+            Role::Server,
+            Config::server(),
+            Negotiated::new(),
+            BytesMut::new(),
+            Instant::now(),
+        );
+        let info = PeerInfo::direct(None, &conn);
+        let transport = Scripted {
+            reads,
+            max_write: 1 << 20,
+            write_toggle: false,
+            written: Arc::new(Mutex::new(Written::default())),
+        };
+        Driver::new(conn, Box::new(transport), runtime, info)
+    }
+
+    async fn lending_scenario(runtime: Runtime) {
+        let frame =
+            |text: &str| Step::Data(client_frame(Frame::new(OpCode::Text, text.to_owned())));
+        let mut first = scripted_driver([frame("first"), Step::Pending].into(), runtime);
+        let mut second = scripted_driver([frame("second"), Step::Pending].into(), runtime);
+        READ_BUFFERS.with_borrow_mut(Vec::clear);
+        let pooled = || READ_BUFFERS.with_borrow(Vec::len);
+
+        let Poll::Ready(Some(Event::Message(kept))) = poll_once(&mut first).await else {
+            panic!("no message")
+        };
+        // Nothing more to read: the first connection lends its buffer while it waits.
+        assert!(poll_once(&mut first).await.is_pending());
+        assert!(first.conn.read_buffer_released());
+        assert_eq!(pooled(), 1);
+        // The second connection reads into it, past the first one's message.
+        let Poll::Ready(Some(Event::Message(other))) = poll_once(&mut second).await else {
+            panic!("no message")
+        };
+        assert_eq!(pooled(), 0);
+        assert_eq!(other, Message::text("second"));
+        assert_eq!(
+            kept,
+            Message::text("first"),
+            "a lent buffer overwrote a message"
+        );
+        assert!(poll_once(&mut second).await.is_pending());
+        assert_eq!(pooled(), 1);
+        // Large buffers are not lent: a bulk transfer keeps its own.
+        let big = vec![7u8; 50_000];
+        let mut bulk = scripted_driver(
+            [
+                Step::Data(client_frame(Frame::new(OpCode::Binary, big.clone()))),
+                Step::Pending,
+            ]
+            .into(),
+            runtime,
+        );
+        let Poll::Ready(Some(Event::Message(message))) = poll_once(&mut bulk).await else {
+            panic!("no message")
+        };
+        assert_eq!(message, Message::binary(big));
+        assert!(poll_once(&mut bulk).await.is_pending());
+        assert!(!bulk.conn.read_buffer_released());
+        assert_eq!(
+            pooled(),
+            0,
+            "the bulk connection took the pooled buffer and kept it"
+        );
+    }
+
+    #[test]
+    fn a_connection_waiting_for_input_lends_its_read_buffer_to_the_next_reader() {
+        on_both_runtimes(lending_scenario);
     }
 
     #[test]
