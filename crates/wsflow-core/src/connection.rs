@@ -1,6 +1,7 @@
 //! The connection state machine.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -146,7 +147,8 @@ enum Phase {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared: a server gives every connection the same options, one allocation for all.
+    config: Arc<Config>,
     protocol: Option<String>,
     extension_names: Vec<String>,
     version: u8,
@@ -190,14 +192,17 @@ enum FrameProgress {
 
 impl Connection {
     /// A connection in the open state. `leftover` holds the bytes that arrived right after
-    /// the handshake: they are the first frames and are processed first.
+    /// the handshake: they are the first frames and are processed first. `config` is a
+    /// [`Config`] or an `Arc<Config>`: a server with many connections saves memory by giving
+    /// them all one `Arc`.
     pub fn new(
         role: Role,
-        config: Config,
+        config: impl Into<Arc<Config>>,
         negotiated: Negotiated,
         leftover: BytesMut,
         now: Instant,
     ) -> Self {
+        let config = config.into();
         let rsv = negotiated
             .extension
             .as_ref()

@@ -50,7 +50,8 @@ use crate::websocket::{PeerInfo, Sender, WebSocket};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    pub(crate) connection: Config,
+    /// Shared by every connection of the server.
+    pub(crate) connection: Arc<Config>,
     pub(crate) deflate: Option<DeflateConfig>,
     pub(crate) limits: RequestLimits,
     pub(crate) handshake_timeout: Duration,
@@ -66,7 +67,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            connection: Config::server(),
+            connection: Arc::new(Config::server()),
             deflate: None,
             limits: RequestLimits::default(),
             handshake_timeout: Duration::from_secs(10),
@@ -102,19 +103,29 @@ impl ServerConfig {
 
     /// The options of every accepted connection (default: [`Config::server`]).
     pub fn connection(mut self, config: Config) -> Self {
-        self.connection = config;
+        self.connection = Arc::new(config);
         self
     }
 
     /// Shortcut for the connection option of the same name (default 64 KiB).
     pub fn max_received_frame_size(mut self, bytes: usize) -> Self {
-        self.connection = self.connection.max_received_frame_size(bytes);
+        self.connection = Arc::new(
+            self.connection
+                .as_ref()
+                .clone()
+                .max_received_frame_size(bytes),
+        );
         self
     }
 
     /// Shortcut for the connection option of the same name (default 1 MiB).
     pub fn max_received_message_size(mut self, bytes: usize) -> Self {
-        self.connection = self.connection.max_received_message_size(bytes);
+        self.connection = Arc::new(
+            self.connection
+                .as_ref()
+                .clone()
+                .max_received_message_size(bytes),
+        );
         self
     }
 
