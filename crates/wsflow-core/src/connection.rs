@@ -839,8 +839,11 @@ impl Connection {
         self.out.push_frame(header, payload);
     }
 
+    #[inline]
     fn commit_pong(&mut self) {
-        if let Some(payload) = self.pending_pong.take()
+        // Checked before taking: the message path never has a pong waiting.
+        if self.pending_pong.is_some()
+            && let Some(payload) = self.pending_pong.take()
             && self.phase == Phase::Open
         {
             self.push_control(OpCode::Pong, payload);
@@ -881,9 +884,17 @@ impl Connection {
             }
             return Ok(FrameProgress::NeedMore);
         };
-        if !self.frame_checked {
+        let frame = if self.frame_checked {
+            frame
+        } else {
+            // The usual message: one whole frame, read at once, nothing in progress.
+            let frame = match self.single_frame_message(frame)? {
+                Ok(message) => return Ok(FrameProgress::Event(Event::Message(message))),
+                Err(frame) => frame,
+            };
             self.check_frame_start(&frame.header())?;
-        }
+            frame
+        };
         self.frame_checked = false;
         if frame.opcode.is_control() {
             self.handle_control_frame(frame)?;
@@ -892,6 +903,32 @@ impl Connection {
         Ok(match self.handle_data_frame(frame)? {
             Some(event) => FrameProgress::Event(event),
             None => FrameProgress::Handled,
+        })
+    }
+
+    /// A message that is one final frame, seen whole (so checked now, with nothing of it
+    /// validated yet), with no message in progress, uncompressed, within the message limit
+    /// and assembled: taken as it is, without the bookkeeping of a message in progress.
+    /// Every other frame is handed back for the general path (which also reports the errors
+    /// this one leaves to it, such as a message over the limit).
+    fn single_frame_message(&self, frame: Frame) -> Result<Result<Message, Frame>, ProtocolError> {
+        let plain = frame.fin
+            && self.message.is_none()
+            && self.config.assemble_fragments
+            && frame.payload.len() <= self.config.max_received_message_size
+            && self
+                .extension
+                .as_ref()
+                .is_none_or(|ext| frame.header().rsv_bits() & ext.rsv_bits() == 0);
+        if !plain {
+            return Ok(Err(frame));
+        }
+        Ok(match frame.opcode {
+            OpCode::Binary => Ok(Message::Binary(frame.payload)),
+            OpCode::Text => Ok(Message::Text(
+                Utf8Bytes::try_from(frame.payload).map_err(|_| ProtocolError::InvalidUtf8)?,
+            )),
+            _ => Err(frame),
         })
     }
 

@@ -80,14 +80,15 @@ impl Outgoing {
                     front.advance(n);
                     n = 0;
                 }
+            } else if n >= self.staging.len() {
+                // All written: clearing (rather than advancing) keeps the buffer's start, so
+                // the next frames reuse it from there with no reclaiming.
+                self.staging.clear();
+                n = 0;
             } else {
                 self.staging.advance(n);
                 n = 0;
             }
-        }
-        if self.len == 0 {
-            // Lets the next frames reuse the staging buffer from its start.
-            self.staging.clear();
         }
     }
 

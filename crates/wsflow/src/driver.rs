@@ -390,7 +390,22 @@ impl Driver {
     /// while the flag is clear, a waker registered earlier is still in place (every wake that
     /// takes it comes after a flag was set) and need not be registered again: the message
     /// path costs one atomic load here, not a lock and a waker registration.
+    #[inline]
     fn apply_commands(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
+        let quiet = !self.shared.commands_waiting.load(Ordering::Acquire)
+            && (!register
+                || self
+                    .registered_waker
+                    .as_ref()
+                    .is_some_and(|waker| waker.will_wake(cx.waker())));
+        if quiet {
+            return false;
+        }
+        self.apply_commands_and_register(cx, register)
+    }
+
+    /// [`Driver::apply_commands`] when there are commands or the waker must be registered.
+    fn apply_commands_and_register(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
         let mut applied = false;
         loop {
             if self.shared.commands_waiting.load(Ordering::Acquire) {
