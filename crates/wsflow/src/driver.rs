@@ -406,27 +406,32 @@ impl Driver {
 
     /// [`Driver::apply_commands`] when there are commands or the waker must be registered.
     fn apply_commands_and_register(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
-        let mut applied = false;
-        loop {
-            if self.shared.commands_waiting.load(Ordering::Acquire) {
-                // The flag was set, so a wake may have taken the registered waker.
-                self.registered_waker = None;
-                // Cleared before draining: a command queued from now on sets it again.
-                self.shared.commands_waiting.store(false, Ordering::Release);
-                applied |= self.drain_commands();
-            }
-            if !register
-                || self
-                    .registered_waker
-                    .as_ref()
-                    .is_some_and(|waker| waker.will_wake(cx.waker()))
-            {
-                return applied;
-            }
+        let mut applied = self.take_flagged_commands();
+        let registered = self
+            .registered_waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        if register && !registered {
             self.shared.driver_waker.register(cx.waker());
             self.registered_waker = Some(cx.waker().clone());
-            // A command flagged before the registration would not wake this waker: look again.
+            // A command flagged before the registration would not wake this waker: look
+            // again, once. (`will_wake` may say no even for a clone of the same waker, as for
+            // tokio's `block_on`: looping until it says yes would never end.)
+            applied |= self.take_flagged_commands();
         }
+        applied
+    }
+
+    /// Applies the queued commands if a sender flagged some; returns whether there were any.
+    fn take_flagged_commands(&mut self) -> bool {
+        if !self.shared.commands_waiting.load(Ordering::Acquire) {
+            return false;
+        }
+        // The flag was set, so a wake may have taken the registered waker.
+        self.registered_waker = None;
+        // Cleared before draining: a command queued from now on sets it again.
+        self.shared.commands_waiting.store(false, Ordering::Release);
+        self.drain_commands()
     }
 
     /// Applies every command queued; returns whether there were any.

@@ -1,0 +1,179 @@
+//! No allocation per message over a real socket: a counting allocator that counts only on the
+//! server's thread watches a wsflow echo server (the driver, the runtime's socket and the
+//! connection together) echo thousands of small messages, one at a time and pipelined, on both
+//! runtimes. Its own test binary: the allocator is global.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll, Waker};
+
+use bytes::BytesMut;
+use support::*;
+use wsflow::codec::{Frame, OpCode};
+use wsflow::{Runtime, Server, ServerConfig};
+
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Set on the server's thread while it echoes the measured messages.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counting() -> bool {
+    COUNTING.try_with(Cell::get).unwrap_or(false)
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is the only
+// addition, and reading a constant-initialised thread-local `Cell<bool>` never allocates.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if counting() {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if counting() {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Messages echoed before counting starts: buffers reach their steady size.
+const WARMUP: usize = 500;
+/// Messages echoed while counting, half one at a time, half 16 in flight.
+const MEASURED: usize = 4000;
+const PAYLOAD: &[u8] = b"twenty bytes, masked";
+
+/// Echoes every message of one connection on this thread's runtime, counting the allocations
+/// made on this thread during the measured messages.
+async fn echo_counting(runtime: Runtime, addr_tx: mpsc::Sender<SocketAddr>) {
+    let config = ServerConfig::default().runtime(runtime);
+    let mut server = Server::bind("127.0.0.1:0", config).await.unwrap();
+    addr_tx.send(server.local_addr()).unwrap();
+    let mut ws = server.accept().await.unwrap().accept(None).await.unwrap();
+    let mut echoed = 0;
+    while let Some(Ok(message)) = ws.recv().await {
+        echoed += 1;
+        COUNTING.set((WARMUP..WARMUP + MEASURED).contains(&echoed));
+        ws.queue(message).unwrap();
+    }
+    COUNTING.set(false);
+}
+
+/// Polls `future` on this thread, sleeping between wake-ups: async-io's reactor then runs on
+/// its own thread ("async-io"), outside the count. (async-io 2 allocates a list of wakers on
+/// each turn of its reactor; that is the runtime's cost, not wsflow's, and `async_io::block_on`
+/// would run it on this thread.)
+fn block_on_parking<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+fn run_server(runtime: Runtime, addr_tx: mpsc::Sender<SocketAddr>) {
+    match runtime {
+        Runtime::AsyncStd => block_on_parking(echo_counting(runtime, addr_tx)),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(echo_counting(runtime, addr_tx)),
+    }
+}
+
+/// Sends `rounds` bursts of `burst` messages, each burst after the previous one's echoes.
+fn echo_rounds(stream: &mut std::net::TcpStream, rounds: usize, burst: usize) {
+    let mut frame = BytesMut::new();
+    Frame::new(OpCode::Binary, PAYLOAD)
+        .with_mask(Some([1, 2, 3, 4]))
+        .encode(&mut frame);
+    let wire = frame.repeat(burst);
+    let mut echo = vec![0u8; burst * (2 + PAYLOAD.len())];
+    for round in 0..rounds {
+        stream.write_all(&wire).unwrap();
+        if let Err(err) = stream.read_exact(&mut echo) {
+            panic!("round {round} of {rounds} (bursts of {burst}): {err}");
+        }
+        for one in echo.chunks(2 + PAYLOAD.len()) {
+            assert_eq!(one[..2], [0x82, PAYLOAD.len() as u8]);
+            assert_eq!(&one[2..], PAYLOAD);
+        }
+    }
+}
+
+fn allocations_while_echoing(runtime: Runtime) -> usize {
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let server = std::thread::spawn(move || run_server(runtime, addr_tx));
+    let mut stream = raw_client(addr_rx.recv().unwrap());
+    stream.set_nodelay(true).unwrap();
+    stream.write_all(UPGRADE.as_bytes()).unwrap();
+    assert!(read_head(&mut stream).starts_with("HTTP/1.1 101"));
+    echo_rounds(&mut stream, WARMUP, 1);
+    echo_rounds(&mut stream, MEASURED / 2, 1);
+    echo_rounds(&mut stream, MEASURED / 2 / 16, 16);
+    // A close frame ends the connection; the server's loop then ends.
+    let mut close = BytesMut::new();
+    Frame::close(wsflow::CloseCode::NORMAL, "")
+        .unwrap()
+        .with_mask(Some([1, 2, 3, 4]))
+        .encode(&mut close);
+    stream.write_all(&close).unwrap();
+    let _ = read_to_end(&mut stream);
+    drop(stream);
+    server.join().unwrap();
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+#[test]
+fn echoing_over_a_socket_does_not_allocate_per_message_on_either_runtime() {
+    for runtime in [Runtime::Tokio, Runtime::AsyncStd] {
+        let allocations = allocations_while_echoing(runtime);
+        // Buffers are replaced now and then as they fill (a few per thousand messages);
+        // nothing is allocated per message or per read.
+        assert!(
+            allocations * 100 < MEASURED,
+            "{runtime}: {allocations} allocations for {MEASURED} echoed messages"
+        );
+    }
+}
