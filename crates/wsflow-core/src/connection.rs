@@ -916,10 +916,7 @@ impl Connection {
             && self.message.is_none()
             && self.config.assemble_fragments
             && frame.payload.len() <= self.config.max_received_message_size
-            && self
-                .extension
-                .as_ref()
-                .is_none_or(|ext| frame.header().rsv_bits() & ext.rsv_bits() == 0);
+            && !self.is_compressed(&frame.header());
         if !plain {
             return Ok(Err(frame));
         }
@@ -930,6 +927,13 @@ impl Connection {
             )),
             _ => Err(frame),
         })
+    }
+
+    /// Whether the first frame of a message says an extension transformed the message.
+    fn is_compressed(&self, header: &FrameHeader) -> bool {
+        self.extension
+            .as_ref()
+            .is_some_and(|ext| header.rsv_bits() & ext.rsv_bits() != 0)
     }
 
     /// The rules that depend on the message in progress, checked on the header before the
@@ -954,10 +958,7 @@ impl Connection {
             }
             (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
             (opcode, None) => {
-                let compressed = self
-                    .extension
-                    .as_ref()
-                    .is_some_and(|ext| header.rsv_bits() & ext.rsv_bits() != 0);
+                let compressed = self.is_compressed(header);
                 self.message
                     .insert(IncomingMessage::new(opcode == OpCode::Text, compressed))
             }

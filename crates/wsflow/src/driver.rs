@@ -392,26 +392,13 @@ impl Driver {
     /// path costs one atomic load here, not a lock and a waker registration.
     #[inline]
     fn apply_commands(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
-        let quiet = !self.shared.commands_waiting.load(Ordering::Acquire)
-            && (!register
-                || self
-                    .registered_waker
-                    .as_ref()
-                    .is_some_and(|waker| waker.will_wake(cx.waker())));
-        if quiet {
-            return false;
-        }
-        self.apply_commands_and_register(cx, register)
-    }
-
-    /// [`Driver::apply_commands`] when there are commands or the waker must be registered.
-    fn apply_commands_and_register(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
         let mut applied = self.take_flagged_commands();
-        let registered = self
-            .registered_waker
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()));
-        if register && !registered {
+        if register
+            && !self
+                .registered_waker
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
             self.shared.driver_waker.register(cx.waker());
             self.registered_waker = Some(cx.waker().clone());
             // A command flagged before the registration would not wake this waker: look
@@ -423,6 +410,7 @@ impl Driver {
     }
 
     /// Applies the queued commands if a sender flagged some; returns whether there were any.
+    #[inline]
     fn take_flagged_commands(&mut self) -> bool {
         if !self.shared.commands_waiting.load(Ordering::Acquire) {
             return false;

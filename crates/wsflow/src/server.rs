@@ -108,24 +108,18 @@ impl ServerConfig {
     }
 
     /// Shortcut for the connection option of the same name (default 64 KiB).
-    pub fn max_received_frame_size(mut self, bytes: usize) -> Self {
-        self.connection = Arc::new(
-            self.connection
-                .as_ref()
-                .clone()
-                .max_received_frame_size(bytes),
-        );
-        self
+    pub fn max_received_frame_size(self, bytes: usize) -> Self {
+        self.update_connection(|config| config.max_received_frame_size(bytes))
     }
 
     /// Shortcut for the connection option of the same name (default 1 MiB).
-    pub fn max_received_message_size(mut self, bytes: usize) -> Self {
-        self.connection = Arc::new(
-            self.connection
-                .as_ref()
-                .clone()
-                .max_received_message_size(bytes),
-        );
+    pub fn max_received_message_size(self, bytes: usize) -> Self {
+        self.update_connection(|config| config.max_received_message_size(bytes))
+    }
+
+    /// Changes the shared connection options.
+    fn update_connection(mut self, change: impl FnOnce(Config) -> Config) -> Self {
+        self.connection = Arc::new(change(self.connection.as_ref().clone()));
         self
     }
 
@@ -511,17 +505,9 @@ impl Server {
                 runtime::shutdown(&mut *io).await;
                 return None;
             }
-            Some(Request {
-                parts: Box::new(RequestParts {
-                    upgrade,
-                    io,
-                    leftover,
-                    peer,
-                    config,
-                    registry,
-                    _pending: guard,
-                }),
-            })
+            Some(Request::new(
+                upgrade, io, leftover, peer, config, registry, guard,
+            ))
         })
     }
 }
@@ -720,7 +706,21 @@ impl Request {
                 "no valid upgrade request arrived (it was answered with an HTTP error)",
             )))
         })?;
-        Ok(Self {
+        Ok(Self::new(
+            upgrade, io, leftover, peer, config, registry, guard,
+        ))
+    }
+
+    fn new(
+        upgrade: UpgradeRequest,
+        io: Box<dyn Transport>,
+        leftover: BytesMut,
+        peer: SocketAddr,
+        config: Arc<ServerConfig>,
+        registry: Arc<Registry>,
+        pending: PendingGuard,
+    ) -> Self {
+        Self {
             parts: Box::new(RequestParts {
                 upgrade,
                 io,
@@ -728,9 +728,9 @@ impl Request {
                 peer,
                 config,
                 registry,
-                _pending: guard,
+                _pending: pending,
             }),
-        })
+        }
     }
 
     /// The parsed upgrade request, with every header.

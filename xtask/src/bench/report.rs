@@ -326,40 +326,20 @@ impl Report<'_> {
         }
 
         // Beating every Rust peer.
-        let mut columns = vec![("scenario", Align::Left), ("fastest peer", Align::Left)];
-        columns.extend(wsflow.iter().map(|s| (s.name, Align::Right)));
-        let mut table = Table::new(&columns);
-        for scenario in self.scenarios {
-            let best = peers
+        let fastest_peer = |scenario: &Scenario| {
+            peers
                 .iter()
                 .filter_map(|p| Some((p.name, self.cell(scenario, p.name)?.msgs_per_sec)))
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            let Some((best_name, best_rate)) = best else {
-                continue;
-            };
-            let mut row = vec![
-                format!("`{}`", scenario.name),
-                format!("{best_name} ({})", thousands(best_rate)),
-            ];
-            let mut any = false;
-            for server in &wsflow {
-                match self.cell(scenario, server.name) {
-                    Some(cell) => {
-                        any = true;
-                        let ok = cell.msgs_per_sec > best_rate;
-                        row.push(format!(
-                            "{:.2}× {}",
-                            cell.msgs_per_sec / best_rate,
-                            check(ok)
-                        ));
-                    }
-                    None => row.push("–".to_owned()),
-                }
-            }
-            if any {
-                table.row(row);
-            }
-        }
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(name, rate)| (format!("{name} ({})", thousands(rate)), rate))
+        };
+        let table = self.over_baseline(
+            &wsflow,
+            ("fastest peer", Align::Left),
+            fastest_peer,
+            |ours, theirs| ours > theirs,
+            &mut check,
+        );
         if !table.rows.is_empty() {
             let _ = writeln!(
                 out,
@@ -370,31 +350,17 @@ impl Report<'_> {
 
         // Matching uWebSockets.
         let reference = self.servers.iter().find(|s| s.kind == Kind::Reference);
-        let mut columns = vec![("scenario", Align::Left), ("uWebSockets", Align::Right)];
-        columns.extend(wsflow.iter().map(|s| (s.name, Align::Right)));
-        let mut table = Table::new(&columns);
-        for scenario in self.scenarios {
-            let Some(theirs) =
-                reference.and_then(|r| Some(self.cell(scenario, r.name)?.msgs_per_sec))
-            else {
-                continue;
-            };
-            let mut row = vec![format!("`{}`", scenario.name), thousands(theirs)];
-            let mut any = false;
-            for server in &wsflow {
-                match self.cell(scenario, server.name) {
-                    Some(cell) => {
-                        any = true;
-                        let ok = cell.msgs_per_sec >= theirs;
-                        row.push(format!("{:.2}× {}", cell.msgs_per_sec / theirs, check(ok)));
-                    }
-                    None => row.push("–".to_owned()),
-                }
-            }
-            if any {
-                table.row(row);
-            }
-        }
+        let uwebsockets = |scenario: &Scenario| {
+            let rate = self.cell(scenario, reference?.name)?.msgs_per_sec;
+            Some((thousands(rate), rate))
+        };
+        let table = self.over_baseline(
+            &wsflow,
+            ("uWebSockets", Align::Right),
+            uwebsockets,
+            |ours, theirs| ours >= theirs,
+            &mut check,
+        );
         if !table.rows.is_empty() {
             let _ = writeln!(
                 out,
@@ -481,6 +447,45 @@ impl Report<'_> {
             );
         }
         (out, met, total)
+    }
+}
+
+impl Report<'_> {
+    /// Per scenario, each wsflow server's msg/s over a baseline's: `baseline` gives the
+    /// baseline's cell (shown in the second column, headed `header`) and msg/s, or `None` to
+    /// skip the scenario; `meets(ours, theirs)` says whether the target is met.
+    fn over_baseline(
+        &self,
+        wsflow: &[&ServerSpec],
+        header: (&'static str, Align),
+        baseline: impl Fn(&Scenario) -> Option<(String, f64)>,
+        meets: impl Fn(f64, f64) -> bool,
+        check: &mut dyn FnMut(bool) -> String,
+    ) -> Table {
+        let mut columns = vec![("scenario", Align::Left), header];
+        columns.extend(wsflow.iter().map(|s| (s.name, Align::Right)));
+        let mut table = Table::new(&columns);
+        for scenario in self.scenarios {
+            let Some((label, theirs)) = baseline(scenario) else {
+                continue;
+            };
+            let mut row = vec![format!("`{}`", scenario.name), label];
+            let mut any = false;
+            for server in wsflow {
+                match self.cell(scenario, server.name) {
+                    Some(cell) => {
+                        any = true;
+                        let ok = meets(cell.msgs_per_sec, theirs);
+                        row.push(format!("{:.2}× {}", cell.msgs_per_sec / theirs, check(ok)));
+                    }
+                    None => row.push("–".to_owned()),
+                }
+            }
+            if any {
+                table.row(row);
+            }
+        }
+        table
     }
 }
 
