@@ -5,21 +5,33 @@
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use support::*;
 use wsflow_core::Event;
 
 struct CountingAllocator;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Allocations made by this thread: the test harness's own threads are not counted.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    // `try_with`: the allocator is also called while a thread's locals are torn down.
+    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counter is the only
 // addition.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -30,7 +42,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -51,7 +63,7 @@ fn echoing_small_messages_does_not_allocate_per_message() {
             pair.client.send_text(payload).unwrap();
         }
         let wire = take_output(&mut pair.client);
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations();
         pair.server.handle_bytes(&wire, pair.now);
         while let Some(event) = pair.server.poll_event() {
             if let Event::Message(message) = event {
@@ -63,7 +75,7 @@ fn echoing_small_messages_does_not_allocate_per_message() {
             chunks.for_each(|chunk| echoed.extend_from_slice(chunk));
         }
         pair.server.advance_transmit(echoed.len());
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocations = allocations() - before;
         assert_eq!(echoed.len(), 16 * (2 + payload.len()));
         allocations
     };
