@@ -95,8 +95,13 @@ fn utf8(c: &mut Criterion) {
     let ascii = "The quick brown fox jumps over the lazy dog. ".repeat(1500);
     let mixed = "Hello-µ@ßöäüàá-UTF-8!! κόσμε 𝄞 日本語のテキスト ".repeat(1000);
     let mut group = c.benchmark_group("utf8_validate");
-    for (name, text) in [("ascii", &ascii), ("mixed", &mixed)] {
-        let mut end = text.len().min(64 * 1024);
+    for (name, text, size) in [
+        ("ascii", &ascii, 64 * 1024),
+        ("mixed", &mixed, 64 * 1024),
+        ("mixed_1k", &mixed, 1024),
+        ("mixed_20b", &mixed, 20),
+    ] {
+        let mut end = text.len().min(size);
         while !text.is_char_boundary(end) {
             end -= 1;
         }
@@ -119,6 +124,10 @@ fn utf8(c: &mut Criterion) {
             b.iter(|| {
                 tungstenite::protocol::frame::Utf8Bytes::try_from(black_box(bytes.clone())).unwrap()
             });
+        });
+        // What wsflow uses where the CPU has no AVX-512 (and used everywhere before).
+        group.bench_function(BenchmarkId::new("simdutf8_basic", name), |b| {
+            b.iter(|| simdutf8::basic::from_utf8(black_box(&bytes)).unwrap().len());
         });
         group.bench_function(BenchmarkId::new("std_from_utf8", name), |b| {
             b.iter(|| std::str::from_utf8(black_box(&bytes)).unwrap().len());

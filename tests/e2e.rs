@@ -358,25 +358,36 @@ fn shutdown_closes_connections_with_1001_and_answers_new_requests_503() {
         while server.connection_count() < 1 {
             sleep(runtime, Duration::from_millis(5)).await;
         }
-        // A handshake in flight when shutdown starts is answered 503.
+        // A handshake in flight when shutdown starts is answered 503: its request is
+        // finished only once shutdown has begun.
+        let (finish_request, request_may_finish) = std::sync::mpsc::channel::<()>();
         let late = std::thread::spawn(move || {
             let mut raw = raw_client(addr);
             let (start, rest) = UPGRADE.split_at(20);
             raw.write_all(start.as_bytes()).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
+            request_may_finish.recv().unwrap();
             raw.write_all(rest.as_bytes()).unwrap();
             read_head(&mut raw)
         });
         // Let the server accept that socket and start reading its request.
-        let accepting = futures_util::future::select(
-            server.next(),
-            Box::pin(sleep(runtime, Duration::from_millis(100))),
-        )
-        .await;
-        assert!(matches!(accepting, futures_util::future::Either::Right(_)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while server.pending_requests() < 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the request never arrived"
+            );
+            let accepting = futures_util::future::select(
+                server.next(),
+                Box::pin(sleep(runtime, Duration::from_millis(5))),
+            )
+            .await;
+            assert!(matches!(accepting, futures_util::future::Either::Right(_)));
+        }
         assert_eq!(server.pending_requests(), 1);
         let shutting = async {
-            server.shut_down().await;
+            let shutting_down = server.shut_down();
+            finish_request.send(()).unwrap();
+            shutting_down.await;
             server.connection_count()
         };
         let reading = async {

@@ -346,11 +346,12 @@ fn broadcast_skips_a_slow_reader_without_stalling_the_others() {
 fn cancelling_a_receive_in_the_middle_of_a_message_loses_nothing() {
     on_both_runtimes(|runtime| async move {
         let (mut server, addr) = server_with(runtime, Config::server()).await;
+        let (send_second_half, second_half_may_go) = std::sync::mpsc::channel::<()>();
         let writer = blocking::unblock(move || {
             let mut raw = raw_upgraded(addr);
             let frame = masked(Frame::new(OpCode::Text, "a message in two halves"));
             raw.write_all(&frame[..10]).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
+            second_half_may_go.recv().unwrap();
             raw.write_all(&frame[10..]).unwrap();
             raw.write_all(&masked(Frame::close(CloseCode::NORMAL, "").unwrap()))
                 .unwrap();
@@ -365,6 +366,7 @@ fn cancelling_a_receive_in_the_middle_of_a_message_loses_nothing() {
         .await;
         assert!(matches!(first, futures_util::future::Either::Right(_)));
         drop(first);
+        send_second_half.send(()).unwrap();
         assert_eq!(
             ws.recv().await.unwrap().unwrap(),
             Message::text("a message in two halves")

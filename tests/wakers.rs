@@ -58,11 +58,12 @@ fn a_connection_polled_with_a_waker_unlike_its_clones_returns_and_works() {
             .await
             .unwrap();
         let addr = server.local_addr();
+        let (send_hello, hello_may_go) = std::sync::mpsc::channel::<()>();
         let client = std::thread::spawn(move || {
             let mut stream = raw_client(addr);
             stream.write_all(UPGRADE.as_bytes()).unwrap();
             assert!(read_head(&mut stream).starts_with("HTTP/1.1 101"));
-            std::thread::sleep(Duration::from_millis(100));
+            hello_may_go.recv().unwrap();
             let mut frame = BytesMut::new();
             Frame::new(OpCode::Text, "hello")
                 .with_mask(Some([1, 2, 3, 4]))
@@ -78,6 +79,7 @@ fn a_connection_polled_with_a_waker_unlike_its_clones_returns_and_works() {
         for _ in 0..3 {
             assert!(Pin::new(&mut ws).poll_next(&mut cx).is_pending());
         }
+        send_hello.send(()).unwrap();
         let message = poll_until_ready(&mut ws, &mut cx).unwrap();
         assert_eq!(message, Message::text("hello"));
         // Queued through a sender (the command path), written on the next poll.

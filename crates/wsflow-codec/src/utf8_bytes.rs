@@ -60,7 +60,7 @@ impl Utf8Bytes {
     /// `bytes` must be valid UTF-8: [`Utf8Bytes::as_str`] hands them out as `&str` without
     /// checking.
     pub unsafe fn from_bytes_unchecked(bytes: Bytes) -> Self {
-        debug_assert!(simdutf8::basic::from_utf8(&bytes).is_ok());
+        debug_assert!(crate::utf8::is_valid(&bytes));
         Self(bytes)
     }
 
@@ -133,7 +133,7 @@ impl fmt::Display for Utf8Bytes {
 impl TryFrom<Bytes> for Utf8Bytes {
     type Error = NotUtf8;
     fn try_from(bytes: Bytes) -> Result<Self, NotUtf8> {
-        if simdutf8::basic::from_utf8(&bytes).is_ok() {
+        if crate::utf8::is_valid(&bytes) {
             Ok(Self(bytes))
         } else {
             Err(NotUtf8(bytes))

@@ -6,7 +6,7 @@
 //! enabled makes the compiler use them. On a 64 KiB frame that halves the time spent unmasking
 //! (`cargo bench --bench codec -- mask_in_place`).
 //!
-//! This is the only module of the crate besides `utf8_bytes` with `unsafe` code: the calls to
+//! This is the only module of the crate besides `utf8_bytes` and `utf8::wide` with `unsafe` code: the calls to
 //! functions compiled for a CPU feature, each made only after `is_x86_feature_detected!` has
 //! confirmed the running CPU has that feature. The loops themselves are safe code, and the
 //! tests compare every path with the byte-at-a-time reference.
