@@ -184,7 +184,12 @@ fn fuzz_smoke(root: &Path) -> Result<(), String> {
         if seeds.exists() {
             args.push(seeds.to_string_lossy().into_owned());
         }
-        args.extend(["--".to_owned(), "-max_total_time=10".to_owned()]);
+        // An input that takes over 10 s is a hang: reported as a failure, not waited out.
+        args.extend([
+            "--".to_owned(),
+            "-max_total_time=10".to_owned(),
+            "-timeout=10".to_owned(),
+        ]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         cmd::run_in(&fuzz, "cargo", &args, &env)?;
     }

@@ -22,18 +22,25 @@
 pub(super) fn is_valid_wide(bytes: &[u8]) -> Option<bool> {
     #[cfg(target_arch = "x86_64")]
     {
-        // VBMI2 (unused here) marks Ice Lake and later, where 64-byte registers do not lower
-        // the clock of the whole core as they do on Skylake-SP, which keeps simdutf8's path.
-        if std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vbmi2")
-        {
-            // SAFETY: the running CPU supports AVX-512BW, and with it AVX-512F (BW is an
-            // extension of F), the two features the function is compiled for.
+        // VBMI2 (unused here) marks Ice Lake and later, where 64-byte registers lower the
+        // core's clock much less than on Skylake-SP, which keeps simdutf8's path.
+        if has_avx512() && std::arch::is_x86_feature_detected!("avx512vbmi2") {
+            // SAFETY: the running CPU supports AVX-512F and AVX-512BW, the two features the
+            // function is compiled for.
             return Some(unsafe { avx512::is_valid(bytes) });
         }
     }
     let _ = bytes;
     None
+}
+
+/// Whether the running CPU has the two features the AVX-512 path is compiled for (each is
+/// reported on its own; a virtual machine may show one without the other).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -292,6 +299,27 @@ mod tests {
         std::str::from_utf8(bytes).is_ok()
     }
 
+    /// The AVX-512 path's answer, whether or not `is_valid_wide` would choose it on this CPU;
+    /// `None` where the CPU cannot run it (the tests then say so and check nothing).
+    fn wide(bytes: &[u8]) -> Option<bool> {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY: the CPU was just found to support AVX-512F and AVX-512BW.
+            return Some(unsafe { avx512::is_valid(bytes) });
+        }
+        let _ = bytes;
+        None
+    }
+
+    /// Whether the tests can run the AVX-512 path here; says so when not.
+    fn runs_here() -> bool {
+        let runs = wide(b"").is_some();
+        if !runs {
+            eprintln!("no AVX-512F/BW on this CPU: the AVX-512 path is not tested here");
+        }
+        runs
+    }
+
     /// Valid text with every sequence length, longer than a few blocks.
     fn text() -> Vec<u8> {
         "κόσμε 日本語のテキスト µ@ßöäü 𝄞 Ελληνικά 中文 plain ASCII for a while. "
@@ -334,18 +362,66 @@ mod tests {
 
     #[test]
     fn agrees_with_std_on_every_error_class_at_every_offset() {
-        if is_valid_wide(b"").is_none() {
-            return; // no AVX-512 on this CPU: `super::is_valid` never takes this path
+        if !runs_here() {
+            return;
         }
-        // Mixed text, and ASCII, which the check skips 256 bytes at a time.
-        for base in [text(), vec![b'a'; 400]] {
+        // Mixed text, and ASCII, which the check skips 256 bytes at a time; the longer bases
+        // put a probe after whole 256-byte runs of either.
+        let mut ascii_after_text = text();
+        ascii_after_text.extend_from_slice(&[b'a'; 600]);
+        let mut text_after_ascii = vec![b'a'; 300];
+        text_after_ascii.extend_from_slice(&text());
+        for base in [text(), vec![b'a'; 700], ascii_after_text, text_after_ascii] {
             agrees_with_std_on_every_probe_in(&base);
         }
     }
 
+    #[test]
+    fn an_ascii_run_after_an_unfinished_code_point_is_an_error() {
+        if !runs_here() {
+            return;
+        }
+        // (what comes first, how often, an unfinished code point, the same finished, then
+        // this much ASCII): the unfinished one ends exactly where an ASCII run starts, or
+        // inside one.
+        type Case = (&'static str, usize, &'static [u8], &'static [u8], usize);
+        let cases: [Case; 5] = [
+            ("a", 255, b"\xc2", b"\xc2\xa9", 256),
+            ("a", 254, b"\xe2\x82", b"\xe2\x82\xac", 256),
+            ("a", 253, b"\xf0\x9f\x98", b"\xf0\x9f\x98\x80", 300),
+            ("a", 189, b"\xe2\x82", b"\xe2\x82\xac", 600),
+            ("é", 128, b"\xe2", b"\xe2\x82\xac", 512),
+        ];
+        for (unit, repeat, unfinished, finished, ascii) in cases {
+            for (middle, valid) in [(unfinished, false), (finished, true)] {
+                let mut bytes = unit.repeat(repeat).into_bytes();
+                bytes.extend_from_slice(middle);
+                bytes.extend(std::iter::repeat_n(b'a', ascii));
+                // Ending there, and with complete non-ASCII text after the run.
+                for end in ["", "é", "日本語のテキスト"] {
+                    let mut bytes = bytes.clone();
+                    bytes.extend_from_slice(end.repeat(20).as_bytes());
+                    assert_eq!(std_says(&bytes), valid);
+                    assert_eq!(
+                        wide(&bytes),
+                        Some(valid),
+                        "{middle:x?} after {repeat} {unit}, then {end}"
+                    );
+                }
+            }
+        }
+        // A stray continuation byte after a whole run that followed non-ASCII text.
+        let mut bytes = "é".repeat(128).into_bytes();
+        bytes.extend_from_slice(&[b'a'; 256]);
+        bytes.push(0x80);
+        assert_eq!(wide(&bytes), Some(false));
+        bytes.extend_from_slice("é".repeat(100).as_bytes());
+        assert_eq!(wide(&bytes), Some(false));
+    }
+
     fn agrees_with_std_on_every_probe_in(base: &[u8]) {
         for probe in PROBES {
-            for at in 0..300 {
+            for at in 0..base.len().min(700) {
                 for len in [
                     at + probe.len(),
                     at + probe.len() + 1,
@@ -360,7 +436,7 @@ mod tests {
                     bytes.extend_from_slice(probe);
                     bytes.extend(std::iter::repeat_n(b'x', len - bytes.len()));
                     assert_eq!(
-                        is_valid_wide(&bytes),
+                        wide(&bytes),
                         Some(std_says(&bytes)),
                         "{probe:x?} at {at}, {len} bytes"
                     );
@@ -371,23 +447,35 @@ mod tests {
 
     #[test]
     fn agrees_with_std_on_valid_text_of_every_length_and_start() {
-        if is_valid_wide(b"").is_none() {
+        if !runs_here() {
             return;
         }
         let text = text();
         for start in 0..8 {
             for end in start..text.len() {
                 let bytes = &text[start..end];
-                assert_eq!(
-                    is_valid_wide(bytes),
-                    Some(std_says(bytes)),
-                    "{start}..{end}"
-                );
+                assert_eq!(wide(bytes), Some(std_says(bytes)), "{start}..{end}");
             }
         }
     }
 
     proptest! {
+        #[test]
+        fn agrees_with_std_on_text_with_one_byte_changed(
+            text in "\\PC{0,300}",
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut bytes = text.into_bytes();
+            if !bytes.is_empty() {
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+            }
+            if let Some(wide) = wide(&bytes) {
+                prop_assert_eq!(wide, std_says(&bytes));
+            }
+        }
+
         #[test]
         fn agrees_with_std_on_any_bytes(
             bytes in proptest::collection::vec(any::<u8>(), 0..300),
@@ -402,7 +490,7 @@ mod tests {
             } else {
                 bytes
             };
-            if let Some(wide) = is_valid_wide(&bytes) {
+            if let Some(wide) = wide(&bytes) {
                 prop_assert_eq!(wide, std_says(&bytes));
             }
         }
