@@ -72,6 +72,7 @@ fn subprotocols_are_negotiated() {
         serve_echo(runtime, server);
         let ws = Client::new(
             ClientConfig::default()
+                .no_proxy()
                 .runtime(runtime)
                 .protocols(["superchat", "Chat"]),
         )
@@ -104,6 +105,7 @@ fn rejections_reach_the_client_with_status_and_headers() {
         });
         let err = Client::new(
             ClientConfig::default()
+                .no_proxy()
                 .runtime(runtime)
                 .origin("https://evil.example"),
         )
@@ -130,6 +132,7 @@ fn rejections_reach_the_client_with_status_and_headers() {
         assert_eq!(header("X-Extra").as_deref(), Some("yes"));
         let ws = Client::new(
             ClientConfig::default()
+                .no_proxy()
                 .runtime(runtime)
                 .origin("https://good.example"),
         )
@@ -167,6 +170,7 @@ fn router_dispatches_by_path_and_protocol() {
             async move {
                 let mut ws = Client::new(
                     ClientConfig::default()
+                        .no_proxy()
                         .runtime(runtime)
                         .protocols(protocols),
                 )
@@ -518,6 +522,7 @@ fn remote_address_honours_x_forwarded_for_unless_ignored() {
             let url = format!("ws://{addr}/");
             let client = Client::new(
                 ClientConfig::default()
+                    .no_proxy()
                     .runtime(runtime)
                     .header("X-Forwarded-For", "203.0.113.7, 10.0.0.1"),
             );

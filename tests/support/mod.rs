@@ -133,8 +133,9 @@ pub fn serve_echo(runtime: Runtime, mut server: Server) {
     });
 }
 
+/// A client for the tests' own loopback servers: direct, whatever proxy the environment names.
 pub fn client(runtime: Runtime) -> Client {
-    Client::new(ClientConfig::default().runtime(runtime))
+    Client::new(ClientConfig::default().no_proxy().runtime(runtime))
 }
 
 /// A test certificate authority and a `localhost`/`127.0.0.1` certificate it signed, as PEM

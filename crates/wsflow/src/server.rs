@@ -1126,6 +1126,7 @@ mod tests {
             extensions
         });
         let config = ClientConfig::default()
+            .no_proxy()
             .runtime(Runtime::Tokio)
             .permessage_deflate(client);
         let mut ws = crate::Client::new(config).connect(&url).await.unwrap();
@@ -1160,6 +1161,7 @@ mod tests {
         });
         // The client sees frames as they arrive, RSV1 (compressed) included.
         let config = ClientConfig::default()
+            .no_proxy()
             .runtime(Runtime::Tokio)
             .permessage_deflate(DeflateConfig::new())
             .connection(wsflow_core::Config::client().assemble_fragments(false));
@@ -1197,7 +1199,7 @@ mod tests {
         .unwrap();
         let url = format!("ws://{}/", server.local_addr());
         let client = tokio::spawn(async move {
-            let config = ClientConfig::default().runtime(Runtime::Tokio);
+            let config = ClientConfig::default().no_proxy().runtime(Runtime::Tokio);
             let mut ws = crate::Client::new(config).connect(&url).await.unwrap();
             let mut texts = Vec::new();
             while let Some(Ok(message)) = ws.recv().await {
@@ -1229,7 +1231,7 @@ mod tests {
         let unrelated = {
             let url = format!("ws://{}/", server.local_addr());
             let dialing = tokio::spawn(async move {
-                let config = ClientConfig::default().runtime(Runtime::Tokio);
+                let config = ClientConfig::default().no_proxy().runtime(Runtime::Tokio);
                 crate::Client::new(config).connect(&url).await.unwrap()
             });
             let second = server.accept().await.unwrap().accept(None).await.unwrap();
