@@ -505,9 +505,15 @@ impl Server {
                 runtime::shutdown(&mut *io).await;
                 return None;
             }
-            Some(Request::new(
-                upgrade, io, leftover, peer, config, registry, guard,
-            ))
+            Some(Request::new(RequestParts {
+                upgrade,
+                io,
+                leftover,
+                peer,
+                config,
+                registry,
+                _pending: guard,
+            }))
         })
     }
 }
@@ -706,30 +712,20 @@ impl Request {
                 "no valid upgrade request arrived (it was answered with an HTTP error)",
             )))
         })?;
-        Ok(Self::new(
-            upgrade, io, leftover, peer, config, registry, guard,
-        ))
+        Ok(Self::new(RequestParts {
+            upgrade,
+            io,
+            leftover,
+            peer,
+            config,
+            registry,
+            _pending: guard,
+        }))
     }
 
-    fn new(
-        upgrade: UpgradeRequest,
-        io: Box<dyn Transport>,
-        leftover: BytesMut,
-        peer: SocketAddr,
-        config: Arc<ServerConfig>,
-        registry: Arc<Registry>,
-        pending: PendingGuard,
-    ) -> Self {
+    fn new(parts: RequestParts) -> Self {
         Self {
-            parts: Box::new(RequestParts {
-                upgrade,
-                io,
-                leftover,
-                peer,
-                config,
-                registry,
-                _pending: pending,
-            }),
+            parts: Box::new(parts),
         }
     }
 

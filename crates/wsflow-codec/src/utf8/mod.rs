@@ -5,7 +5,7 @@
 //! cannot be the start of valid UTF-8 (Autobahn's 6.4.x cases check that it does). [`is_valid`]
 //! does the bulk of the work: with 64-byte registers where the CPU has AVX-512 (`wide`), with
 //! simdutf8 elsewhere. This module only carries the up-to-3 bytes of an unfinished code point
-//! from one chunk to the next, and asks simdutf8 where an invalid chunk goes wrong.
+//! from one chunk to the next, and asks simdutf8 whether those few bytes can still start one.
 
 mod wide;
 
@@ -48,8 +48,8 @@ pub struct Utf8Validator {
     pending_len: u8,
 }
 
-/// The length of the sequence that `lead` starts (lead bytes only; continuation bytes never
-/// become pending).
+/// The length of the sequence that `lead` starts (for bytes that are neither ASCII nor a
+/// continuation; the invalid ones, `C0`, `C1` and `F5` to `FF`, count as 4).
 fn sequence_len(lead: u8) -> usize {
     match lead {
         0xc2..=0xdf => 2,
@@ -68,11 +68,10 @@ fn unfinished_start(chunk: &[u8]) -> usize {
         let byte = chunk[len - back];
         if byte & 0xc0 != 0x80 {
             // Not a continuation byte: ASCII, or a lead byte `back` bytes from the end.
-            let needed = match byte {
-                0xc0..=0xdf => 2,
-                0xe0..=0xef => 3,
-                0xf0..=0xff => 4,
-                _ => 1,
+            let needed = if byte.is_ascii() {
+                1
+            } else {
+                sequence_len(byte)
             };
             return if needed > back { len - back } else { len };
         }

@@ -12,9 +12,10 @@
 //! end inside a sequence.
 //!
 //! This module and `mask::wide` are the crate's only `unsafe` code besides `utf8_bytes`: the
-//! unaligned 64-byte loads (one masked, for the tail), and the call to the function compiled for AVX-512, made only after
-//! `is_x86_feature_detected!` has confirmed the running CPU has it. The tests compare this
-//! path with `std::str::from_utf8` on every error class at every offset and on random input.
+//! unaligned 64-byte loads (one masked, for the tail), and the call to the function compiled
+//! for AVX-512, made only after `is_x86_feature_detected!` has confirmed the running CPU has
+//! it. The tests compare this path with `std::str::from_utf8` on every error class at every
+//! offset and on random input.
 #![allow(unsafe_code)]
 
 /// Whether `bytes` are valid UTF-8 by the AVX-512 path, or `None` where the CPU lacks it.
@@ -249,6 +250,14 @@ mod avx512 {
         }
     }
 
+    /// One 64-byte block in a register.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn load(block: &[u8; 64]) -> __m512i {
+        // SAFETY: `block` is 64 readable bytes; the unaligned load accepts any address.
+        unsafe { _mm512_loadu_si512(block.as_ptr().cast()) }
+    }
+
     /// Whether `bytes` are valid UTF-8.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) fn is_valid(bytes: &[u8]) -> bool {
@@ -259,8 +268,7 @@ mod avx512 {
         for run in runs {
             let mut inputs = [_mm512_setzero_si512(); 4];
             for (input, block) in inputs.iter_mut().zip(run) {
-                // SAFETY: `block` is 64 readable bytes; the unaligned load accepts any address.
-                *input = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
+                *input = load(block);
             }
             let [a, b, c, d] = inputs;
             let any = _mm512_or_si512(_mm512_or_si512(a, b), _mm512_or_si512(c, d));
@@ -273,9 +281,7 @@ mod avx512 {
             }
         }
         for block in blocks {
-            // SAFETY: `block` is 64 readable bytes; the unaligned load accepts any address.
-            let input = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
-            checker.check(input);
+            checker.check(load(block));
         }
         if !tail.is_empty() {
             // The tail's bytes, the rest of the register zero: ASCII, which is valid after a
