@@ -59,6 +59,8 @@ fn a_connection_polled_with_a_waker_unlike_its_clones_returns_and_works() {
             .unwrap();
         let addr = server.local_addr();
         let (send_hello, hello_may_go) = std::sync::mpsc::channel::<()>();
+        let (echo_arrived, echo_was_read) = std::sync::mpsc::channel::<()>();
+        let (let_client_go, client_may_go) = std::sync::mpsc::channel::<()>();
         let client = std::thread::spawn(move || {
             let mut stream = raw_client(addr);
             stream.write_all(UPGRADE.as_bytes()).unwrap();
@@ -72,6 +74,10 @@ fn a_connection_polled_with_a_waker_unlike_its_clones_returns_and_works() {
             let mut echo = [0u8; 7];
             stream.read_exact(&mut echo).unwrap();
             assert_eq!(&echo, b"\x81\x05hello");
+            // The socket stays open until the server side stops polling: closing it now
+            // would let the last polls below see the end of the stream.
+            echo_arrived.send(()).unwrap();
+            client_may_go.recv().unwrap();
         });
         let mut ws = server.accept().await.unwrap().accept(None).await.unwrap();
         let mut cx = Context::from_waker(&waker);
@@ -87,7 +93,8 @@ fn a_connection_polled_with_a_waker_unlike_its_clones_returns_and_works() {
         let sending = std::pin::pin!(sender.send(message));
         assert!(sending.poll(&mut cx).is_ready());
         let started = Instant::now();
-        while !client.is_finished() {
+        // Until the client has read the echo (or failed: the join below reports it).
+        while let Err(std::sync::mpsc::TryRecvError::Empty) = echo_was_read.try_recv() {
             assert!(Pin::new(&mut ws).poll_next(&mut cx).is_pending());
             assert!(
                 started.elapsed() < Duration::from_secs(5),
@@ -95,6 +102,7 @@ fn a_connection_polled_with_a_waker_unlike_its_clones_returns_and_works() {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+        let _ = let_client_go.send(());
         client.join().unwrap();
     });
 }

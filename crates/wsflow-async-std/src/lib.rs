@@ -152,24 +152,58 @@ fn read_buf<T: AsyncRead>(
 /// A TCP stream. Unlike a generic futures-io stream (whose `poll_close` only flushes an
 /// `Async<TcpStream>`), shutting it down sends FIN.
 #[derive(Debug)]
-pub struct AsyncIoTcpStream(Async<TcpStream>, ReadHint);
+pub struct AsyncIoTcpStream {
+    stream: Async<TcpStream>,
+    hint: ReadHint,
+    /// The last readiness check returned `Pending` (see [`settle_readiness`]).
+    waited: bool,
+}
+
+/// Whether a wait for readability may end, given async-io's answer and whether the previous
+/// wait returned `Pending` (`waited`, updated here).
+///
+/// async-io's `poll_readable` reports only events delivered in a reactor turn that began
+/// after the call that registered the task. An event delivered in the turn already running
+/// then (on another thread) wakes the task, yet the next call says `Pending` again and
+/// re-arms the interest; if that call also lands in a running turn, the same happens again,
+/// so a task that waits for readiness before reading can be woken over and over and never
+/// read. async-io's own reads avoid this by reading first. Here a wait that follows a
+/// `Pending` one ends at once: the caller reads, and only a read that finds nothing waits
+/// again.
+fn settle_readiness(readable: Poll<io::Result<()>>, waited: &mut bool) -> Poll<io::Result<()>> {
+    if readable.is_pending() && !std::mem::replace(waited, true) {
+        return Poll::Pending;
+    }
+    *waited = false;
+    match readable {
+        Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+        _ => Poll::Ready(Ok(())),
+    }
+}
 
 impl AsyncIoTcpStream {
     /// Wraps a connected socket.
     pub fn new(stream: Async<TcpStream>) -> Self {
-        Self(stream, ReadHint::default())
+        Self {
+            stream,
+            hint: ReadHint::default(),
+            waited: false,
+        }
     }
 
     /// The socket.
     pub fn get_ref(&self) -> &Async<TcpStream> {
-        &self.0
+        &self.stream
     }
 
-    /// Ready when the socket has something to read (data, end of file or an error), without
-    /// reading.
+    /// Ready when the socket may have something to read (data, end of file or an error),
+    /// without reading. It may also be ready when there is nothing to read (a read then
+    /// says `WouldBlock`), but never stays pending once something has arrived: a check
+    /// that follows a pending one is ready, however async-io answers.
     pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(self.0.poll_readable(cx))?;
-        self.1.short = false;
+        let readable = self.stream.poll_readable(cx);
+        std::task::ready!(settle_readiness(readable, &mut self.waited))?;
+        self.hint.short = false;
         Poll::Ready(Ok(()))
     }
 
@@ -180,26 +214,27 @@ impl AsyncIoTcpStream {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        if self.1.short {
+        if self.hint.short {
             // The last read drained the socket: wait for readiness rather than make a read
-            // that would only say `WouldBlock` (async-io re-arms its one-shot interest here,
-            // and reports data that arrived meanwhile at once).
+            // that would only say `WouldBlock` (async-io re-arms its one-shot interest here).
             std::task::ready!(self.poll_read_ready(cx))?;
         }
         if buf.capacity() == buf.len() {
             buf.reserve(MIN_READ);
         }
         loop {
+            // This read settles any earlier wait.
+            self.waited = false;
             let offered = buf.capacity() - buf.len();
-            match uninit_read::recv_into_spare(self.0.get_ref(), buf) {
+            match uninit_read::recv_into_spare(self.stream.get_ref(), buf) {
                 Ok(n) => {
                     // Only small reads count as draining: during a bulk transfer more data is
                     // usually on its way, and a read finds it sooner than the reactor.
-                    self.1.short = n > 0 && n < offered && n < SMALL_READ;
+                    self.hint.short = n > 0 && n < offered && n < SMALL_READ;
                     return Poll::Ready(Ok(n));
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    std::task::ready!(self.0.poll_readable(cx))?;
+                    std::task::ready!(self.poll_read_ready(cx))?;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Poll::Ready(Err(err)),
@@ -209,7 +244,7 @@ impl AsyncIoTcpStream {
 
     /// Reads into `buf` (for layers such as TLS that need a plain slice).
     pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 
     /// Writes several slices with one `writev`.
@@ -221,8 +256,8 @@ impl AsyncIoTcpStream {
         // One slice (the usual case: small frames are staged together) is a plain `send`,
         // a little cheaper in the kernel than `writev`.
         match bufs {
-            [one] => Pin::new(&mut self.0).poll_write(cx, one),
-            _ => Pin::new(&mut self.0).poll_write_vectored(cx, bufs),
+            [one] => Pin::new(&mut self.stream).poll_write(cx, one),
+            _ => Pin::new(&mut self.stream).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -233,7 +268,7 @@ impl AsyncIoTcpStream {
 
     /// Shuts the write half down (sends FIN).
     pub fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.0.get_ref().shutdown(std::net::Shutdown::Write))
+        Poll::Ready(self.stream.get_ref().shutdown(std::net::Shutdown::Write))
     }
 }
 
@@ -266,6 +301,8 @@ pub struct AsyncIoListener {
     /// instead of making an `accept` call that would fail again (and make async-io re-arm
     /// its interest), which matters when the accepting task is polled for other reasons.
     drained: AtomicBool,
+    /// The last wait for a connection returned `Pending` (see [`settle_readiness`]).
+    waited: AtomicBool,
 }
 
 impl AsyncIoListener {
@@ -283,6 +320,7 @@ impl AsyncIoListener {
         Self {
             listener,
             drained: AtomicBool::new(false),
+            waited: AtomicBool::new(false),
         }
     }
 
@@ -298,7 +336,11 @@ impl AsyncIoListener {
     ) -> Poll<io::Result<(Async<TcpStream>, SocketAddr)>> {
         loop {
             if self.drained.load(Ordering::Relaxed) {
-                std::task::ready!(self.listener.poll_readable(cx))?;
+                let readable = self.listener.poll_readable(cx);
+                let mut waited = self.waited.load(Ordering::Relaxed);
+                let settled = settle_readiness(readable, &mut waited);
+                self.waited.store(waited, Ordering::Relaxed);
+                std::task::ready!(settled)?;
                 self.drained.store(false, Ordering::Relaxed);
             }
             match self.listener.get_ref().accept() {
@@ -376,6 +418,59 @@ mod tests {
             timer.reset(Instant::now() + Duration::from_millis(10));
             poll_fn(|cx| timer.poll_elapsed(cx)).await;
         });
+    }
+
+    /// Checks readiness by hand (no executor, so async-io's own thread runs the reactor
+    /// turns, nearly always blocked in one) until `check` is ready, at most `checks` times.
+    fn ready_within(checks: usize, mut check: impl FnMut(&mut Context<'_>) -> bool) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        (0..checks).any(|_| {
+            let ready = check(&mut cx);
+            std::thread::sleep(Duration::from_millis(20));
+            ready
+        })
+    }
+
+    // An event delivered in the reactor turn that was running when the wait registered still
+    // ends the next wait (async-io alone answers `Pending` again and re-arms, turn after turn).
+    #[test]
+    fn a_wait_for_data_that_arrived_during_a_reactor_turn_ends() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, _) = listener.accept().unwrap();
+        let mut stream = AsyncIoTcpStream::new(Async::new(socket).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        for round in 0..20u8 {
+            assert!(!ready_within(1, |cx| stream.poll_read_ready(cx).is_ready()));
+            client.write_all(&[round]).unwrap();
+            assert!(ready_within(2, |cx| stream.poll_read_ready(cx).is_ready()));
+            let mut buf = BytesMut::with_capacity(16);
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            assert!(matches!(
+                stream.poll_read_buf(&mut cx, &mut buf),
+                Poll::Ready(Ok(1))
+            ));
+            assert_eq!(&buf[..], [round]);
+            // A small read drained the socket: the next read waits for readiness first.
+            assert!(stream.poll_read_buf(&mut cx, &mut buf).is_pending());
+            client.write_all(&[round, round]).unwrap();
+            assert!(ready_within(2, |cx| stream
+                .poll_read_buf(cx, &mut buf)
+                .is_ready()));
+            assert_eq!(&buf[1..], [round, round]);
+        }
+    }
+
+    #[test]
+    fn a_wait_for_a_connection_that_arrived_during_a_reactor_turn_ends() {
+        let listener = AsyncIoListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..20 {
+            assert!(!ready_within(1, |cx| listener.poll_accept(cx).is_ready()));
+            let _client = TcpStream::connect(addr).unwrap();
+            assert!(ready_within(2, |cx| listener.poll_accept(cx).is_ready()));
+        }
     }
 
     #[test]
