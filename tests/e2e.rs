@@ -418,16 +418,17 @@ fn slow_handshakes_are_dropped_without_affecting_others() {
     on_both_runtimes(|runtime| async move {
         let server = echo_server(
             runtime,
-            ServerConfig::default().handshake_timeout(Duration::from_millis(300)),
+            ServerConfig::default().handshake_timeout(Duration::from_secs(1)),
         )
         .await;
         let addr = server.local_addr();
         serve_echo(runtime, server);
-        // Slowloris: one byte at a time, never finishing the head.
+        // Slowloris: one byte every 50 ms, never finishing the head (it would take 3 s to
+        // write these 60 bytes).
         let slow = blocking::unblock(move || {
             let mut raw = raw_client(addr);
             let started = std::time::Instant::now();
-            for byte in UPGRADE.as_bytes().iter().take(30) {
+            for byte in UPGRADE.as_bytes().iter().take(60) {
                 if raw.write_all(&[*byte]).is_err() {
                     break;
                 }
@@ -448,7 +449,7 @@ fn slow_handshakes_are_dropped_without_affecting_others() {
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("fast"));
         let (elapsed, answer) = slow.await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     });
 }
 
@@ -603,19 +604,23 @@ fn keepalive_drops_a_peer_that_went_silent() {
         )
         .await;
         let addr = server.local_addr();
-        // Completes the handshake, then never reads or answers again (but keeps the socket).
+        // Completes the handshake, then never reads or answers again (but keeps the socket
+        // until the server has given up on it).
+        let (server_gave_up, socket_may_go) = std::sync::mpsc::channel::<()>();
         let silent = std::thread::spawn(move || {
             let mut raw = raw_client(addr);
             raw.write_all(UPGRADE.as_bytes()).unwrap();
-            std::thread::sleep(Duration::from_secs(3));
+            let _ = socket_may_go.recv_timeout(Duration::from_secs(30));
             drop(raw);
         });
         let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
         let started = std::time::Instant::now();
         let close = ws.closed().await;
+        server_gave_up.send(()).unwrap();
         assert_eq!(close.code, CloseCode::ABNORMAL);
         assert_eq!(close.description, "Peer not responding.");
-        assert!(started.elapsed() < Duration::from_secs(2));
+        // About 0.4 s (interval and grace period); the bound leaves room for a slow machine.
+        assert!(started.elapsed() < Duration::from_secs(10));
         blocking::unblock(move || silent.join().unwrap()).await;
     });
 }

@@ -243,10 +243,11 @@ fn a_peer_that_never_reads_makes_senders_wait_at_the_high_water_mark() {
         let hwm = 256 * 1024;
         let (mut server, addr) =
             server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
-        // A client that completes the handshake and then never reads.
+        // A client that completes the handshake and then never reads (until the test ends).
+        let (test_done, socket_may_go) = std::sync::mpsc::channel::<()>();
         let idle = blocking::unblock(move || {
             let raw = raw_upgraded(addr);
-            std::thread::sleep(Duration::from_secs(3));
+            let _ = socket_may_go.recv_timeout(Duration::from_secs(60));
             drop(raw);
         });
         let ws = server.next().await.unwrap().accept(None).await.unwrap();
@@ -282,6 +283,7 @@ fn a_peer_that_never_reads_makes_senders_wait_at_the_high_water_mark() {
             fast.send_binary(chunk.clone()).await,
             Err(Error::BufferFull { .. })
         ));
+        test_done.send(()).unwrap();
         idle.await;
     });
 }
@@ -294,9 +296,10 @@ fn broadcast_skips_a_slow_reader_without_stalling_the_others() {
             server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
         let url = format!("ws://{addr}/");
         // One peer that never reads...
+        let (test_done, socket_may_go) = std::sync::mpsc::channel::<()>();
         let slow = blocking::unblock(move || {
             let raw = raw_upgraded(addr);
-            std::thread::sleep(Duration::from_secs(5));
+            let _ = socket_may_go.recv_timeout(Duration::from_secs(60));
             drop(raw);
         });
         let request = server.next().await.unwrap();
@@ -338,6 +341,7 @@ fn broadcast_skips_a_slow_reader_without_stalling_the_others() {
         }
         assert!(skipped_slow, "the slow reader never filled up");
         assert!(slow_sender.buffered_amount() <= hwm + chunk.len());
+        test_done.send(()).unwrap();
         slow.await;
     });
 }
