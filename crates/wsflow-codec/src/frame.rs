@@ -170,6 +170,7 @@ impl FrameHeader {
     /// final and at most 125 bytes, no 64-bit length with the top bit set. Those that depend on
     /// the connection (masking direction, RSV bits, size limit) are [`crate::FrameDecoder`]'s.
     /// Errors are reported as soon as the bytes that show them have arrived.
+    #[inline]
     pub fn parse(src: &[u8]) -> Result<HeaderParse, ProtocolError> {
         let Some(&first) = src.first() else {
             return Ok(HeaderParse::Incomplete { needed: 2 });
@@ -194,19 +195,19 @@ impl FrameHeader {
             _ => 0,
         };
         let header_len = 2 + len_bytes + if masked { 4 } else { 0 };
-        if src.len() < header_len {
+        let Some(head) = src.get(..header_len) else {
             if len_bytes == 8 && src.len() > 2 && src[2] & 0x80 != 0 {
                 return Err(ProtocolError::InvalidPayloadLength);
             }
             return Ok(HeaderParse::Incomplete {
                 needed: header_len - src.len(),
             });
-        }
+        };
         let payload_len = match len_bytes {
-            2 => u64::from(u16::from_be_bytes([src[2], src[3]])),
+            2 => u64::from(u16::from_be_bytes([head[2], head[3]])),
             8 => {
                 let mut be = [0; 8];
-                be.copy_from_slice(&src[2..10]);
+                be.copy_from_slice(&head[2..10]);
                 let len = u64::from_be_bytes(be);
                 if len >> 63 != 0 {
                     return Err(ProtocolError::InvalidPayloadLength);
@@ -215,10 +216,12 @@ impl FrameHeader {
             }
             _ => u64::from(short_len),
         };
-        let mask = masked.then(|| {
-            let at = 2 + len_bytes;
-            [src[at], src[at + 1], src[at + 2], src[at + 3]]
-        });
+        // The key, when there is one, is the last four bytes of the header.
+        let mask = if masked {
+            head.last_chunk::<4>().copied()
+        } else {
+            None
+        };
         Ok(HeaderParse::Complete {
             header: Self {
                 fin,
