@@ -38,7 +38,8 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 }
 
 /// Masks `buf` (starting at key index 0 of `key`) 16 bytes at a time, then the tail four
-/// bytes at a time: what the baseline x86-64 and most other targets can do without run-time detection.
+/// bytes at a time: what the baseline x86-64 and most other targets can do without run-time
+/// detection.
 #[inline]
 fn apply_mask_narrow(buf: &mut [u8], key: [u8; 4]) {
     if buf.len() < 16 {
