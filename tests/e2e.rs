@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use support::*;
 use wsflow::{
-    Client, ClientConfig, CloseCode, CloseInitiator, Config, Error, Event, HandshakeError, Message,
-    Router, Runtime, Server, ServerConfig,
+    Client, CloseCode, CloseInitiator, Config, Error, Event, HandshakeError, Message, Router,
+    Runtime, Server, ServerConfig,
 };
 
 async fn echo_server(runtime: Runtime, config: ServerConfig) -> Server {
@@ -70,15 +70,10 @@ fn subprotocols_are_negotiated() {
         let server = echo_server(runtime, ServerConfig::default()).await;
         let url = format!("ws://{}/", server.local_addr());
         serve_echo(runtime, server);
-        let ws = Client::new(
-            ClientConfig::default()
-                .no_proxy()
-                .runtime(runtime)
-                .protocols(["superchat", "Chat"]),
-        )
-        .connect(&url)
-        .await
-        .unwrap();
+        let ws = Client::new(client_config(runtime).protocols(["superchat", "Chat"]))
+            .connect(&url)
+            .await
+            .unwrap();
         assert_eq!(ws.protocol(), Some("chat"));
         let ws = client(runtime).connect(&url).await.unwrap();
         assert_eq!(ws.protocol(), None);
@@ -103,15 +98,10 @@ fn rejections_reach_the_client_with_status_and_headers() {
                 }
             }
         });
-        let err = Client::new(
-            ClientConfig::default()
-                .no_proxy()
-                .runtime(runtime)
-                .origin("https://evil.example"),
-        )
-        .connect(&url)
-        .await
-        .unwrap_err();
+        let err = Client::new(client_config(runtime).origin("https://evil.example"))
+            .connect(&url)
+            .await
+            .unwrap_err();
         let Error::Handshake(HandshakeError::UnexpectedStatus {
             status, headers, ..
         }) = err
@@ -130,14 +120,9 @@ fn rejections_reach_the_client_with_status_and_headers() {
             Some("badorigin")
         );
         assert_eq!(header("X-Extra").as_deref(), Some("yes"));
-        let ws = Client::new(
-            ClientConfig::default()
-                .no_proxy()
-                .runtime(runtime)
-                .origin("https://good.example"),
-        )
-        .connect(&url)
-        .await;
+        let ws = Client::new(client_config(runtime).origin("https://good.example"))
+            .connect(&url)
+            .await;
         assert!(ws.is_ok());
     });
 }
@@ -168,14 +153,9 @@ fn router_dispatches_by_path_and_protocol() {
         let first_message = |path: &'static str, protocols: Vec<&'static str>| {
             let url = format!("{base}{path}");
             async move {
-                let mut ws = Client::new(
-                    ClientConfig::default()
-                        .no_proxy()
-                        .runtime(runtime)
-                        .protocols(protocols),
-                )
-                .connect(&url)
-                .await?;
+                let mut ws = Client::new(client_config(runtime).protocols(protocols))
+                    .connect(&url)
+                    .await?;
                 let message = ws.next().await.unwrap().unwrap();
                 Ok::<_, Error>((
                     message.as_text().unwrap().to_owned(),
@@ -522,10 +502,7 @@ fn remote_address_honours_x_forwarded_for_unless_ignored() {
             let addr = server.local_addr();
             let url = format!("ws://{addr}/");
             let client = Client::new(
-                ClientConfig::default()
-                    .no_proxy()
-                    .runtime(runtime)
-                    .header("X-Forwarded-For", "203.0.113.7, 10.0.0.1"),
+                client_config(runtime).header("X-Forwarded-For", "203.0.113.7, 10.0.0.1"),
             );
             let connecting = client.connect(&url);
             let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };

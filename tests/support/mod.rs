@@ -133,9 +133,15 @@ pub fn serve_echo(runtime: Runtime, mut server: Server) {
     });
 }
 
-/// A client for the tests' own loopback servers: direct, whatever proxy the environment names.
+/// A client configuration for the tests' own loopback servers: direct, whatever proxy the
+/// environment names.
+pub fn client_config(runtime: Runtime) -> ClientConfig {
+    ClientConfig::default().no_proxy().runtime(runtime)
+}
+
+/// A client with [`client_config`].
 pub fn client(runtime: Runtime) -> Client {
-    Client::new(ClientConfig::default().no_proxy().runtime(runtime))
+    Client::new(client_config(runtime))
 }
 
 /// A test certificate authority and a `localhost`/`127.0.0.1` certificate it signed, as PEM
