@@ -866,6 +866,13 @@ impl Connection {
     /// Parses and handles the next frame. A data frame's event is returned rather than
     /// queued (the common case skips the queue); other frames queue theirs.
     fn process_next_frame(&mut self) -> Result<FrameProgress, ProtocolError> {
+        if self.pending.is_empty() {
+            // All input used up, the usual state whenever the driver looks for an event
+            // before reading. A frame in progress was checked by the call that parsed its
+            // header (and a header announcing no payload completes its frame at once), so
+            // nothing below would act.
+            return Ok(FrameProgress::NeedMore);
+        }
         let Some(frame) = self.decoder.decode(&mut self.pending)? else {
             let partial = self
                 .decoder
