@@ -196,6 +196,14 @@ impl AsyncIoTcpStream {
         &self.stream
     }
 
+    /// Whether the last read was small and returned less than it was offered: the socket was
+    /// drained then, and [`AsyncIoTcpStream::poll_read_buf`] would wait for readiness before
+    /// reading again. A caller can ask [`AsyncIoTcpStream::poll_read_ready`] first instead,
+    /// and prepare a buffer only once there is something to read.
+    pub fn last_read_drained(&self) -> bool {
+        self.hint.short
+    }
+
     /// Ready when the socket may have something to read (data, end of file or an error),
     /// without reading. It may also be ready when there is nothing to read (a read then
     /// says `WouldBlock`), but never stays pending once something has arrived: a check

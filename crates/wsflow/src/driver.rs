@@ -184,6 +184,9 @@ pub(crate) struct Driver {
     registered_waker: Option<Waker>,
     pub(crate) shared: Arc<Shared>,
     read_eof: bool,
+    /// The driver last stopped because the transport had nothing to read: the next poll is
+    /// most likely the wake for new input.
+    woken_for_input: bool,
     shutdown: Shutdown,
     /// Events taken from the connection but not yet handed out (by `poll_flush`, `close`).
     stash: VecDeque<Event>,
@@ -226,6 +229,7 @@ impl Driver {
             registered_waker: None,
             shared,
             read_eof: false,
+            woken_for_input: false,
             shutdown: Shutdown::NotYet,
             stash: VecDeque::new(),
         }
@@ -288,7 +292,20 @@ impl Driver {
     /// handshake, its last keepalive or its last read) takes one from this thread's pool, or
     /// if there is none, first waits for the transport to be readable, so it allocates a
     /// buffer only when there is something to put in it.
+    ///
+    /// After a read that emptied the transport (a short read of a plain socket), it first
+    /// asks whether more has arrived, and if not, lends the buffer out at once: no buffer is
+    /// prepared for a read that would find nothing. The wake that follows means data most
+    /// likely came, so the next call reads without asking again.
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.io.read_drained()
+            && !std::mem::take(&mut self.woken_for_input)
+            && self.io.poll_read_ready(cx).is_pending()
+        {
+            self.woken_for_input = true;
+            self.lend_read_buffer();
+            return false;
+        }
         if !self.conn.read_buffer_released() {
             return true;
         }
@@ -943,6 +960,113 @@ mod tests {
             0,
             "the bulk connection took the pooled buffer and kept it"
         );
+    }
+
+    /// A transport with exact readiness, as a plain socket has: ready unless its script's
+    /// next step is `Pending` (which a readiness check then uses up), and drained after a
+    /// read that returned less than it was offered. Counts reads and readiness checks.
+    struct ExactReadiness {
+        inner: Scripted,
+        drained: bool,
+        /// Reads and readiness checks so far.
+        counts: Arc<Mutex<(usize, usize)>>,
+    }
+
+    impl Transport for ExactReadiness {
+        fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.counts.lock().unwrap().1 += 1;
+            if matches!(self.inner.reads.front(), Some(Step::Pending)) {
+                self.inner.reads.pop_front();
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(()))
+        }
+        fn read_drained(&self) -> bool {
+            self.drained
+        }
+        fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            self.inner.poll_read(cx, buf)
+        }
+        fn poll_read_buf(
+            &mut self,
+            cx: &mut Context<'_>,
+            buf: &mut BytesMut,
+        ) -> Poll<io::Result<usize>> {
+            self.counts.lock().unwrap().0 += 1;
+            let offered = buf.capacity() - buf.len();
+            let read = self.inner.poll_read_buf(cx, buf);
+            if let Poll::Ready(Ok(n)) = read {
+                self.drained = n < offered;
+            }
+            read
+        }
+        fn poll_write_vectored(
+            &mut self,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.inner.poll_write_vectored(cx, bufs)
+        }
+        fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.inner.poll_flush(cx)
+        }
+        fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.inner.poll_shutdown(cx)
+        }
+    }
+
+    async fn drained_transport_scenario(runtime: Runtime) {
+        let frame =
+            |text: &str| Step::Data(client_frame(Frame::new(OpCode::Text, text.to_owned())));
+        let conn = Connection::new(
+            Role::Server,
+            Config::server(),
+            Negotiated::new(),
+            BytesMut::new(),
+            Instant::now(),
+        );
+        let info = PeerInfo::direct(None, &conn);
+        let transport = ExactReadiness {
+            inner: Scripted {
+                reads: [frame("one"), Step::Pending, frame("two"), Step::Pending].into(),
+                max_write: 1 << 20,
+                write_toggle: false,
+                written: Arc::new(Mutex::new(Written::default())),
+            },
+            drained: false,
+            counts: Arc::default(),
+        };
+        let counts = transport.counts.clone();
+        let counts = move || *counts.lock().unwrap();
+        let mut driver = Driver::new(conn, Box::new(transport), runtime, info);
+        READ_BUFFERS.with_borrow_mut(Vec::clear);
+
+        let Poll::Ready(Some(Event::Message(one))) = poll_once(&mut driver).await else {
+            panic!("no message")
+        };
+        assert_eq!(one, Message::text("one"));
+        // A new connection has no buffer yet: it asked before allocating one.
+        assert_eq!(counts(), (1, 1));
+        // The short read drained the transport: the driver asks before preparing a buffer,
+        // and lends its buffer without reading.
+        assert!(poll_once(&mut driver).await.is_pending());
+        assert_eq!(counts(), (1, 2));
+        assert!(driver.conn.read_buffer_released());
+        assert_eq!(READ_BUFFERS.with_borrow(Vec::len), 1);
+        // Woken: it reads at once, without asking again.
+        let Poll::Ready(Some(Event::Message(two))) = poll_once(&mut driver).await else {
+            panic!("no message")
+        };
+        assert_eq!(two, Message::text("two"));
+        assert_eq!(counts(), (2, 2));
+        assert!(poll_once(&mut driver).await.is_pending());
+        assert_eq!(counts(), (2, 3));
+    }
+
+    #[test]
+    fn after_a_read_that_drained_the_transport_the_driver_waits_for_input_without_a_buffer() {
+        on_both_runtimes(drained_transport_scenario);
     }
 
     #[test]

@@ -42,6 +42,9 @@ impl Transport for AsyncIoTcpStream {
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         AsyncIoTcpStream::poll_read_ready(self, cx)
     }
+    fn read_drained(&self) -> bool {
+        self.last_read_drained()
+    }
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         AsyncIoTcpStream::poll_read(self, cx, buf)
     }

@@ -40,34 +40,54 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for TokioStream<T> {
 
 /// A plain TCP stream: a stream like any other that can also wait for readiness without a
 /// buffer.
-struct TcpTransport(TokioStream<TcpStream>);
+struct TcpTransport {
+    stream: TokioStream<TcpStream>,
+    /// The last read returned less than it was offered. tokio then clears the socket's
+    /// readiness, so the next read would say `Pending` until the reactor reports new data.
+    drained: bool,
+}
+
+impl TcpTransport {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream: TokioStream::new(stream),
+            drained: false,
+        }
+    }
+}
 
 impl Transport for TcpTransport {
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.get_ref().poll_read_ready(cx)
+        self.stream.get_ref().poll_read_ready(cx)
+    }
+    fn read_drained(&self) -> bool {
+        self.drained
     }
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.0.poll_read(cx, buf)
+        self.stream.poll_read(cx, buf)
     }
     fn poll_read_buf(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        self.0.poll_read_buf(cx, buf)
+        let offered = buf.capacity() - buf.len();
+        let read = std::task::ready!(self.stream.poll_read_buf(cx, buf));
+        self.drained = matches!(read, Ok(n) if n < offered);
+        Poll::Ready(read)
     }
     fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.0.poll_write_vectored(cx, bufs)
+        self.stream.poll_write_vectored(cx, bufs)
     }
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_flush(cx)
+        self.stream.poll_flush(cx)
     }
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_shutdown(cx)
+        self.stream.poll_shutdown(cx)
     }
 }
 
@@ -94,7 +114,7 @@ impl Listener for Tcp {
             let (stream, addr) = accepted?;
             stream.set_nodelay(self.nodelay)?;
             Ok((
-                Box::new(TcpTransport(TokioStream::new(stream))) as Box<dyn Transport>,
+                Box::new(TcpTransport::new(stream)) as Box<dyn Transport>,
                 addr,
             ))
         })
@@ -135,7 +155,7 @@ pub(crate) async fn connect(
 ) -> io::Result<(Box<dyn Transport>, Option<SocketAddr>)> {
     let stream = wsflow_tokio::connect(host, port, nodelay).await?;
     let peer = stream.peer_addr().ok();
-    Ok((Box::new(TcpTransport(TokioStream::new(stream))), peer))
+    Ok((Box::new(TcpTransport::new(stream)), peer))
 }
 
 /// Wraps any tokio byte stream (for example a TLS stream or an upgraded hyper connection).

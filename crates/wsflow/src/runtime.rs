@@ -28,6 +28,12 @@ pub(crate) trait Transport: Send + Unpin {
     fn poll_read_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+    /// Whether the last read returned less than it was offered, leaving nothing to read
+    /// until the transport reports more (`poll_read_ready`). Only transports whose
+    /// readiness is exact say so.
+    fn read_drained(&self) -> bool {
+        false
+    }
     /// Reads into a slice (for layers such as TLS).
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
     fn poll_write_vectored(
