@@ -188,6 +188,20 @@ impl FrameDecoder {
                 HeaderParse::Incomplete { .. } => return Ok(None),
                 HeaderParse::Complete { header, len } => {
                     self.config.check(&header)?;
+                    // `check` bounded the length by the configured limit, a usize.
+                    let payload_len = header.payload_len as usize;
+                    if src.len() - len >= payload_len {
+                        // The whole frame is here, the usual case: cut header and payload off
+                        // together and drop the header from the cut, which is cheaper than
+                        // advancing past it in `src` first.
+                        let mut wire = src.split_to(len + payload_len);
+                        if let Some(key) = header.mask {
+                            apply_mask(&mut wire[len..], key, 0);
+                        }
+                        let mut payload = wire.freeze();
+                        payload.advance(len);
+                        return Ok(Some(Frame::from_header(header, payload)));
+                    }
                     src.advance(len);
                     self.partial.insert(PartialFrame {
                         header,
@@ -213,15 +227,7 @@ impl FrameDecoder {
         let header = partial.header;
         self.partial = None;
         let payload = src.split_to(payload_len).freeze();
-        Ok(Some(Frame {
-            fin: header.fin,
-            rsv1: header.rsv1,
-            rsv2: header.rsv2,
-            rsv3: header.rsv3,
-            opcode: header.opcode,
-            mask: header.mask,
-            payload,
-        }))
+        Ok(Some(Frame::from_header(header, payload)))
     }
 
     /// The frame in progress: its header and the unmasked payload received so far, which

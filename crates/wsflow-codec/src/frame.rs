@@ -379,6 +379,20 @@ impl Frame {
         }
     }
 
+    /// The frame `header` announced, carrying `payload` (as long as the header says).
+    #[inline]
+    pub(crate) fn from_header(header: FrameHeader, payload: Bytes) -> Self {
+        Self {
+            fin: header.fin,
+            rsv1: header.rsv1,
+            rsv2: header.rsv2,
+            rsv3: header.rsv3,
+            opcode: header.opcode,
+            mask: header.mask,
+            payload,
+        }
+    }
+
     /// The status code of a close frame that carries one (WebSocket-Node's `closeStatus`).
     pub fn close_status(&self) -> Option<CloseCode> {
         if self.opcode != OpCode::Close || self.payload.len() < 2 {

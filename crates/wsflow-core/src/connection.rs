@@ -310,17 +310,20 @@ impl Connection {
     }
 
     /// Whether the final [`Event::Closed`] has been produced: drop the transport.
+    #[inline]
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
     }
 
     /// Bytes queued for sending and not yet written (the W3C API's `bufferedAmount`).
+    #[inline]
     pub fn buffered_amount(&self) -> usize {
         self.out.len()
     }
 
     /// Whether the send queue is above the high-water mark (WebSocket-Node's
     /// `outputBufferFull`): wait for it to drain before queueing more.
+    #[inline]
     pub fn is_output_buffer_full(&self) -> bool {
         self.out.len() > self.config.send_high_water_mark
     }
@@ -388,6 +391,7 @@ impl Connection {
     /// assert!(conn.release_read_buffer());
     /// assert!(conn.read_buffer_released());
     /// ```
+    #[inline]
     pub fn read_buffer_released(&self) -> bool {
         self.rx.capacity() == 0 && self.pending.capacity() == 0
     }
@@ -430,6 +434,7 @@ impl Connection {
     /// assert!(second.put_read_buffer(buffer).is_none());
     /// assert!(!second.read_buffer_released());
     /// ```
+    #[inline]
     pub fn take_read_buffer(&mut self) -> Option<BytesMut> {
         if !self.rx.is_empty()
             || !self.pending.is_empty()
@@ -445,6 +450,7 @@ impl Connection {
     /// Gives the connection `buffer` to read into, if it has none (see
     /// [`Connection::take_read_buffer`]); otherwise hands `buffer` back. Whatever `buffer`
     /// holds is discarded.
+    #[inline]
     pub fn put_read_buffer(&mut self, mut buffer: BytesMut) -> Option<BytesMut> {
         if !self.read_buffer_released() {
             return Some(buffer);
@@ -455,6 +461,7 @@ impl Connection {
     }
 
     /// Takes the bytes appended to [`Connection::read_buffer`] since the last call.
+    #[inline]
     pub fn handle_read(&mut self, now: Instant) {
         if self.rx.is_empty() {
             return;
@@ -551,6 +558,7 @@ impl Connection {
     }
 
     /// The next deadline: call [`Connection::handle_timeout`] when it passes.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Open if self.config.keepalive => Some(match self.keepalive_ping_sent {
@@ -568,7 +576,21 @@ impl Connection {
     // ----- output -----------------------------------------------------------------------
 
     /// The next event, parsing buffered input as needed; `None` when more input is needed.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.pending.is_empty()
+            && self.events.is_empty()
+            && self.pending_pong.is_none()
+            && !self.eof
+        {
+            // Nothing to parse, report or answer: the usual state whenever a driver looks for
+            // an event before reading, decided without a call.
+            return None;
+        }
+        self.next_event()
+    }
+
+    fn next_event(&mut self) -> Option<Event> {
         self.commit_pong();
         loop {
             if let Some(event) = self.events.pop_front() {
@@ -598,6 +620,7 @@ impl Connection {
 
     /// The bytes to write next, as slices for one vectored write; `None` when nothing is
     /// queued. Report what was written with [`Connection::advance_transmit`].
+    #[inline]
     pub fn poll_transmit(&mut self) -> Option<impl Iterator<Item = &[u8]>> {
         self.commit_pong();
         if self.out.is_empty() {
@@ -608,6 +631,7 @@ impl Connection {
     }
 
     /// `n` bytes from [`Connection::poll_transmit`] were written.
+    #[inline]
     pub fn advance_transmit(&mut self, n: usize) {
         self.out.advance(n);
         self.check_teardown_done();
@@ -615,6 +639,7 @@ impl Connection {
 
     /// Whether to shut down the transport's write half now (a server ending the TCP
     /// connection after the close handshake). Returns `true` once.
+    #[inline]
     pub fn poll_shutdown(&mut self) -> bool {
         if let Phase::TearingDown {
             shutdown_requested: requested @ false,
@@ -761,6 +786,7 @@ impl Connection {
     }
 
     /// Whether input is paused.
+    #[inline]
     pub fn is_paused(&self) -> bool {
         self.paused
     }
@@ -1113,6 +1139,7 @@ impl Connection {
         self.check_teardown_done();
     }
 
+    #[inline]
     fn check_teardown_done(&mut self) {
         if let Phase::TearingDown {
             shutdown_requested, ..

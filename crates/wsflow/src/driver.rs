@@ -427,11 +427,16 @@ impl Driver {
     }
 
     /// Applies the queued commands if a sender flagged some; returns whether there were any.
-    #[inline]
+    #[inline(always)]
     fn take_flagged_commands(&mut self) -> bool {
-        if !self.shared.commands_waiting.load(Ordering::Acquire) {
-            return false;
-        }
+        // The message path: one load, inlined, and the rest out of line.
+        self.shared.commands_waiting.load(Ordering::Acquire) && self.take_commands()
+    }
+
+    /// Applies the queued commands after a sender flagged some.
+    #[cold]
+    #[inline(never)]
+    fn take_commands(&mut self) -> bool {
         // The flag was set, so a wake may have taken the registered waker.
         self.registered_waker = None;
         // Cleared before draining: a command queued from now on sets it again.
