@@ -249,6 +249,7 @@ impl FrameHeader {
     }
 
     /// Writes the header in its smallest form into `dst` and returns its length.
+    #[inline]
     pub fn encode(&self, dst: &mut [u8; MAX_HEADER_LEN]) -> usize {
         dst[0] = (u8::from(self.fin) << 7) | (self.rsv_bits() << 4) | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
@@ -272,6 +273,7 @@ impl FrameHeader {
     }
 
     /// Appends the header in its smallest form to `dst`.
+    #[inline]
     pub fn encode_to(&self, dst: &mut impl BufMut) {
         let mut bytes = [0; MAX_HEADER_LEN];
         let len = self.encode(&mut bytes);
