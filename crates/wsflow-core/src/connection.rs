@@ -23,6 +23,8 @@ const MAX_READ_CHUNK: usize = 256 * 1024;
 /// The largest read buffer [`Connection::take_read_buffer`] hands out: a few first-size
 /// chunks, what connections exchanging small messages use.
 const MAX_LENT_BUFFER: usize = 4 * MIN_READ_CHUNK;
+/// The least a read buffer is grown to: two first-size chunks.
+const SMALL_READ_BUFFER: usize = 2 * MIN_READ_CHUNK;
 
 /// What the handshake settled, handed to [`Connection::new`].
 ///
@@ -353,8 +355,10 @@ impl Connection {
                 // echo written, say), `reserve` takes the whole allocation back in place: no
                 // allocation and no fresh pages per read in steady state. The empty `pending`
                 // lets go of its view of the allocation first, so it can be unique.
+                // Small reads get room for a few chunks, so they take the allocation back
+                // only every so often rather than on every read.
                 self.pending = BytesMut::new();
-                self.rx.reserve(target);
+                self.rx.reserve(target.max(SMALL_READ_BUFFER));
             } else {
                 // Keep the partial frame and what follows it in one allocation, so the frame's
                 // payload ends up contiguous without another copy.
