@@ -188,7 +188,7 @@ impl FrameDecoder {
                 HeaderParse::Incomplete { .. } => return Ok(None),
                 HeaderParse::Complete { header, len } => {
                     self.config.check(&header)?;
-                    // `check` bounded the length by the configured limit, a usize.
+                    // `check` bounded the length by the configured limit, which is a usize.
                     let payload_len = header.payload_len as usize;
                     if src.len() - len >= payload_len {
                         // The whole frame is here, the usual case: cut header and payload off
@@ -210,7 +210,7 @@ impl FrameDecoder {
                 }
             },
         };
-        // `check` bounded the length by the configured limit, which is a usize.
+        // Bounded by `check` when the header parsed, as above.
         let payload_len = partial.header.payload_len as usize;
         let available = src.len().min(payload_len);
         if let Some(key) = partial.header.mask {
