@@ -844,6 +844,26 @@ mod tests {
         assert_eq!(frames[0].close_status(), Some(CloseCode::GOING_AWAY));
     }
 
+    /// The write side of a test transport that wraps a `Scripted` one as `inner`: passed on
+    /// unchanged.
+    macro_rules! delegate_writes_to_inner {
+        () => {
+            fn poll_write_vectored(
+                &mut self,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.inner.poll_write_vectored(cx, bufs)
+            }
+            fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.inner.poll_flush(cx)
+            }
+            fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.inner.poll_shutdown(cx)
+            }
+        };
+    }
+
     /// Pending forever once its script is used up, without waking: only the timer can end it.
     struct SilentAfter {
         inner: Scripted,
@@ -867,19 +887,7 @@ mod tests {
             }
             self.inner.poll_read_buf(cx, buf)
         }
-        fn poll_write_vectored(
-            &mut self,
-            cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            self.inner.poll_write_vectored(cx, bufs)
-        }
-        fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.inner.poll_flush(cx)
-        }
-        fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.inner.poll_shutdown(cx)
-        }
+        delegate_writes_to_inner!();
     }
 
     fn on_both_runtimes<F: std::future::Future<Output = ()>>(make: impl Fn(Runtime) -> F) {
@@ -1006,19 +1014,7 @@ mod tests {
             }
             read
         }
-        fn poll_write_vectored(
-            &mut self,
-            cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            self.inner.poll_write_vectored(cx, bufs)
-        }
-        fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.inner.poll_flush(cx)
-        }
-        fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.inner.poll_shutdown(cx)
-        }
+        delegate_writes_to_inner!();
     }
 
     async fn drained_transport_scenario(runtime: Runtime) {
