@@ -94,10 +94,13 @@ fn header_parse(c: &mut Criterion) {
 fn utf8(c: &mut Criterion) {
     let ascii = "The quick brown fox jumps over the lazy dog. ".repeat(1500);
     let mixed = "Hello-µ@ßöäüàá-UTF-8!! κόσμε 𝄞 日本語のテキスト ".repeat(1000);
+    // Mostly multi-byte, as `cargo xtask bench` sends in its 64 KiB text scenario.
+    let multibyte = "κόσμε 日本語のテキスト µ@ßöäü 𝄞 Ελληνικά 中文 ".repeat(1000);
     let mut group = c.benchmark_group("utf8_validate");
     for (name, text, size) in [
         ("ascii", &ascii, 64 * 1024),
         ("mixed", &mixed, 64 * 1024),
+        ("multibyte", &multibyte, 64 * 1024),
         ("mixed_1k", &mixed, 1024),
         ("mixed_20b", &mixed, 20),
     ] {
