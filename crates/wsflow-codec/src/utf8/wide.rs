@@ -1,14 +1,14 @@
 //! UTF-8 validation with 64-byte (AVX-512) registers, chosen at run time.
 //!
 //! simdutf8 validates with 32-byte registers at most. On a CPU with AVX-512BW and AVX-512VBMI
-//! (Ice Lake or later, see `is_valid_wide`) the same algorithm, the "lookup" check of Keiser
-//! and Lemire ("Validating UTF-8 In Less Than One Instruction Per Byte", 2021), takes one set
-//! of instructions per 64 bytes instead of two. Every byte is classified by three 16-entry
-//! table lookups: the high and low nibble of the byte before it and the high nibble of the
-//! byte itself. Each table entry is a set of error bits, and a byte pair is wrong exactly when
-//! all three lookups share a bit. Two more checks cover what a pair cannot see: the third and
-//! fourth bytes of a sequence must be continuation bytes, and the input must not end inside a
-//! sequence.
+//! (Ice Lake, Zen 4 and later, see `is_valid_wide`) the same algorithm, the "lookup" check of
+//! Keiser and Lemire ("Validating UTF-8 In Less Than One Instruction Per Byte", 2021), takes
+//! one set of instructions per 64 bytes instead of two. Every byte is classified by three
+//! 16-entry table lookups: the high and low nibble of the byte before it and the high nibble
+//! of the byte itself. Each table entry is a set of error bits, and a byte pair is wrong
+//! exactly when all three lookups share a bit. Two more checks cover what a pair cannot see:
+//! the third and fourth bytes of a sequence must be continuation bytes, and the input must not
+//! end inside a sequence.
 //!
 //! The lookups are VBMI's byte permutation over the table repeated four times, which ignores
 //! the bits above a nibble, so no instruction masks them off first (the byte shuffle simdutf8
