@@ -102,13 +102,16 @@ fn rejections_reach_the_client_with_status_and_headers() {
             .connect(&url)
             .await
             .unwrap_err();
-        let Error::Handshake(HandshakeError::UnexpectedStatus {
+        let Error::Handshake(handshake) = &err else {
+            panic!("unexpected {err:?}");
+        };
+        let HandshakeError::UnexpectedStatus {
             status, headers, ..
-        }) = err
+        } = &**handshake
         else {
             panic!("unexpected {err:?}");
         };
-        assert_eq!(status, 403);
+        assert_eq!(*status, 403);
         let header = |name: &str| {
             headers
                 .iter()
@@ -178,15 +181,17 @@ fn router_dispatches_by_path_and_protocol() {
         let err = first_message("/nowhere", vec![]).await.unwrap_err();
         assert!(
             matches!(
-                err,
-                Error::Handshake(HandshakeError::UnexpectedStatus { status: 404, .. })
+                &err,
+                Error::Handshake(handshake)
+                    if matches!(**handshake, HandshakeError::UnexpectedStatus { status: 404, .. })
             ),
             "{err:?}"
         );
         let err = first_message("/chat", vec!["unknown"]).await.unwrap_err();
         assert!(matches!(
-            err,
-            Error::Handshake(HandshakeError::UnexpectedStatus { status: 404, .. })
+            &err,
+            Error::Handshake(handshake)
+                if matches!(**handshake, HandshakeError::UnexpectedStatus { status: 404, .. })
         ));
     });
 }

@@ -151,8 +151,9 @@ pub struct Connection {
     role: Role,
     /// Shared: a server gives every connection the same options, one allocation for all.
     config: Arc<Config>,
-    protocol: Option<String>,
-    extension_names: Vec<String>,
+    /// The subprotocol and extension names, boxed: most connections negotiate neither, and
+    /// every connection's size counts when a server holds many idle ones.
+    names: Option<Box<NegotiatedNames>>,
     version: u8,
     extension: Option<Box<dyn Extension>>,
 
@@ -166,7 +167,11 @@ pub struct Connection {
     decoder: FrameDecoder,
     /// The frame in progress passed the message-level checks.
     frame_checked: bool,
-    message: Option<IncomingMessage>,
+    /// The message in progress. Boxed, since most messages are single frames that never
+    /// need one; the box is kept in `spare_message` between messages, so fragmented or
+    /// partly read messages allocate nothing in steady state.
+    message: Option<Box<IncomingMessage>>,
+    spare_message: Option<Box<IncomingMessage>>,
     eof: bool,
     paused: bool,
 
@@ -175,11 +180,19 @@ pub struct Connection {
     pending_pong: Option<Bytes>,
 
     phase: Phase,
-    close: Option<CloseEvent>,
+    /// How the connection is ending, once it is; boxed, since open connections need none.
+    close: Option<Box<CloseEvent>>,
     /// The latest time passed in, for deadlines started while handling input.
     now: Instant,
     last_received: Instant,
     keepalive_ping_sent: Option<Instant>,
+}
+
+/// The names the handshake agreed on.
+#[derive(Debug)]
+struct NegotiatedNames {
+    protocol: Option<String>,
+    extensions: Vec<String>,
 }
 
 /// What handling the next buffered frame did.
@@ -217,8 +230,14 @@ impl Connection {
         Self {
             role,
             config,
-            protocol: negotiated.protocol,
-            extension_names: negotiated.extensions,
+            names: (negotiated.protocol.is_some() || !negotiated.extensions.is_empty()).then(
+                || {
+                    Box::new(NegotiatedNames {
+                        protocol: negotiated.protocol,
+                        extensions: negotiated.extensions,
+                    })
+                },
+            ),
             version: negotiated.version,
             extension: negotiated.extension,
             rx: BytesMut::new(),
@@ -233,6 +252,7 @@ impl Connection {
             decoder,
             frame_checked: false,
             message: None,
+            spare_message: None,
             eof: false,
             paused: false,
             events: VecDeque::new(),
@@ -271,12 +291,14 @@ impl Connection {
 
     /// The subprotocol chosen in the handshake, lower-cased.
     pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.names.as_ref()?.protocol.as_deref()
     }
 
     /// The negotiated extensions.
     pub fn extensions(&self) -> &[String] {
-        &self.extension_names
+        self.names
+            .as_ref()
+            .map_or(&[], |names| names.extensions.as_slice())
     }
 
     /// The protocol version spoken (WebSocket-Node's `webSocketVersion`).
@@ -305,7 +327,7 @@ impl Connection {
     /// How the connection ended, once [`Event::Closed`] has been produced.
     pub fn close_event(&self) -> Option<&CloseEvent> {
         if self.phase == Phase::Closed {
-            self.close.as_ref()
+            self.close.as_deref()
         } else {
             None
         }
@@ -401,7 +423,8 @@ impl Connection {
     }
 
     /// Gives the read buffer back when it holds no unprocessed input, so a quiet connection
-    /// keeps no buffer; the next [`Connection::read_buffer`] allocates a fresh one. Returns
+    /// keeps no buffer (nor the box it keeps for assembling messages); the next
+    /// [`Connection::read_buffer`] allocates a fresh one. Returns
     /// whether there is no read buffer now. The connection does this itself when a keepalive
     /// interval passes without input.
     pub fn release_read_buffer(&mut self) -> bool {
@@ -409,6 +432,7 @@ impl Connection {
             self.rx = BytesMut::new();
             self.pending = BytesMut::new();
             self.read_chunk = MIN_READ_CHUNK;
+            self.spare_message = None;
         }
         self.read_buffer_released()
     }
@@ -737,12 +761,12 @@ impl Connection {
         }
         self.now = now;
         self.queue_close_frame(Some(code), reason);
-        self.close = Some(CloseEvent {
+        self.close = Some(Box::new(CloseEvent {
             code,
             description: reason.to_owned(),
             was_clean: false,
             initiator: CloseInitiator::Local,
-        });
+        }));
         self.phase = Phase::Ending {
             deadline: now + self.config.close_timeout,
         };
@@ -995,9 +1019,16 @@ impl Connection {
             }
             (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
             (opcode, None) => {
-                let compressed = self.is_compressed(header);
-                self.message
-                    .insert(IncomingMessage::new(opcode == OpCode::Text, compressed))
+                let fresh =
+                    IncomingMessage::new(opcode == OpCode::Text, self.is_compressed(header));
+                let message = match self.spare_message.take() {
+                    Some(mut spare) => {
+                        *spare = fresh;
+                        spare
+                    }
+                    None => Box::new(fresh),
+                };
+                self.message.insert(message)
             }
         };
         if self.config.assemble_fragments {
@@ -1024,7 +1055,7 @@ impl Connection {
         if !self.config.assemble_fragments {
             message.validate_frame(&frame.payload, frame.fin)?;
             if frame.fin {
-                self.message = None;
+                self.spare_message = self.message.take();
             }
             return Ok(Some(Event::Frame(frame)));
         }
@@ -1042,7 +1073,7 @@ impl Connection {
             message.push_frame(frame.payload, frame.fin)?
         };
         if complete.is_some() {
-            self.message = None;
+            self.spare_message = self.message.take();
         }
         Ok(complete.map(Event::Message))
     }
@@ -1093,12 +1124,15 @@ impl Connection {
                 );
             }
             Phase::Ending { .. } => {
-                let mut close = self.close.take().unwrap_or_else(|| CloseEvent {
-                    code: CloseCode::NORMAL,
-                    description: String::new(),
-                    was_clean: true,
-                    initiator: CloseInitiator::Local,
-                });
+                let mut close = self.close.take().map_or_else(
+                    || CloseEvent {
+                        code: CloseCode::NORMAL,
+                        description: String::new(),
+                        was_clean: true,
+                        initiator: CloseInitiator::Local,
+                    },
+                    |close| *close,
+                );
                 close.was_clean = true;
                 self.begin_teardown(close, false);
             }
@@ -1132,7 +1166,7 @@ impl Connection {
 
     /// The close handshake is over (or abandoned): flush, shut down, drain, then close.
     fn begin_teardown(&mut self, close: CloseEvent, peer_initiated: bool) {
-        self.close = Some(close);
+        self.close = Some(Box::new(close));
         self.phase = Phase::TearingDown {
             deadline: self.now + self.config.close_timeout,
             shutdown_requested: false,
@@ -1140,6 +1174,7 @@ impl Connection {
         };
         self.pending.clear();
         self.message = None;
+        self.spare_message = None;
         self.check_teardown_done();
     }
 
@@ -1159,12 +1194,12 @@ impl Connection {
 
     /// Ends the connection without (completing) a close handshake: 1006, nothing more sent.
     fn end_abnormally(&mut self, description: String, initiator: CloseInitiator) {
-        self.close = Some(CloseEvent {
+        self.close = Some(Box::new(CloseEvent {
             code: CloseCode::ABNORMAL,
             description,
             was_clean: false,
             initiator,
-        });
+        }));
         self.out.clear();
         self.finish();
     }
@@ -1177,16 +1212,17 @@ impl Connection {
         self.pending = BytesMut::new();
         self.rx = BytesMut::new();
         self.message = None;
+        self.spare_message = None;
         self.pending_pong = None;
-        let close = self
-            .close
-            .get_or_insert_with(|| CloseEvent {
+        let close = self.close.get_or_insert_with(|| {
+            Box::new(CloseEvent {
                 code: CloseCode::ABNORMAL,
                 description: String::new(),
                 was_clean: false,
                 initiator: CloseInitiator::Local,
             })
-            .clone();
+        });
+        let close = CloseEvent::clone(close);
         self.events.push_back(Event::Closed(close));
     }
 }

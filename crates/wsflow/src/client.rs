@@ -270,7 +270,8 @@ impl Client {
     /// Cancel-safe in the sense that dropping the future aborts the attempt and closes the
     /// socket.
     pub async fn connect(&self, url: &str) -> Result<WebSocket, Error> {
-        let url = WsUrl::parse(url).map_err(|err| Error::Handshake(err.into()))?;
+        let url = WsUrl::parse(url)
+            .map_err(|err| Error::from(wsflow_handshake::HandshakeError::from(err)))?;
         #[cfg(not(feature = "rustls"))]
         if url.is_secure() {
             return Err(Error::Unsupported(

@@ -168,6 +168,17 @@ enum Shutdown {
     Done,
 }
 
+/// The driver's queues that most connections never use.
+#[derive(Default)]
+struct Queues {
+    /// Commands taken from `shared` and being applied; kept between batches, with its
+    /// capacity, and swapped with the shared queue.
+    taken: VecDeque<Command>,
+    /// Events taken from the connection but not yet handed out (by `poll_closed`, or the
+    /// final close while the transport shuts down).
+    stash: VecDeque<Event>,
+}
+
 /// Drives one connection over one transport.
 pub(crate) struct Driver {
     pub(crate) conn: Connection,
@@ -176,9 +187,9 @@ pub(crate) struct Driver {
     timer: Option<Box<dyn Timer>>,
     /// The deadline the timer is set to; `None` after it fired.
     armed: Option<Instant>,
-    /// Commands taken from `shared` and being applied; kept between batches, with its
-    /// capacity, and swapped with the shared queue.
-    taken: VecDeque<Command>,
+    /// The queues of commands and kept events, which most connections never use: boxed,
+    /// and allocated only when first needed, since every idle connection's size counts.
+    queues: Option<Box<Queues>>,
     /// The waker last registered in `shared.driver_waker`, while it is known to still be
     /// there: no sender has flagged a command since (a sender's wake takes it).
     registered_waker: Option<Waker>,
@@ -188,8 +199,6 @@ pub(crate) struct Driver {
     /// most likely the wake for new input.
     woken_for_input: bool,
     shutdown: Shutdown,
-    /// Events taken from the connection but not yet handed out (by `poll_flush`, `close`).
-    stash: VecDeque<Event>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -225,20 +234,23 @@ impl Driver {
             runtime,
             timer: None,
             armed: None,
-            taken: VecDeque::new(),
+            queues: None,
             registered_waker: None,
             shared,
             read_eof: false,
             woken_for_input: false,
             shutdown: Shutdown::NotYet,
-            stash: VecDeque::new(),
         }
     }
 
     /// The next event; `None` once the connection is closed and its last event was taken.
     /// Cancel-safe: nothing is lost if the future polling this is dropped.
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        if let Some(event) = self.stash.pop_front() {
+        if let Some(event) = self
+            .queues
+            .as_mut()
+            .and_then(|queues| queues.stash.pop_front())
+        {
             return self.deliver(cx, event);
         }
         loop {
@@ -334,7 +346,7 @@ impl Driver {
     fn deliver(&mut self, cx: &mut Context<'_>, event: Event) -> Poll<Option<Event>> {
         if matches!(event, Event::Closed(_)) && self.shutdown != Shutdown::Done {
             if self.io.poll_shutdown(cx).is_pending() {
-                self.stash.push_front(event);
+                self.queues.get_or_insert_default().stash.push_front(event);
                 return Poll::Pending;
             }
             self.shutdown = Shutdown::Done;
@@ -388,15 +400,39 @@ impl Driver {
 
     /// Drives the connection until it is closed, keeping the events for `poll_event`.
     pub(crate) fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut stash = std::mem::take(&mut self.stash);
-        let result = loop {
+        // The events kept so far are handed out first (they are older): take them aside, or
+        // `poll_event` would hand them straight back.
+        let mut stash = self
+            .queues
+            .as_mut()
+            .map(|queues| std::mem::take(&mut queues.stash))
+            .unwrap_or_default();
+        let mut result = loop {
             match self.poll_event(cx) {
                 Poll::Ready(Some(event)) => stash.push_back(event),
                 Poll::Ready(None) => break Poll::Ready(()),
                 Poll::Pending => break Poll::Pending,
             }
         };
-        self.stash = stash;
+        // `deliver` may have kept the final close while the transport shuts down: it came
+        // last.
+        if let Some(queues) = &mut self.queues {
+            stash.append(&mut queues.stash);
+        }
+        // Closed, with the final close still kept because the shutdown was pending: finish
+        // the shutdown before saying the connection is closed.
+        if result.is_ready()
+            && self.shutdown != Shutdown::Done
+            && stash.iter().any(|event| matches!(event, Event::Closed(_)))
+        {
+            match self.io.poll_shutdown(cx) {
+                Poll::Ready(_) => self.shutdown = Shutdown::Done,
+                Poll::Pending => result = Poll::Pending,
+            }
+        }
+        if !stash.is_empty() {
+            self.queues.get_or_insert_default().stash = stash;
+        }
         result
     }
 
@@ -447,9 +483,12 @@ impl Driver {
     /// Applies every command queued; returns whether there were any.
     fn drain_commands(&mut self) -> bool {
         // Take the whole batch at once, so senders wait for the lock at most that long.
-        std::mem::swap(&mut self.taken, &mut self.shared.lock_commands().commands);
-        let applied = !self.taken.is_empty();
-        while let Some(command) = self.taken.pop_front() {
+        // The batch comes out in the queue kept from the last one, which goes to the senders
+        // empty but with its capacity.
+        let mut taken = std::mem::take(&mut self.queues.get_or_insert_default().taken);
+        std::mem::swap(&mut taken, &mut self.shared.lock_commands().commands);
+        let applied = !taken.is_empty();
+        while let Some(command) = taken.pop_front() {
             let weight = command.weight();
             let now = Instant::now();
             // A command that cannot apply any more (the connection is closing) is dropped,
@@ -472,6 +511,7 @@ impl Driver {
                 .store(self.conn.buffered_amount(), Ordering::Release);
             self.shared.queued.fetch_sub(weight, Ordering::AcqRel);
         }
+        self.queues.get_or_insert_default().taken = taken;
         applied
     }
 
@@ -603,12 +643,13 @@ mod tests {
     struct Written {
         bytes: Vec<u8>,
         write_calls: usize,
+        shutdown_calls: usize,
         shutdown: bool,
     }
 
     /// Reads follow the script; each write takes at most `max_write` bytes and every other
-    /// write call returns `Pending` first. `Pending` wakes the task at once, as a socket that
-    /// becomes ready soon would.
+    /// write call returns `Pending` first, as do the first two shutdown calls. `Pending` wakes
+    /// the task at once, as a socket that becomes ready soon would.
     struct Scripted {
         reads: VecDeque<Step>,
         max_write: usize,
@@ -677,8 +718,14 @@ mod tests {
             Poll::Ready(Ok(()))
         }
 
-        fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.written.lock().unwrap().shutdown = true;
+        fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let mut written = self.written.lock().unwrap();
+            written.shutdown_calls += 1;
+            if written.shutdown_calls <= 2 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            written.shutdown = true;
             Poll::Ready(Ok(()))
         }
     }
@@ -809,6 +856,26 @@ mod tests {
             panic!()
         };
         assert_eq!(close.code, CloseCode::ABNORMAL);
+    }
+
+    async fn closed_keeps_the_events_scenario(runtime: Runtime) {
+        let mut wire = client_frame(Frame::new(OpCode::Text, "last words"));
+        wire.extend(client_frame(
+            Frame::close(CloseCode::NORMAL, "bye").unwrap(),
+        ));
+        let (mut ws, written) = server(script(&wire, Step::Eof), runtime, Config::server());
+        // The transport's first shutdown call is pending: the final close is held back
+        // meanwhile, and must be neither lost nor reported before the shutdown is done.
+        let close = ws.closed().await;
+        assert_eq!(close.code, CloseCode::NORMAL);
+        assert!(close.was_clean);
+        assert!(written.lock().unwrap().shutdown);
+        assert!(matches!(
+            ws.next_event().await,
+            Some(Event::Message(message)) if message == Message::text("last words")
+        ));
+        assert!(matches!(ws.next_event().await, Some(Event::Closed(c)) if c == close));
+        assert!(ws.next_event().await.is_none());
     }
 
     async fn close_timeout_scenario(runtime: Runtime) {
@@ -1086,7 +1153,37 @@ mod tests {
     }
 
     #[test]
+    fn closed_keeps_every_event_for_the_stream_while_the_transport_shuts_down() {
+        on_both_runtimes(closed_keeps_the_events_scenario);
+    }
+
+    #[test]
     fn the_close_timeout_ends_a_silent_peer() {
         on_both_runtimes(close_timeout_scenario);
+    }
+}
+/// Every connection holds these, and every receive moves a result: their sizes are part of
+/// the memory an idle connection costs and of the work per message. Bounds for 64-bit
+/// targets, with a little room; a change that crosses one should be deliberate.
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size_tests {
+    use std::mem::size_of;
+
+    use super::{Driver, Shared};
+    use crate::websocket::PeerInfo;
+    use crate::{Error, Message};
+
+    #[test]
+    fn per_connection_state_stays_small() {
+        assert!(size_of::<Driver>() <= 512, "{}", size_of::<Driver>());
+        assert!(size_of::<Shared>() <= 224, "{}", size_of::<Shared>());
+        assert!(size_of::<PeerInfo>() <= 80, "{}", size_of::<PeerInfo>());
+    }
+
+    #[test]
+    fn a_receive_result_is_small() {
+        assert!(size_of::<Error>() <= 32, "{}", size_of::<Error>());
+        let result = size_of::<Option<Result<Message, Error>>>();
+        assert!(result <= 40, "{result}");
     }
 }

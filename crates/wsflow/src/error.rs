@@ -28,7 +28,11 @@ pub enum Error {
     Io(Arc<io::Error>),
     /// The opening handshake failed. For a client, a non-101 answer is
     /// [`HandshakeError::UnexpectedStatus`], with the status, headers and start of the body.
-    Handshake(HandshakeError),
+    ///
+    /// Boxed: a handshake error is large (that answer's headers and body) and rare, and every
+    /// receive returns an `Error` inside its result, which stays small this way. Match the
+    /// contents through the box: `Error::Handshake(err) if matches!(*err, ...)`.
+    Handshake(Box<HandshakeError>),
     /// The connection failed (a protocol violation by the peer, a transport error), or a
     /// send was refused (for example after the connection began closing).
     Connection(wsflow_core::Error),
@@ -85,7 +89,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io(err) => Some(&**err),
-            Self::Handshake(err) => Some(err),
+            Self::Handshake(err) => Some(&**err),
             Self::Connection(err) => Some(err),
             _ => None,
         }
@@ -100,7 +104,7 @@ impl From<io::Error> for Error {
 
 impl From<HandshakeError> for Error {
     fn from(err: HandshakeError) -> Self {
-        Self::Handshake(err)
+        Self::Handshake(Box::new(err))
     }
 }
 

@@ -145,13 +145,7 @@ impl Accepted {
             BytesMut::new(),
             Instant::now(),
         );
-        let info = PeerInfo {
-            remote_addresses: self.addresses,
-            peer_addr: self.peer,
-            protocol: conn.protocol().map(str::to_owned),
-            extensions: conn.extensions().to_vec(),
-            version: conn.version(),
-        };
+        let info = PeerInfo::new(self.peer, self.addresses, &conn);
         WebSocket::new(conn, io, runtime, info, None)
     }
 }

@@ -94,4 +94,4 @@ pub use server::{Accepting, Request, Server, ServerConfig};
 #[cfg(all(feature = "rustls", any(feature = "tokio", feature = "async-std")))]
 pub use tls::{TlsClientConfig, TlsServerConfig, rustls};
 #[cfg(any(feature = "tokio", feature = "async-std"))]
-pub use websocket::{ReadHalf, Sender, WebSocket};
+pub use websocket::{Flush, NextEvent, ReadHalf, Recv, Sender, WebSocket};

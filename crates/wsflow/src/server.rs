@@ -811,7 +811,7 @@ impl Request {
                 .map(str::to_owned)
                 .collect()
         };
-        // Exactly the room needed: the list lives as long as the connection.
+        // Exactly the room needed: a forwarded chain lives as long as the connection.
         addresses.reserve_exact(1);
         addresses.push(self.parts.peer.ip().to_string());
         addresses
@@ -877,14 +877,7 @@ impl Request {
             std::mem::take(&mut self.parts.leftover),
             Instant::now(),
         );
-        let addresses = self.remote_addresses();
-        let info = PeerInfo {
-            remote_addresses: addresses,
-            peer_addr: Some(self.parts.peer),
-            protocol: conn.protocol().map(str::to_owned),
-            extensions: conn.extensions().to_vec(),
-            version: conn.version(),
-        };
+        let info = PeerInfo::new(Some(self.parts.peer), self.remote_addresses(), &conn);
         let RequestParts {
             io,
             config,

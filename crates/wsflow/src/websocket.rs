@@ -1,11 +1,11 @@
 //! [`WebSocket`], a live connection (WebSocket-Node's `WebSocketConnection`), and
 //! [`Sender`], a cloneable handle that sends to it from other tasks.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -21,36 +21,75 @@ use crate::error::Error;
 use crate::runtime::{Runtime, Transport};
 use crate::server::Registration;
 
-/// Who the peer is, as seen when the connection was set up.
+/// Who the peer is, as seen when the connection was set up. Every connection holds one (in
+/// the state its senders share), so it is kept small: what most connections never ask for is
+/// built when asked for, or boxed.
 #[derive(Debug)]
 pub(crate) struct PeerInfo {
-    /// The whole `X-Forwarded-For` chain followed by the socket's peer. Its first entry is the
-    /// address the application should consider the peer's: the first `X-Forwarded-For` entry
-    /// unless ignored, else the socket's peer.
-    pub(crate) remote_addresses: Vec<String>,
     pub(crate) peer_addr: Option<SocketAddr>,
-    pub(crate) protocol: Option<String>,
-    pub(crate) extensions: Vec<String>,
+    /// The whole `X-Forwarded-For` chain followed by the socket's peer IP. Set from the start
+    /// when the chain is not empty; otherwise built from `peer_addr` when first asked for.
+    remote_addresses: OnceLock<Box<[String]>>,
+    /// The subprotocol and extensions, if any were agreed (as the connection has them).
+    names: Option<Box<(Option<String>, Vec<String>)>>,
     pub(crate) version: u8,
 }
 
 impl PeerInfo {
-    /// The address the application should consider the peer's.
-    pub(crate) fn remote_address(&self) -> Option<&str> {
-        self.remote_addresses.first().map(String::as_str)
-    }
-
-    pub(crate) fn direct(peer_addr: Option<SocketAddr>, conn: &Connection) -> Self {
+    /// The peer of `conn`: `addresses` is the `X-Forwarded-For` chain (unless ignored)
+    /// followed by the IP of `peer_addr`, if known.
+    pub(crate) fn new(
+        peer_addr: Option<SocketAddr>,
+        addresses: Vec<String>,
+        conn: &Connection,
+    ) -> Self {
+        let remote_addresses = OnceLock::new();
+        if addresses.len() > usize::from(peer_addr.is_some()) {
+            // A forwarded chain: it cannot be rebuilt later.
+            let _ = remote_addresses.set(addresses.into_boxed_slice());
+        }
+        let names = (conn.protocol().is_some() || !conn.extensions().is_empty()).then(|| {
+            Box::new((
+                conn.protocol().map(str::to_owned),
+                conn.extensions().to_vec(),
+            ))
+        });
         Self {
-            remote_addresses: peer_addr
-                .map(|addr| addr.ip().to_string())
-                .into_iter()
-                .collect(),
             peer_addr,
-            protocol: conn.protocol().map(str::to_owned),
-            extensions: conn.extensions().to_vec(),
+            remote_addresses,
+            names,
             version: conn.version(),
         }
+    }
+
+    /// The peer of `conn`, connected directly (no `X-Forwarded-For` chain).
+    pub(crate) fn direct(peer_addr: Option<SocketAddr>, conn: &Connection) -> Self {
+        Self::new(peer_addr, Vec::new(), conn)
+    }
+
+    /// The `X-Forwarded-For` chain followed by the socket's peer IP. Its first entry is the
+    /// address the application should consider the peer's.
+    pub(crate) fn remote_addresses(&self) -> &[String] {
+        self.remote_addresses.get_or_init(|| {
+            self.peer_addr
+                .map(|addr| addr.ip().to_string())
+                .into_iter()
+                .collect()
+        })
+    }
+
+    /// The address the application should consider the peer's: the first `X-Forwarded-For`
+    /// entry unless ignored, else the socket's peer.
+    pub(crate) fn remote_address(&self) -> Option<&str> {
+        self.remote_addresses().first().map(String::as_str)
+    }
+
+    pub(crate) fn protocol(&self) -> Option<&str> {
+        self.names.as_ref()?.0.as_deref()
+    }
+
+    pub(crate) fn extensions(&self) -> &[String] {
+        self.names.as_ref().map_or(&[], |names| names.1.as_slice())
     }
 }
 
@@ -100,7 +139,7 @@ impl std::fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
             .field("state", &self.state())
-            .field("protocol", &self.info().protocol)
+            .field("protocol", &self.info().protocol())
             .field("remote_address", &self.info().remote_address())
             .finish_non_exhaustive()
     }
@@ -158,7 +197,7 @@ impl WebSocket {
 
     /// The `X-Forwarded-For` chain followed by the socket's peer IP.
     pub fn remote_addresses(&self) -> &[String] {
-        &self.info().remote_addresses
+        self.info().remote_addresses()
     }
 
     /// The socket's real peer address, whatever the headers say.
@@ -202,16 +241,16 @@ impl WebSocket {
     /// an error, and finally [`Event::Closed`]; `None` after that.
     ///
     /// Cancel-safe: if the future is dropped before it completes, no event is lost.
-    pub async fn next_event(&mut self) -> Option<Event> {
-        poll_fn(|cx| self.driver.poll_event(cx)).await
+    pub fn next_event(&mut self) -> NextEvent<'_> {
+        NextEvent { ws: self }
     }
 
     /// The next message; `None` once the connection is closed. An error is returned once,
     /// then `None`.
     ///
     /// Cancel-safe, like [`WebSocket::next_event`].
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    pub fn recv(&mut self) -> Recv<'_> {
+        Recv { ws: self }
     }
 
     /// Cancels the automatic pong for the ping just received (WebSocket-Node's `cancel`);
@@ -242,9 +281,8 @@ impl WebSocket {
     /// Writes everything queued.
     ///
     /// Cancel-safe: dropping the future leaves the rest queued.
-    pub async fn flush(&mut self) -> Result<(), Error> {
-        poll_fn(|cx| self.driver.poll_flush(cx)).await?;
-        Ok(())
+    pub fn flush(&mut self) -> Flush<'_> {
+        Flush { ws: self }
     }
 
     /// Sends a message of either type (WebSocket-Node's `send`): queues it and writes it out.
@@ -403,6 +441,56 @@ impl Sink<Message> for WebSocket {
     }
 }
 
+// The futures of the calls an application makes in its loops are named types holding one
+// reference, not `async fn` state machines: a task that owns a `WebSocket` keeps room for the
+// largest future it awaits for as long as it lives, and with many idle connections those
+// bytes add up.
+
+/// The future of [`WebSocket::recv`] (and [`ReadHalf::recv`]): the next message.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Recv<'a> {
+    ws: &'a mut WebSocket,
+}
+
+impl Future for Recv<'_> {
+    type Output = Option<Result<Message, Error>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut *self.get_mut().ws).poll_next(cx)
+    }
+}
+
+/// The future of [`WebSocket::next_event`] (and [`ReadHalf::next_event`]): the next event.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct NextEvent<'a> {
+    ws: &'a mut WebSocket,
+}
+
+impl Future for NextEvent<'_> {
+    type Output = Option<Event>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().ws.driver.poll_event(cx)
+    }
+}
+
+/// The future of [`WebSocket::flush`]: everything queued is written.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Flush<'a> {
+    ws: &'a mut WebSocket,
+}
+
+impl Future for Flush<'_> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().ws.driver.poll_flush(cx).map_err(Error::from)
+    }
+}
+
 /// The reading half of a split [`WebSocket`]: it drives the connection (keep polling it so
 /// messages from the [`Sender`] go out).
 #[derive(Debug)]
@@ -410,13 +498,13 @@ pub struct ReadHalf(WebSocket);
 
 impl ReadHalf {
     /// The next event (see [`WebSocket::next_event`]). Cancel-safe.
-    pub async fn next_event(&mut self) -> Option<Event> {
-        self.0.next_event().await
+    pub fn next_event(&mut self) -> NextEvent<'_> {
+        self.0.next_event()
     }
 
     /// The next message (see [`WebSocket::recv`]). Cancel-safe.
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        self.0.recv().await
+    pub fn recv(&mut self) -> Recv<'_> {
+        self.0.recv()
     }
 
     /// The connection, for its properties.
@@ -562,12 +650,12 @@ impl Sender {
 
     /// The subprotocol of the connection.
     pub fn protocol(&self) -> Option<&str> {
-        self.shared.info.protocol.as_deref()
+        self.shared.info.protocol()
     }
 
     /// The negotiated extensions.
     pub fn extensions(&self) -> &[String] {
-        &self.shared.info.extensions
+        self.shared.info.extensions()
     }
 
     /// The protocol version.
