@@ -1,14 +1,15 @@
 //! Drives a whole connection (server or client role) with arbitrary input: bytes split at
-//! arbitrary points, interleaved with time passing, application sends, closes, pauses and end
-//! of file. The connection must never panic, must keep its buffers bounded by its limits, and
-//! must end with exactly one close event after which nothing more happens.
+//! arbitrary points, interleaved with time passing, application sends, closes, pauses, end of
+//! file, and its read buffer lent to another reader and given back. The connection must never
+//! panic, must keep its buffers bounded by its limits, must hand out only valid UTF-8 as text,
+//! and must end with exactly one close event after which nothing more happens.
 #![no_main]
 
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use wsflow_core::{CloseCode, Config, Connection, Event, Negotiated, Role};
+use wsflow_core::{CloseCode, Config, Connection, Event, Message, Negotiated, Role};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, mut rest)) = data.split_first() else {
@@ -48,6 +49,15 @@ fuzz_target!(|data: &[u8]| {
             6 => {
                 let _ = conn.close(CloseCode::from(u16::from(op) * 20), None, now);
             }
+            7 if op & 0x40 != 0 => {
+                // Another connection borrows the read buffer while this one waits, reads its
+                // own bytes into it, and gives it back.
+                if let Some(mut buffer) = conn.take_read_buffer() {
+                    assert!(conn.read_buffer_released());
+                    buffer.extend_from_slice(&[0xff; 32]);
+                    assert!(conn.put_read_buffer(buffer).is_none());
+                }
+            }
             _ => {
                 if op & 0x80 != 0 {
                     conn.handle_eof(now);
@@ -59,8 +69,12 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         while let Some(event) = conn.poll_event() {
-            if let Event::Closed(_) = event {
-                closed_events += 1;
+            match event {
+                Event::Closed(_) => closed_events += 1,
+                Event::Message(Message::Text(text)) => {
+                    assert!(std::str::from_utf8(text.as_bytes()).is_ok());
+                }
+                _ => {}
             }
         }
         let written: usize = conn

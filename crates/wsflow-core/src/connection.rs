@@ -159,7 +159,8 @@ pub struct Connection {
 
     /// Handed to the driver to read into; always empty between calls.
     rx: BytesMut,
-    /// Received bytes not consumed yet; private, so validated text cannot change.
+    /// Received bytes not consumed yet; private, so validated text cannot change. Between a
+    /// read and the next `read_buffer` it may also hold the spare capacity behind them.
     pending: BytesMut,
     read_chunk: usize,
     /// The spare capacity `read_buffer` last handed out.
@@ -358,6 +359,7 @@ impl Connection {
     /// capacity, which is sized for the frame in progress), then call
     /// [`Connection::handle_read`]. It is empty whenever it is handed out.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
+        self.reclaim_spare_capacity();
         let needed = self.decoder.bytes_needed(&self.pending);
         let spare = self.rx.capacity() - self.rx.len();
         let target = needed.saturating_add(1024).max(self.read_chunk).min(
@@ -464,15 +466,32 @@ impl Connection {
     /// ```
     #[inline]
     pub fn take_read_buffer(&mut self) -> Option<BytesMut> {
-        if !self.rx.is_empty()
-            || !self.pending.is_empty()
-            || self.rx.capacity() == 0
-            || self.rx.capacity() > MAX_LENT_BUFFER
-        {
+        if !self.rx.is_empty() || !self.pending.is_empty() {
+            return None;
+        }
+        self.reclaim_spare_capacity();
+        if self.rx.capacity() == 0 || self.rx.capacity() > MAX_LENT_BUFFER {
             return None;
         }
         self.pending = BytesMut::new();
         Some(std::mem::take(&mut self.rx))
+    }
+
+    /// Makes the spare capacity behind the unprocessed input `rx`'s again. A read into a
+    /// connection with no unprocessed input becomes that input whole, spare capacity
+    /// included (see [`Connection::handle_read`]); once it is used up, the two trade places
+    /// back. Neither trade touches a reference count, where splitting the read off and
+    /// joining it to the input would, on every read.
+    #[inline]
+    fn reclaim_spare_capacity(&mut self) {
+        if self.rx.capacity() == 0 {
+            if self.pending.is_empty() {
+                std::mem::swap(&mut self.rx, &mut self.pending);
+            } else if self.pending.capacity() > self.pending.len() {
+                // Input is waiting (a partial frame): only what lies past it is handed out.
+                self.rx = self.pending.split_off(self.pending.len());
+            }
+        }
     }
 
     /// Gives the connection `buffer` to read into, if it has none (see
@@ -503,15 +522,22 @@ impl Connection {
         } else if read < self.read_chunk / 8 {
             self.read_chunk = (self.read_chunk / 2).max(MIN_READ_CHUNK);
         }
-        let data = self.rx.split();
         self.now = now;
         self.last_received = now;
         self.keepalive_ping_sent = None;
         if matches!(self.phase, Phase::TearingDown { .. } | Phase::Closed) {
             // Draining after the close: nothing more is processed.
+            self.rx.clear();
             return;
         }
-        self.pending.unsplit(data);
+        if self.pending.is_empty() {
+            // The usual case: the read's bytes become the input as they are, with the spare
+            // capacity behind them, which `read_buffer` hands out again once they are used.
+            std::mem::swap(&mut self.pending, &mut self.rx);
+        } else {
+            let data = self.rx.split();
+            self.pending.unsplit(data);
+        }
     }
 
     /// Copies `bytes` into the connection, as [`Connection::read_buffer`] followed by
