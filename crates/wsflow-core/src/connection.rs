@@ -168,9 +168,9 @@ pub struct Connection {
     decoder: FrameDecoder,
     /// The frame in progress passed the message-level checks.
     frame_checked: bool,
-    /// The message in progress. Boxed, since most messages are single frames that never
-    /// need one; the box is kept in `spare_message` between messages, so fragmented or
-    /// partly read messages allocate nothing in steady state.
+    /// The message in progress. Boxed, since most messages are single frames read whole,
+    /// which never need one; the box is kept in `spare_message` between messages, so
+    /// messages read in pieces do not allocate one each.
     message: Option<Box<IncomingMessage>>,
     spare_message: Option<Box<IncomingMessage>>,
     eof: bool,

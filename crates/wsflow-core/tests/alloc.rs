@@ -1,5 +1,5 @@
 //! No allocation per message on the hot path: a counting allocator watches a server that
-//! receives and echoes thousands of messages that fit its read buffer.
+//! receives and echoes thousands of messages that fit its read buffer, whole or in pieces.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -92,4 +92,49 @@ fn echoing_small_messages_does_not_allocate_per_message() {
         "{server_side} allocations for {messages} messages"
     );
     println!("{server_side} server allocations for {messages} echoed messages");
+}
+
+#[test]
+fn messages_read_in_two_pieces_do_not_allocate_per_message() {
+    // Each frame arrives cut in the middle of its payload, so each message is assembled
+    // across two reads (validated as it arrives) rather than taken whole.
+    let mut pair = Pair::new();
+    let payload = "κόσμε ".repeat(100);
+    let mut echoed = Vec::with_capacity(4096);
+    let mut round = |pair: &mut Pair| -> usize {
+        pair.client.send_text(payload.as_str()).unwrap();
+        let wire = take_output(&mut pair.client);
+        // The cut falls inside a code point, too.
+        let (first, second) = wire.split_at(wire.len() / 2 + 1);
+        let before = allocations();
+        let mut messages = 0;
+        for piece in [first, second] {
+            pair.server.handle_bytes(piece, pair.now);
+            while let Some(event) = pair.server.poll_event() {
+                if let Event::Message(message) = event {
+                    messages += 1;
+                    pair.server.send(message).unwrap();
+                }
+            }
+        }
+        echoed.clear();
+        if let Some(chunks) = pair.server.poll_transmit() {
+            chunks.for_each(|chunk| echoed.extend_from_slice(chunk));
+        }
+        pair.server.advance_transmit(echoed.len());
+        let allocations = allocations() - before;
+        assert_eq!(messages, 1);
+        assert_eq!(echoed.len(), 4 + payload.len());
+        allocations
+    };
+    for _ in 0..100 {
+        round(&mut pair);
+    }
+    let rounds = 1000;
+    let server_side: usize = (0..rounds).map(|_| round(&mut pair)).sum();
+    assert!(
+        server_side * 50 < rounds,
+        "{server_side} allocations for {rounds} messages"
+    );
+    println!("{server_side} server allocations for {rounds} messages read in two pieces");
 }
