@@ -6,9 +6,10 @@ mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::time::Instant;
 
 use support::*;
-use wsflow_core::Event;
+use wsflow_core::{Connection, Event};
 
 struct CountingAllocator;
 
@@ -51,6 +52,30 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
+/// Feeds `input` to `server` and queues every message it completes to be sent back; returns
+/// how many it completed.
+fn echo_input(server: &mut Connection, input: &[u8], now: Instant) -> usize {
+    server.handle_bytes(input, now);
+    let mut messages = 0;
+    while let Some(event) = server.poll_event() {
+        if let Event::Message(message) = event {
+            messages += 1;
+            server.send(message).unwrap();
+        }
+    }
+    messages
+}
+
+/// Moves `server`'s output into `out`, which the caller sized: unlike `take_output`, nothing is
+/// allocated that would be counted against the server.
+fn transmit_into(server: &mut Connection, out: &mut Vec<u8>) {
+    out.clear();
+    if let Some(chunks) = server.poll_transmit() {
+        chunks.for_each(|chunk| out.extend_from_slice(chunk));
+    }
+    server.advance_transmit(out.len());
+}
+
 #[test]
 fn echoing_small_messages_does_not_allocate_per_message() {
     let mut pair = Pair::new();
@@ -64,17 +89,8 @@ fn echoing_small_messages_does_not_allocate_per_message() {
         }
         let wire = take_output(&mut pair.client);
         let before = allocations();
-        pair.server.handle_bytes(&wire, pair.now);
-        while let Some(event) = pair.server.poll_event() {
-            if let Event::Message(message) = event {
-                pair.server.send(message).unwrap();
-            }
-        }
-        echoed.clear();
-        if let Some(chunks) = pair.server.poll_transmit() {
-            chunks.for_each(|chunk| echoed.extend_from_slice(chunk));
-        }
-        pair.server.advance_transmit(echoed.len());
+        echo_input(&mut pair.server, &wire, pair.now);
+        transmit_into(&mut pair.server, &mut echoed);
         let allocations = allocations() - before;
         assert_eq!(echoed.len(), 16 * (2 + payload.len()));
         allocations
@@ -107,21 +123,9 @@ fn messages_read_in_two_pieces_do_not_allocate_per_message() {
         // The cut falls inside a code point, too.
         let (first, second) = wire.split_at(wire.len() / 2 + 1);
         let before = allocations();
-        let mut messages = 0;
-        for piece in [first, second] {
-            pair.server.handle_bytes(piece, pair.now);
-            while let Some(event) = pair.server.poll_event() {
-                if let Event::Message(message) = event {
-                    messages += 1;
-                    pair.server.send(message).unwrap();
-                }
-            }
-        }
-        echoed.clear();
-        if let Some(chunks) = pair.server.poll_transmit() {
-            chunks.for_each(|chunk| echoed.extend_from_slice(chunk));
-        }
-        pair.server.advance_transmit(echoed.len());
+        let messages = echo_input(&mut pair.server, first, pair.now)
+            + echo_input(&mut pair.server, second, pair.now);
+        transmit_into(&mut pair.server, &mut echoed);
         let allocations = allocations() - before;
         assert_eq!(messages, 1);
         assert_eq!(echoed.len(), 4 + payload.len());
