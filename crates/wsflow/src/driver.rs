@@ -864,7 +864,7 @@ mod tests {
             Frame::close(CloseCode::NORMAL, "bye").unwrap(),
         ));
         let (mut ws, written) = server(script(&wire, Step::Eof), runtime, Config::server());
-        // The transport's first shutdown call is pending: the final close is held back
+        // The transport's first two shutdown calls are pending: the final close is held back
         // meanwhile, and must be neither lost nor reported before the shutdown is done.
         let close = ws.closed().await;
         assert_eq!(close.code, CloseCode::NORMAL);
@@ -1162,6 +1162,7 @@ mod tests {
         on_both_runtimes(close_timeout_scenario);
     }
 }
+
 /// Every connection holds these, and every receive moves a result: their sizes are part of
 /// the memory an idle connection costs and of the work per message. Bounds for 64-bit
 /// targets, with a little room; a change that crosses one should be deliberate.
