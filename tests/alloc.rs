@@ -1,7 +1,8 @@
 //! No allocation per message over a real socket: a counting allocator that counts only on the
 //! server's thread watches a wsflow echo server (the driver, the runtime's socket and the
 //! connection together) echo thousands of small messages, one at a time and pipelined, on both
-//! runtimes. Its own test binary: the allocator is global.
+//! runtimes. The same allocator weighs what compressed connections keep, with and without
+//! context takeover. Its own test binary: the allocator is global.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -12,29 +13,37 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use support::*;
 use wsflow::codec::{Frame, OpCode};
-use wsflow::{Runtime, Server, ServerConfig};
+use wsflow::{ClientConfig, DeflateConfig, Runtime, Server, ServerConfig};
 
 struct CountingAllocator;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+/// Bytes allocated minus bytes freed on the server's thread while counting.
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 
 thread_local! {
     /// Set on the server's thread while it echoes the measured messages.
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// Set on the server's thread while its compressed connections are weighed.
+    static WEIGHING: Cell<bool> = const { Cell::new(false) };
 }
 
 fn counting() -> bool {
     COUNTING.try_with(Cell::get).unwrap_or(false)
 }
 
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter is the only
+fn weighing() -> bool {
+    WEIGHING.try_with(Cell::get).unwrap_or(false)
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counters are the only
 // addition, and reading a constant-initialised thread-local `Cell<bool>` never allocates.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAllocator {
@@ -42,11 +51,17 @@ unsafe impl GlobalAlloc for CountingAllocator {
         if counting() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
+        if weighing() {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if weighing() {
+            LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
         // SAFETY: same contract as the caller's.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -54,6 +69,12 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if counting() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        if weighing() {
+            LIVE_BYTES.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
         }
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -110,15 +131,20 @@ fn block_on_parking<F: Future>(future: F) -> F::Output {
     }
 }
 
-fn run_server(runtime: Runtime, addr_tx: mpsc::Sender<SocketAddr>) {
+/// Runs `server` on this thread, on `runtime`.
+fn run_on<F: Future>(runtime: Runtime, server: F) -> F::Output {
     match runtime {
-        Runtime::AsyncStd => block_on_parking(echo_counting(runtime, addr_tx)),
+        Runtime::AsyncStd => block_on_parking(server),
         _ => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(echo_counting(runtime, addr_tx)),
+            .block_on(server),
     }
+}
+
+fn run_server(runtime: Runtime, addr_tx: mpsc::Sender<SocketAddr>) {
+    run_on(runtime, echo_counting(runtime, addr_tx));
 }
 
 /// Sends `rounds` bursts of `burst` messages, each burst after the previous one's echoes.
@@ -174,6 +200,116 @@ fn echoing_over_a_socket_does_not_allocate_per_message_on_either_runtime() {
         assert!(
             allocations * 100 < MEASURED,
             "{runtime}: {allocations} allocations for {MEASURED} echoed messages"
+        );
+    }
+}
+
+/// Compressed connections held open at once in the memory test.
+const COMPRESSED_CONNECTIONS: usize = 40;
+
+/// Accepts [`COMPRESSED_CONNECTIONS`] connections with permessage-deflate as `deflate` says,
+/// echoes `messages` messages on each and keeps them all open; returns the bytes the server's
+/// thread then holds per connection (counted from before the first accept).
+async fn hold_compressed(
+    runtime: Runtime,
+    deflate: DeflateConfig,
+    messages: usize,
+    addr_tx: mpsc::Sender<SocketAddr>,
+) -> isize {
+    let config = ServerConfig::default()
+        .runtime(runtime)
+        .permessage_deflate(deflate);
+    let mut server = Server::bind("127.0.0.1:0", config).await.unwrap();
+    addr_tx.send(server.local_addr()).unwrap();
+    LIVE_BYTES.store(0, Ordering::Relaxed);
+    WEIGHING.set(true);
+    let mut open = Vec::new();
+    for _ in 0..COMPRESSED_CONNECTIONS {
+        let mut ws = server.accept().await.unwrap().accept(None).await.unwrap();
+        assert!(ws.extensions()[0].starts_with("permessage-deflate"));
+        for _ in 0..messages {
+            let message = ws.recv().await.unwrap().unwrap();
+            ws.send(message).await.unwrap();
+        }
+        open.push(ws);
+    }
+    let held = LIVE_BYTES.load(Ordering::Relaxed) / COMPRESSED_CONNECTIONS as isize;
+    WEIGHING.set(false);
+    held
+}
+
+/// What a wsflow server keeps per compressed connection that has echoed `messages` messages,
+/// on `runtime`. The clients run on this thread, with tokio.
+fn held_per_compressed_connection(
+    runtime: Runtime,
+    deflate: DeflateConfig,
+    messages: usize,
+) -> isize {
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let server = std::thread::spawn(move || {
+        run_on(
+            runtime,
+            hold_compressed(runtime, deflate, messages, addr_tx),
+        )
+    });
+    let addr = addr_rx.recv().unwrap();
+    let url = format!("ws://{addr}/");
+    let text = r#"{"type":"chat","user":"ada","text":"hello, hello, hello, everyone"}"#;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let client = wsflow::Client::new(
+                ClientConfig::default()
+                    .no_proxy()
+                    .permessage_deflate(DeflateConfig::new().threshold(0)),
+            );
+            let mut open = Vec::new();
+            for _ in 0..COMPRESSED_CONNECTIONS {
+                let mut ws = client.connect(&url).await.unwrap();
+                for _ in 0..messages {
+                    ws.send_text(text).await.unwrap();
+                    let echo = ws.recv().await.unwrap().unwrap();
+                    assert_eq!(echo.as_text(), Some(text));
+                }
+                open.push(ws);
+            }
+            open
+        });
+    server.join().unwrap()
+}
+
+#[test]
+fn compressed_connections_allocate_zlib_state_late_and_share_it_without_context_takeover() {
+    const KIB: isize = 1024;
+    let dedicated = DeflateConfig::new().threshold(0);
+    let shared = dedicated
+        .clone()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true);
+    for runtime in [Runtime::Tokio, Runtime::AsyncStd] {
+        // Nothing is allocated for compression before the first compressed message.
+        let held = held_per_compressed_connection(runtime, dedicated.clone(), 0);
+        assert!(
+            held < 32 * KIB,
+            "{runtime}: {} KiB per idle connection with compression agreed",
+            held / KIB
+        );
+        // With context takeover each connection then keeps a compressor (371 KiB) and an
+        // inflater (46 KiB) of its own.
+        let held = held_per_compressed_connection(runtime, dedicated.clone(), 2);
+        assert!(
+            held > 400 * KIB,
+            "{runtime}: {} KiB per connection with context takeover",
+            held / KIB
+        );
+        // Without, the thread's one compressor and one inflater serve them all.
+        let held = held_per_compressed_connection(runtime, shared.clone(), 2);
+        assert!(
+            held < 32 * KIB,
+            "{runtime}: {} KiB per connection without context takeover",
+            held / KIB
         );
     }
 }

@@ -1,6 +1,7 @@
-//! The example programs as users run them: `echo_server --cert --key` serving `wss://`, and
-//! the line client with `--ca` (trusting the test's certificate authority) and `--proxy`
-//! (through an HTTP `CONNECT` proxy run in the test).
+//! The example programs as users run them: `echo_server --cert --key` serving `wss://`,
+//! `echo_server --deflate --no-context-takeover` compressing every message on its own, and the
+//! line client with `--ca` (trusting the test's certificate authority) and `--proxy` (through
+//! an HTTP `CONNECT` proxy run in the test).
 //!
 //! `#[ignore]`d because they need the example binaries, which `cargo test` does not place in
 //! `target/debug/examples/`; `cargo xtask test` builds them and runs these tests.
@@ -186,4 +187,45 @@ fn axum_example_routes_http_and_upgrades_websockets() {
     assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+#[ignore = "needs the example binaries, built by `cargo xtask test`"]
+fn echo_server_compresses_without_context_takeover_when_asked() {
+    let refused = Command::new(example("echo_server"))
+        .args(["--listen", "127.0.0.1:0", "--no-context-takeover"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "--no-context-takeover needs --deflate"
+    );
+
+    let server = EchoServer::start(&["--deflate", "--no-context-takeover"]);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let config = client_config(wsflow::Runtime::Tokio)
+                .permessage_deflate(wsflow::DeflateConfig::new().threshold(0));
+            let mut ws = wsflow::Client::new(config)
+                .connect(&server.url)
+                .await
+                .unwrap();
+            let agreed = ws.extensions().join(", ");
+            assert!(
+                agreed.starts_with("permessage-deflate")
+                    && agreed.contains("server_no_context_takeover")
+                    && agreed.contains("client_no_context_takeover"),
+                "{agreed}"
+            );
+            for _ in 0..3 {
+                let text = "compressed on its own, ".repeat(40);
+                ws.send_text(text.as_str()).await.unwrap();
+                let echo = ws.recv().await.unwrap().unwrap();
+                assert_eq!(echo.as_text(), Some(text.as_str()));
+            }
+        });
 }

@@ -152,17 +152,18 @@ async fn our_echo_server_with(runtime: Runtime, config: ServerConfig, scheme: &s
     url
 }
 
-/// An echo server that accepts permessage-deflate and reports the extensions each
-/// connection agreed.
+/// An echo server that accepts permessage-deflate with `deflate` and reports the extensions
+/// each connection agreed.
 async fn our_deflate_echo_server(
     runtime: Runtime,
+    deflate: DeflateConfig,
 ) -> (
     String,
     futures_channel::mpsc::UnboundedReceiver<Vec<String>>,
 ) {
     let mut server = Server::bind(
         "127.0.0.1:0",
-        echo_server_config(runtime).permessage_deflate(DeflateConfig::new()),
+        echo_server_config(runtime).permessage_deflate(deflate),
     )
     .await
     .unwrap();
@@ -187,19 +188,39 @@ async fn our_deflate_echo_server(
     (url, agreed_rx)
 }
 
-fn assert_deflate_agreed(extensions: &[String]) {
-    assert!(
-        extensions
-            .iter()
-            .any(|e| e.starts_with("permessage-deflate")),
-        "permessage-deflate was not agreed: {extensions:?}"
-    );
+/// Asserts that permessage-deflate was agreed as `deflate` asks: without context takeover
+/// both ways where it asks for that (so both ends compress every message on its own, and the
+/// wsflow end shares its zlib state between connections).
+fn assert_deflate_agreed(extensions: &[String], deflate: &DeflateConfig) {
+    let agreed = extensions
+        .iter()
+        .find(|e| e.starts_with("permessage-deflate"))
+        .unwrap_or_else(|| panic!("permessage-deflate was not agreed: {extensions:?}"));
+    if deflate.get_server_no_context_takeover() && deflate.get_client_no_context_takeover() {
+        assert!(
+            agreed.contains("server_no_context_takeover")
+                && agreed.contains("client_no_context_takeover"),
+            "context takeover was not turned off both ways: {agreed}"
+        );
+    }
 }
 
-async fn peer_client_against_our_deflate_server(runtime: Runtime, peer: &'static str) {
-    let (url, mut agreed) = our_deflate_echo_server(runtime).await;
+/// Compression without context takeover both ways: every message compressed on its own, and
+/// the zlib state shared between connections.
+fn no_context_takeover() -> DeflateConfig {
+    DeflateConfig::new()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true)
+}
+
+async fn peer_client_against_our_deflate_server(
+    runtime: Runtime,
+    peer: &'static str,
+    deflate: DeflateConfig,
+) {
+    let (url, mut agreed) = our_deflate_echo_server(runtime, deflate.clone()).await;
     run_peer_client(peer, url).await;
-    assert_deflate_agreed(&agreed.next().await.unwrap());
+    assert_deflate_agreed(&agreed.next().await.unwrap(), &deflate);
 }
 
 async fn peer_client_against_our_wss_server(runtime: Runtime, peer: &'static str) {
@@ -242,11 +263,12 @@ fn client_config(runtime: Runtime) -> ClientConfig {
         .max_received_message_size(64 << 20)
 }
 
-/// Our client, offering permessage-deflate, against a peer server that accepts it.
-async fn our_deflate_client_against(runtime: Runtime, url: &str) {
-    let config = client_config(runtime).permessage_deflate(DeflateConfig::new());
+/// Our client, offering permessage-deflate with `deflate`, against a peer server that accepts
+/// it.
+async fn our_deflate_client_against(runtime: Runtime, url: &str, deflate: DeflateConfig) {
+    let config = client_config(runtime).permessage_deflate(deflate.clone());
     let mut ws = Client::new(config.clone()).connect(url).await.unwrap();
-    assert_deflate_agreed(ws.extensions());
+    assert_deflate_agreed(ws.extensions(), &deflate);
     ws.close(CloseCode::NORMAL, None).await.unwrap();
     assert!(ws.closed().await.was_clean);
     our_client_with(config, url).await;
@@ -327,17 +349,43 @@ interop_tests! {
         our_client_with(client_config(runtime).tls(certs.client_tls()), &peer.url).await;
     };
     node_ws_client_against_our_deflate_server: |runtime| async move {
-        peer_client_against_our_deflate_server(runtime, "ws_client.js").await;
+        peer_client_against_our_deflate_server(runtime, "ws_client.js", DeflateConfig::new())
+            .await;
     };
     python_websockets_client_against_our_deflate_server: |runtime| async move {
-        peer_client_against_our_deflate_server(runtime, "websockets_client.py").await;
+        peer_client_against_our_deflate_server(
+            runtime,
+            "websockets_client.py",
+            DeflateConfig::new(),
+        )
+        .await;
     };
     our_deflate_client_against_node_ws_server: |runtime| async move {
         let peer = PeerServer::start("ws_server.js", &["--deflate"]);
-        our_deflate_client_against(runtime, &peer.url).await;
+        our_deflate_client_against(runtime, &peer.url, DeflateConfig::new()).await;
     };
     our_deflate_client_against_python_websockets_server: |runtime| async move {
         let peer = PeerServer::start("websockets_server.py", &["--deflate"]);
-        our_deflate_client_against(runtime, &peer.url).await;
+        our_deflate_client_against(runtime, &peer.url, DeflateConfig::new()).await;
+    };
+    node_ws_client_against_our_deflate_server_without_context_takeover: |runtime| async move {
+        peer_client_against_our_deflate_server(runtime, "ws_client.js", no_context_takeover())
+            .await;
+    };
+    python_websockets_client_against_our_deflate_server_without_context_takeover: |runtime| async move {
+        peer_client_against_our_deflate_server(
+            runtime,
+            "websockets_client.py",
+            no_context_takeover(),
+        )
+        .await;
+    };
+    our_deflate_client_without_context_takeover_against_node_ws_server: |runtime| async move {
+        let peer = PeerServer::start("ws_server.js", &["--deflate"]);
+        our_deflate_client_against(runtime, &peer.url, no_context_takeover()).await;
+    };
+    our_deflate_client_without_context_takeover_against_python_websockets_server: |runtime| async move {
+        let peer = PeerServer::start("websockets_server.py", &["--deflate"]);
+        our_deflate_client_against(runtime, &peer.url, no_context_takeover()).await;
     };
 }

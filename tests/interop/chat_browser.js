@@ -21,8 +21,12 @@ async function main() {
     }
     const status = await alice.textContent('#status');
     if (!status.includes('subprotocol: chat')) throw new Error(`unexpected status: ${status}`);
-    // Chromium offers permessage-deflate; the chat example accepts it.
+    // Chromium offers permessage-deflate; the chat example accepts it without context
+    // takeover both ways (its connections share zlib state).
     if (!status.includes('permessage-deflate')) throw new Error(`no compression: ${status}`);
+    for (const param of ['server_no_context_takeover', 'client_no_context_takeover']) {
+      if (!status.includes(param)) throw new Error(`no ${param}: ${status}`);
+    }
     await alice.fill('#name', 'alice');
     await alice.fill('#text', 'hello from alice ☕');
     await alice.click('button');

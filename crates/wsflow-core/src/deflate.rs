@@ -5,12 +5,15 @@
 //! compresses and decompresses. Compression is `flate2` on the pure-Rust `zlib-rs` backend, in
 //! raw DEFLATE streams: each message is compressed and ends with a sync flush whose trailing
 //! `00 00 ff ff` is removed before sending and appended again before inflating (RFC 7692
-//! section 7.2). Without context takeover the compressor starts every message afresh.
+//! section 7.2). Without context takeover the compressor starts every message afresh, and
+//! connections share their zlib state through a per-thread pool.
 //!
 //! Inflating is where a peer could make us allocate: a few kilobytes of compressed data can
 //! inflate to gigabytes. The inflater writes into the message buffer in bounded steps and stops
 //! as soon as the message would pass `max_received_message_size`, so a decompression bomb costs
 //! at most that limit plus one byte before the connection closes with 1009.
+
+use std::cell::RefCell;
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -53,8 +56,7 @@ const INVALID_DATA: ProtocolError = ProtocolError::Extension("Invalid permessage
 ///
 /// Measured with `zlib-rs` 0.6 (memory level 8, the only one `flate2` offers; the test
 /// `deflate_memory` checks these figures), for the compressor of the direction we send and the
-/// inflater of the direction we receive. Both are allocated when the connection opens and
-/// kept, whatever the traffic, until it closes:
+/// inflater of the direction we receive:
 ///
 /// | window bits | 15 (default) | 14 | 13 | 12 | 11 | 10 | 9 and 8 |
 /// | --- | --- | --- | --- | --- | --- | --- | --- |
@@ -64,12 +66,30 @@ const INVALID_DATA: ProtocolError = ProtocolError::Extension("Invalid permessage
 /// The compressor holds its window (2 × 2^bits bytes), the chain of earlier matches
 /// (2 × 2^bits bytes), a 128 KiB hash table, 112 KiB of symbol and pending buffers and about
 /// 3 KiB of state: the window bits only change the first two. The inflater allocates a 32 KiB
-/// window whatever the bits (zlib-rs' choice) plus about 14 KiB of state. Context takeover costs
-/// nothing more: it keeps the window that exists anyway. On top of that, a message being
-/// inflated takes at most `max_received_message_size` plus one byte, and a compressed message
-/// waiting to be sent its compressed size. So a connection with compression on takes about
-/// 417 KiB more than one without with the default windows, 291 KiB with 9-bit ones: a server
-/// holding many idle connections saves most by leaving compression off.
+/// window whatever the bits (zlib-rs' choice) plus about 14 KiB of state.
+///
+/// When a connection holds them depends on context takeover, direction by direction:
+///
+/// - **With context takeover** (the default) the compressor is made for the first message
+///   compressed and the inflater for the first compressed message received, and each is then
+///   kept until the connection closes, since it holds the window later messages refer back
+///   to. A connection that has compressed both ways holds about 417 KiB more than one without
+///   compression with the default windows, 291 KiB with 9-bit ones; one that has sent and
+///   received only messages under the threshold, or none, holds nothing.
+/// - **Without context takeover** every message starts afresh, so the connection keeps no
+///   zlib state between messages: it borrows a compressor for each message it compresses, and
+///   an inflater for each compressed message it receives (from its first frame to its last),
+///   from a pool kept by the thread it runs on, and gives them back reset. A thread keeps at
+///   most four of each kind, so a server whose connections all agreed to
+///   `server_no_context_takeover` and `client_no_context_takeover` holds one or a few
+///   compressors and inflaters per thread in all, not one per connection.
+///
+/// On top of that, a message being inflated takes at most `max_received_message_size` plus one
+/// byte, and a compressed message waiting to be sent its compressed size. A server holding many
+/// connections that all compress therefore saves most by asking for no context takeover both
+/// ways ([`DeflateConfig::server_no_context_takeover`] and
+/// [`DeflateConfig::client_no_context_takeover`]), at the price of compressing each message on
+/// its own, which shrinks a stream of similar messages less.
 ///
 /// # Level and threshold
 ///
@@ -214,7 +234,9 @@ fn zlib_bits(bits: u8) -> u8 {
 }
 
 /// The permessage-deflate extension of one connection: a compressor for the messages it
-/// sends, an inflater for the messages it receives.
+/// sends, an inflater for the messages it receives, each made when first needed, or borrowed
+/// from a per-thread pool for one message at a time where context takeover is off (see
+/// [`DeflateConfig`], "Memory per connection").
 ///
 /// Built from the parameters the handshake agreed (as a [`DeflateConfig`]) and given to the
 /// connection with [`Negotiated::extension`](crate::Negotiated::extension); `wsflow` does both.
@@ -256,10 +278,22 @@ fn zlib_bits(bits: u8) -> u8 {
 /// ```
 #[derive(Debug)]
 pub struct PerMessageDeflate {
-    compressor: Compress,
-    inflater: Decompress,
-    /// Our side does not use context takeover: reset the compressor after every message.
-    reset_compressor: bool,
+    /// The compressor, created for the first message compressed. Without context takeover on
+    /// our side it is borrowed from this thread's [`ZlibPool`] for each message instead.
+    compressor: Option<Compress>,
+    /// The inflater, created for the first compressed message received. Without context
+    /// takeover on the peer's side it is borrowed from the pool for each message, from its
+    /// first frame to its last.
+    inflater: Option<Decompress>,
+    level: u32,
+    /// The window bits of the compressor and the inflater, as zlib takes them (9 to 15).
+    own_bits: u8,
+    peer_bits: u8,
+    /// Our side does not use context takeover: every message starts afresh, so the compressor
+    /// is shared between connections, through the pool.
+    share_compressor: bool,
+    /// The peer does not use context takeover: the inflater is shared likewise.
+    share_inflater: bool,
     threshold: usize,
     /// The message being inflated ended its DEFLATE stream with a final block (BFINAL).
     stream_ended: bool,
@@ -270,45 +304,100 @@ pub struct PerMessageDeflate {
 impl PerMessageDeflate {
     /// The extension for `role` with the agreed parameters `agreed`: a server compresses with
     /// the `server_*` ones and inflates with the `client_*` window, a client the other way
-    /// round.
+    /// round. Nothing is allocated until the first message is compressed or inflated.
     pub fn new(role: Role, agreed: &DeflateConfig) -> Self {
-        let (own_bits, own_no_takeover, peer_bits) = match role {
+        let (own_bits, own_no_takeover, peer_bits, peer_no_takeover) = match role {
             Role::Server => (
                 agreed.server_max_window_bits,
                 agreed.server_no_context_takeover,
                 agreed.client_max_window_bits,
+                agreed.client_no_context_takeover,
             ),
             Role::Client => (
                 agreed.client_max_window_bits,
                 agreed.client_no_context_takeover,
                 agreed.server_max_window_bits,
+                agreed.server_no_context_takeover,
             ),
         };
         Self {
-            compressor: Compress::new_with_window_bits(
-                Compression::new(agreed.level.min(9)),
-                false,
-                zlib_bits(own_bits),
-            ),
-            inflater: Decompress::new_with_window_bits(false, zlib_bits(peer_bits)),
-            reset_compressor: own_no_takeover,
+            compressor: None,
+            inflater: None,
+            level: agreed.level.min(9),
+            own_bits: zlib_bits(own_bits),
+            peer_bits: zlib_bits(peer_bits),
+            share_compressor: own_no_takeover,
+            share_inflater: peer_no_takeover,
             threshold: agreed.threshold,
             stream_ended: false,
             received_data: false,
         }
     }
 
+    /// Whether the extension holds zlib state of its own (a compressor or an inflater) between
+    /// messages. Without context takeover in a direction it holds none for that direction:
+    /// the state is borrowed from a per-thread pool for one message at a time.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use wsflow_core::{DeflateConfig, Extension, PerMessageDeflate, Role};
+    ///
+    /// let shared = DeflateConfig::new()
+    ///     .threshold(0)
+    ///     .server_no_context_takeover(true)
+    ///     .client_no_context_takeover(true);
+    /// let mut server = PerMessageDeflate::new(Role::Server, &shared);
+    /// assert!(!server.holds_zlib_state());
+    /// server.encode(Bytes::from("hello hello hello"), true).unwrap();
+    /// assert!(!server.holds_zlib_state());
+    ///
+    /// let takeover = DeflateConfig::new().threshold(0);
+    /// let mut dedicated = PerMessageDeflate::new(Role::Server, &takeover);
+    /// assert!(!dedicated.holds_zlib_state());
+    /// dedicated.encode(Bytes::from("hello hello hello"), true).unwrap();
+    /// assert!(dedicated.holds_zlib_state());
+    /// ```
+    pub fn holds_zlib_state(&self) -> bool {
+        self.compressor.is_some() || self.inflater.is_some()
+    }
+
+    /// The compressor for the next message: our own, or one from the pool, or a new one.
+    fn take_compressor(&mut self) -> Compress {
+        let (level, bits) = (self.level, self.own_bits);
+        self.compressor
+            .take()
+            .or_else(|| {
+                ZlibPool::take(
+                    |pool| &mut pool.compressors,
+                    |pooled| (pooled.level, pooled.bits) == (level, bits),
+                )
+                .map(|pooled| pooled.compress)
+            })
+            .unwrap_or_else(|| Compress::new_with_window_bits(Compression::new(level), false, bits))
+    }
+
+    /// The inflater for the current message, found as [`PerMessageDeflate::take_compressor`]
+    /// finds the compressor, and kept until the message ends.
+    fn inflater(&mut self) -> &mut Decompress {
+        let bits = self.peer_bits;
+        self.inflater.get_or_insert_with(|| {
+            ZlibPool::take(|pool| &mut pool.inflaters, |pooled| pooled.bits == bits)
+                .map(|pooled| pooled.inflater)
+                .unwrap_or_else(|| Decompress::new_with_window_bits(false, bits))
+        })
+    }
+
     /// Compresses one whole message with a sync flush.
-    fn compress(&mut self, payload: &[u8]) -> Result<Vec<u8>, String> {
+    fn compress(compressor: &mut Compress, payload: &[u8]) -> Result<Vec<u8>, String> {
         // Compressible data usually shrinks severalfold; the buffer doubles when it does not.
         let mut out = Vec::with_capacity(payload.len() / 4 + 64);
         let mut input = payload;
         loop {
-            let before = self.compressor.total_in();
-            self.compressor
+            let before = compressor.total_in();
+            compressor
                 .compress_vec(input, &mut out, FlushCompress::Sync)
                 .map_err(|err| format!("permessage-deflate: compression failed: {err}"))?;
-            let consumed = usize::try_from(self.compressor.total_in() - before)
+            let consumed = usize::try_from(compressor.total_in() - before)
                 .map_err(|_| "permessage-deflate: compressor went past its input".to_owned())?;
             input = input.get(consumed..).unwrap_or_default();
             // With input left or the output full, the flush may be unfinished.
@@ -352,15 +441,15 @@ impl PerMessageDeflate {
                 }
                 out.reserve_exact(target - out.len());
             }
-            let (in_before, out_before) = (self.inflater.total_in(), out.len());
-            let status = self
-                .inflater
+            let inflater = self.inflater();
+            let (in_before, out_before) = (inflater.total_in(), out.len());
+            let status = inflater
                 .decompress_vec(input, out, FlushDecompress::None)
                 .map_err(|_| INVALID_DATA)?;
             if out.len() > max_len {
                 return Err(too_large(out.len()));
             }
-            let consumed = usize::try_from(self.inflater.total_in() - in_before).unwrap_or(0);
+            let consumed = usize::try_from(inflater.total_in() - in_before).unwrap_or(0);
             input = input.get(consumed..).unwrap_or_default();
             if status == Status::StreamEnd {
                 self.stream_ended = true;
@@ -394,12 +483,26 @@ impl Extension for PerMessageDeflate {
         if payload.len() < self.threshold || payload.is_empty() {
             return Ok((payload, 0));
         }
-        let result = self.compress(&payload);
-        if self.reset_compressor || result.is_err() {
+        let mut compressor = self.take_compressor();
+        let result = Self::compress(&mut compressor, &payload);
+        if self.share_compressor || result.is_err() {
             // Without context takeover every message starts afresh; after a failure the
             // stream state is unknown, and starting afresh keeps later messages decodable
             // only if the peer resets too, so the error is reported to the caller.
-            self.compressor.reset();
+            compressor.reset();
+        }
+        if self.share_compressor {
+            let (level, bits) = (self.level, self.own_bits);
+            ZlibPool::give_back(
+                |pool| &mut pool.compressors,
+                || PooledCompressor {
+                    level,
+                    bits,
+                    compress: compressor,
+                },
+            );
+        } else {
+            self.compressor = Some(compressor);
         }
         Ok((Bytes::from(result?), RSV1))
     }
@@ -427,13 +530,83 @@ impl Extension for PerMessageDeflate {
             if !self.stream_ended && std::mem::take(&mut self.received_data) {
                 self.inflate(&TRAILER, out, max_len, true)?;
             }
-            if self.stream_ended {
+            let stream_ended = std::mem::take(&mut self.stream_ended);
+            if self.share_inflater {
+                // The peer compresses its next message afresh, so this inflater, reset, can
+                // serve any connection's next message.
+                if let Some(mut inflater) = self.inflater.take() {
+                    inflater.reset(false);
+                    let bits = self.peer_bits;
+                    ZlibPool::give_back(
+                        |pool| &mut pool.inflaters,
+                        || PooledInflater { bits, inflater },
+                    );
+                }
+            } else if stream_ended && let Some(inflater) = &mut self.inflater {
                 // The peer ended its stream: its next message starts a new one.
-                self.inflater.reset(false);
-                self.stream_ended = false;
+                inflater.reset(false);
             }
         }
         Ok(())
+    }
+}
+
+/// The most compressors, and the most inflaters, a thread keeps for reuse.
+const POOLED_PER_KIND: usize = 4;
+
+/// zlib state that connections without context takeover share: each message borrows a
+/// compressor or inflater from the pool of the thread it runs on and gives it back, reset,
+/// when the message is done. A thread running many such connections keeps a few hundred KiB
+/// of zlib state in all instead of about 417 KiB per connection.
+#[derive(Default)]
+struct ZlibPool {
+    compressors: Vec<PooledCompressor>,
+    inflaters: Vec<PooledInflater>,
+}
+
+struct PooledCompressor {
+    level: u32,
+    bits: u8,
+    compress: Compress,
+}
+
+struct PooledInflater {
+    bits: u8,
+    inflater: Decompress,
+}
+
+thread_local! {
+    static ZLIB_POOL: RefCell<ZlibPool> = RefCell::default();
+}
+
+impl ZlibPool {
+    /// Runs `f` on this thread's pool; `None` while the thread is being torn down.
+    fn with<T>(f: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        ZLIB_POOL
+            .try_with(|pool| pool.try_borrow_mut().ok().and_then(|mut pool| f(&mut pool)))
+            .ok()
+            .flatten()
+    }
+
+    /// Takes a pooled state of the kind `kind` selects that is `wanted`, if there is one.
+    fn take<T>(
+        kind: impl FnOnce(&mut Self) -> &mut Vec<T>,
+        wanted: impl Fn(&T) -> bool,
+    ) -> Option<T> {
+        Self::with(|pool| {
+            let kept = kind(pool);
+            let at = kept.iter().position(wanted)?;
+            Some(kept.swap_remove(at))
+        })
+    }
+
+    /// Keeps the state `make` builds, if the pool has room for one more of its kind;
+    /// otherwise it is dropped.
+    fn give_back<T>(kind: impl FnOnce(&mut Self) -> &mut Vec<T>, make: impl FnOnce() -> T) {
+        Self::with(|pool| {
+            let kept = kind(pool);
+            (kept.len() < POOLED_PER_KIND).then(|| kept.push(make()))
+        });
     }
 }
 

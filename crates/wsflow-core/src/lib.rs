@@ -14,7 +14,8 @@
 //! parameters and documents the defaults (level 6, messages under 1024 bytes sent
 //! uncompressed, 15-bit windows, context takeover) and the memory it takes per connection:
 //! 371 KiB for the compressor and 46 KiB for the inflater with 15-bit windows, 245 KiB and
-//! 46 KiB with 9-bit ones, allocated when the connection opens. Inflated messages count against
+//! 46 KiB with 9-bit ones, made when first needed and kept while context takeover is on;
+//! without context takeover connections borrow them per message from a per-thread pool. Inflated messages count against
 //! [`Config::max_received_message_size`] while they inflate: a decompression bomb is stopped at
 //! the limit (close code 1009) and never inflated into memory.
 //!

@@ -1,6 +1,8 @@
 //! The memory permessage-deflate keeps per connection, measured with a counting allocator: the
-//! figures documented on `DeflateConfig` hold, and using the extension (compressing and
-//! inflating many messages, with or without context takeover) adds nothing that stays.
+//! figures documented on `DeflateConfig` hold, nothing is allocated before the first message,
+//! connections without context takeover share their zlib state, and using the extension
+//! (compressing and inflating many messages, with or without context takeover) adds nothing
+//! that stays.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -16,11 +18,16 @@ thread_local! {
     /// measurements apart from the test harness's own allocations and from the other test,
     /// which run on other threads at the same time.
     static LIVE: Cell<isize> = const { Cell::new(0) };
+    /// Bytes allocated by this thread, whether freed since or not.
+    static ALLOCATED: Cell<isize> = const { Cell::new(0) };
 }
 
 fn count(bytes: isize) {
     // `try_with`: the allocator is also called while a thread's locals are torn down.
     let _ = LIVE.try_with(|live| live.set(live.get() + bytes));
+    if bytes > 0 {
+        let _ = ALLOCATED.try_with(|allocated| allocated.set(allocated.get() + bytes));
+    }
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counter is the only
@@ -54,22 +61,53 @@ fn live() -> isize {
     LIVE.with(Cell::get)
 }
 
-/// The bytes one extension keeps: (compressor, inflater), measured by building a server whose
-/// compressor uses `own` bits and whose inflater uses `peer` bits.
+/// Bytes this thread has allocated so far.
+fn allocated() -> isize {
+    ALLOCATED.with(Cell::get)
+}
+
+/// A message a client compressed for a server, with the agreed parameters `agreed`.
+fn compressed_by_client(agreed: &DeflateConfig, message: &[u8]) -> Bytes {
+    let mut client = PerMessageDeflate::new(Role::Client, agreed);
+    client
+        .encode(Bytes::copy_from_slice(message), false)
+        .unwrap()
+        .0
+}
+
+/// The bytes a server's extension keeps with context takeover: (compressor, inflater), each
+/// measured once its first message made it. Before that it keeps nothing.
 fn footprint(bits: u8) -> (isize, isize) {
-    let compress_only = DeflateConfig::new()
+    let agreed = DeflateConfig::new()
+        .threshold(0)
         .server_max_window_bits(bits)
         .client_max_window_bits(bits);
+    let wire = compressed_by_client(&agreed, b"hello hello hello");
     let before = live();
-    let extension = PerMessageDeflate::new(Role::Server, &compress_only);
-    let total = live() - before;
-    drop(extension);
-    // The inflater alone: zlib-rs allocates it the same way whatever the bits.
-    let before = live();
-    let inflater = flate2::Decompress::new_with_window_bits(false, bits.max(9));
-    let inflate = live() - before;
-    drop(inflater);
-    (total - inflate, inflate)
+    let mut server = PerMessageDeflate::new(Role::Server, &agreed);
+    assert_eq!(
+        live() - before,
+        0,
+        "{bits} bits: nothing before the first message"
+    );
+    drop(
+        server
+            .encode(Bytes::from_static(b"hello hello hello"), false)
+            .unwrap(),
+    );
+    let compressor = live() - before;
+    let mut out = Vec::new();
+    server.decode(&wire, true, &mut out, usize::MAX).unwrap();
+    drop(out);
+    let inflater = live() - before - compressor;
+    assert!(server.holds_zlib_state());
+    drop(server);
+    assert_eq!(
+        live() - before,
+        0,
+        "{bits} bits: all freed with the extension"
+    );
+    (compressor, inflater)
 }
 
 const KIB: isize = 1024;
@@ -128,4 +166,64 @@ fn using_the_extension_keeps_no_memory() {
         }
         assert_eq!(live() - before, 0, "no_context_takeover: {no_takeover}");
     }
+}
+
+/// Without context takeover both ways, connections borrow their zlib state from a per-thread
+/// pool one message at a time: a thousand of them, each having sent and received compressed
+/// messages, hold none, and the thread keeps one compressor and one inflater for all.
+#[test]
+fn connections_without_context_takeover_share_zlib_state() {
+    let agreed = DeflateConfig::new()
+        .threshold(0)
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true);
+    let message = br#"{"type":"chat","user":"ada","text":"hello, hello, hello, everyone"}"#;
+    let wire = compressed_by_client(&agreed, message);
+    let (first, second) = wire.split_at(wire.len() / 2);
+    let before = live();
+    let mut servers: Vec<PerMessageDeflate> = (0..1000)
+        .map(|_| PerMessageDeflate::new(Role::Server, &agreed))
+        .collect();
+    let shells = live() - before;
+    let allocated_before = allocated();
+    for server in &mut servers {
+        drop(server.encode(Bytes::from_static(message), true).unwrap());
+        let mut out = Vec::new();
+        server.decode(&wire, true, &mut out, usize::MAX).unwrap();
+        assert_eq!(out, message);
+        assert!(!server.holds_zlib_state());
+    }
+    // A compressor or inflater made per message would allocate hundreds of KiB each time.
+    let per_connection = (allocated() - allocated_before) / 1000;
+    assert!(
+        per_connection < 4 * KIB,
+        "{per_connection} bytes allocated per connection for one message each way"
+    );
+    let zlib = live() - before - shells;
+    assert!(
+        zlib < 430 * KIB,
+        "1000 connections hold {} KiB of zlib state: one compressor and one inflater expected",
+        zlib / KIB
+    );
+
+    // Messages in progress on every connection at once each hold an inflater until their last
+    // frame; afterwards the pool keeps a few, not one per connection.
+    for server in &mut servers {
+        let mut out = Vec::new();
+        server.decode(first, false, &mut out, usize::MAX).unwrap();
+        assert!(server.holds_zlib_state());
+    }
+    assert!(live() - before - shells > 1000 * 40 * KIB);
+    for server in &mut servers {
+        let mut out = Vec::new();
+        server.decode(second, true, &mut out, usize::MAX).unwrap();
+        assert!(out.len() <= message.len());
+        assert!(!server.holds_zlib_state());
+    }
+    let kept = live() - before - shells;
+    assert!(
+        kept < 371 * KIB + 4 * 48 * KIB,
+        "after the messages in progress ended, {} KiB of zlib state is kept",
+        kept / KIB
+    );
 }

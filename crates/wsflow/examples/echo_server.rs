@@ -1,7 +1,7 @@
 //! An echo server: every message comes back with its type.
 //!
 //! ```sh
-//! cargo run --release -p wsflow --example echo_server -- --listen 127.0.0.1:9001 [--runtime tokio|async-std] [--deflate]
+//! cargo run --release -p wsflow --example echo_server -- --listen 127.0.0.1:9001 [--runtime tokio|async-std] [--deflate [--no-context-takeover]]
 //! cargo run --release -p wsflow --features rustls --example echo_server -- --cert CHAIN.pem --key KEY.pem
 //! ```
 //!
@@ -9,7 +9,10 @@
 //! `--key`, which serve TLS with that PEM certificate chain and key; feature `rustls`). Accepts the subprotocol `chat`
 //! when offered. Messages and frames up to 64 MiB. With `--deflate`, accepts permessage-deflate
 //! offers (RFC 7692, every parameter) and compresses every message it echoes, however short;
-//! clients that do not offer it are served uncompressed. Ends cleanly on Ctrl-C. This is the
+//! clients that do not offer it are served uncompressed. `--no-context-takeover` adds
+//! `server_no_context_takeover` and `client_no_context_takeover` to every answer: every message
+//! is compressed on its own, and the connections share the thread's zlib state instead of
+//! keeping about 417 KiB each. Ends cleanly on Ctrl-C. This is the
 //! testee of `cargo xtask autobahn` and of the benchmarks.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -24,7 +27,7 @@ use wsflow::{Config, Server, ServerConfig, WebSocket};
 const LIMIT: usize = 64 << 20;
 
 fn main() -> ExitCode {
-    let args = match support::Args::parse(&["deflate"]) {
+    let args = match support::Args::parse(&["deflate", "no-context-takeover"]) {
         Ok(args) => args,
         Err(err) => return usage(&err),
     };
@@ -34,9 +37,16 @@ fn main() -> ExitCode {
     };
     let listen = args.get("listen").unwrap_or("127.0.0.1:9001").to_owned();
     // Threshold 0: every echoed message is compressed, so every one exercises the extension.
-    let deflate = args
-        .flag("deflate")
-        .then(|| DeflateConfig::new().threshold(0));
+    let no_takeover = args.flag("no-context-takeover");
+    let deflate = args.flag("deflate").then(|| {
+        DeflateConfig::new()
+            .threshold(0)
+            .server_no_context_takeover(no_takeover)
+            .client_no_context_takeover(no_takeover)
+    });
+    if no_takeover && deflate.is_none() {
+        return usage("--no-context-takeover goes with --deflate");
+    }
     let tls = match (args.get("cert"), args.get("key")) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some((cert.to_owned(), key.to_owned())),
@@ -119,7 +129,7 @@ async fn echo(mut ws: WebSocket) {
 
 fn usage(err: &str) -> ExitCode {
     eprintln!(
-        "echo_server: {err}\nusage: echo_server [--listen ADDR] [--runtime tokio|async-std] [--deflate] [--cert CHAIN.pem --key KEY.pem]"
+        "echo_server: {err}\nusage: echo_server [--listen ADDR] [--runtime tokio|async-std] [--deflate [--no-context-takeover]] [--cert CHAIN.pem --key KEY.pem]"
     );
     ExitCode::from(2)
 }

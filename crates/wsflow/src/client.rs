@@ -132,8 +132,10 @@ impl ClientConfig {
     /// fails the connection with [`Error::Handshake`]; a server that declines connects
     /// without compression.
     ///
-    /// Memory: about 417 KiB per compressed connection with the default 15-bit windows (see
-    /// [`DeflateConfig`] for the figures).
+    /// Memory: about 417 KiB per connection that has compressed both ways, with the default
+    /// 15-bit windows and context takeover; without context takeover both ways, none between
+    /// messages: connections borrow zlib state from a per-thread pool (see [`DeflateConfig`]
+    /// for the figures).
     pub fn permessage_deflate(mut self, config: impl Into<Option<DeflateConfig>>) -> Self {
         self.deflate = config.into();
         self
