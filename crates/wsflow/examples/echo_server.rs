@@ -20,9 +20,11 @@ mod support;
 
 use std::process::ExitCode;
 
+use std::future::Future;
+
 use futures_util::Stream;
 use wsflow::core::DeflateConfig;
-use wsflow::{Config, Server, ServerConfig, WebSocket};
+use wsflow::{Accepting, Config, Server, ServerConfig, WebSocket};
 
 const LIMIT: usize = 64 << 20;
 
@@ -100,11 +102,7 @@ fn main() -> ExitCode {
                         .iter()
                         .any(|p| p == "chat")
                         .then_some("chat");
-                    support::spawn(async move {
-                        if let Ok(ws) = request.accept(protocol).await {
-                            echo(ws).await;
-                        }
-                    });
+                    support::spawn(serve(request.accept(protocol)));
                 }
             }
         }
@@ -113,13 +111,36 @@ fn main() -> ExitCode {
     })
 }
 
+/// Completes the handshake, then echoes. A plain `fn` returning an `async move` block, as is
+/// `echo`: an `async fn` would keep its arguments and their moved-out copies both in the task,
+/// and every byte of a task is per connection (tokio rounds its task cells up to 128 bytes).
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+fn serve(accepting: Accepting) -> impl Future<Output = ()> + Send {
+    async move {
+        let Ok(ws) = accepting.await else {
+            return;
+        };
+        echo(ws).await;
+    }
+}
+
 /// Echoes until the connection closes. Messages are queued, not flushed one by one: the
 /// connection writes everything queued in one go when it has read all that was ready.
-async fn echo(mut ws: WebSocket) {
-    while let Some(received) = ws.recv().await {
-        if let Ok(message) = received {
-            // Fails only once the connection is closing; keep reading to finish the close.
-            let _ = ws.queue(message);
+#[allow(clippy::manual_async_fn)] // on purpose: see `serve`
+fn echo(mut ws: WebSocket) -> impl Future<Output = ()> + Send {
+    async move {
+        loop {
+            // A `match` rather than `while let`, so that nothing received is kept in the task
+            // across the flush below.
+            match ws.recv().await {
+                Some(Ok(message)) => {
+                    // Fails only once the connection is closing; keep reading to finish the
+                    // close.
+                    let _ = ws.queue(message);
+                }
+                Some(Err(_)) => {}
+                None => break,
+            }
             if ws.is_output_buffer_full() {
                 let _ = ws.flush().await;
             }
