@@ -8,6 +8,12 @@
 //!   text (mostly multi-byte UTF-8).
 //! - `core_one_way_16`: sixteen messages per iteration from the client to the server in one
 //!   transfer, as when messages are pipelined: the server parses them all from one read.
+//! - `core_compressed_fan_out`: one 2 KiB JSON message sent by a server to 100 connections
+//!   with permessage-deflate, as a broadcast does (wsflow only: the peer has no compression).
+//!   Without context takeover the connections share the thread's compressor, and the same
+//!   message (one `Bytes`, cloned) is compressed once for all of them; `distinct_copies` gives
+//!   each connection its own copy, which is compressed each time; `context_takeover` gives
+//!   each connection its own compressor.
 //!
 //! Both sides move bytes the same way: the sender's output is copied into a `Vec` (a socket
 //! write), then into the receiver (a socket read). Both use the configuration of the echo
@@ -25,7 +31,10 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use wsflow_core::{Config, Connection, Event, Message, Negotiated, Role, Utf8Bytes};
+use wsflow_core::{
+    Config, Connection, DeflateConfig, Event, Message, Negotiated, PerMessageDeflate, Role,
+    Utf8Bytes,
+};
 
 const LIMIT: usize = 64 << 20;
 const SIZES: [usize; 3] = [20, 1024, 64 * 1024];
@@ -287,5 +296,71 @@ fn one_way_batch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, echo, one_way_batch);
+/// A server connection with permessage-deflate agreed as `agreed` says.
+fn compressing_server(agreed: &DeflateConfig) -> Connection {
+    let negotiated = Negotiated::new()
+        .extension(Box::new(PerMessageDeflate::new(Role::Server, agreed)))
+        .extensions(vec!["permessage-deflate".to_owned()]);
+    Connection::new(
+        Role::Server,
+        Config::server(),
+        negotiated,
+        BytesMut::new(),
+        Instant::now(),
+    )
+}
+
+/// Sends `message(i)` on connection `i` of `connections`, then empties every send queue (the
+/// bytes are counted, as a socket write would take them).
+fn fan_out(connections: &mut [Connection], message: impl Fn(usize) -> Utf8Bytes) -> usize {
+    let mut written = 0;
+    for (i, connection) in connections.iter_mut().enumerate() {
+        connection.send_text(message(i)).unwrap();
+        let queued: usize = connection.poll_transmit().unwrap().map(<[u8]>::len).sum();
+        connection.advance_transmit(queued);
+        written += queued;
+    }
+    written
+}
+
+fn compressed_fan_out(c: &mut Criterion) {
+    const CONNECTIONS: usize = 100;
+    let mut group = c.benchmark_group("core_compressed_fan_out");
+    group.throughput(Throughput::Elements(CONNECTIONS as u64));
+    let json: String = (0..24)
+        .map(|i| format!(r#"{{"user":"user{i}","text":"message number {i} to the room"}},"#))
+        .collect();
+    let message = Utf8Bytes::try_from(Bytes::from(json)).unwrap();
+    let shared = DeflateConfig::new()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true);
+    let copies: Vec<Utf8Bytes> = (0..CONNECTIONS)
+        .map(|_| Utf8Bytes::try_from(Bytes::copy_from_slice(message.as_bytes())).unwrap())
+        .collect();
+    let variants: [(&str, DeflateConfig, bool); 3] = [
+        ("same_message", shared.clone(), false),
+        ("distinct_copies", shared, true),
+        ("context_takeover", DeflateConfig::new(), false),
+    ];
+    for (name, agreed, distinct) in variants {
+        let mut connections: Vec<Connection> = (0..CONNECTIONS)
+            .map(|_| compressing_server(&agreed))
+            .collect();
+        let send = |i: usize| {
+            if distinct {
+                copies[i].clone()
+            } else {
+                message.clone()
+            }
+        };
+        // Compressed, well under the message's size.
+        assert!(fan_out(&mut connections, send) < CONNECTIONS * message.len() / 2);
+        group.bench_function(BenchmarkId::new(name, message.len()), |b| {
+            b.iter(|| black_box(fan_out(&mut connections, send)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, echo, one_way_batch, compressed_fan_out);
 criterion_main!(benches);

@@ -11,14 +11,36 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use support::*;
 use wsflow::{
-    Client, CloseCode, CloseInitiator, Config, Error, Event, HandshakeError, Message, Router,
-    Runtime, Server, ServerConfig,
+    Client, CloseCode, CloseInitiator, Config, DeflateConfig, Error, Event, HandshakeError,
+    Message, Router, Runtime, Server, ServerConfig, WebSocket,
 };
 
 async fn echo_server(runtime: Runtime, config: ServerConfig) -> Server {
     Server::bind("127.0.0.1:0", config.runtime(runtime))
         .await
         .unwrap()
+}
+
+/// Connects `client` to `url` while `server` accepts the request: (the client's end, the
+/// server's end).
+async fn connect_and_accept(
+    server: &mut Server,
+    client: &Client,
+    url: &str,
+) -> (WebSocket, WebSocket) {
+    let connecting = client.connect(url);
+    let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
+    let (ws, accepted) = futures_util::future::join(connecting, accepting).await;
+    (ws.unwrap(), accepted)
+}
+
+/// Reads the server's end of a connection until it ends, on its own task: what it sends is
+/// sent through its senders.
+fn read_until_closed(runtime: Runtime, mut accepted: WebSocket) {
+    spawn(
+        runtime,
+        async move { while accepted.next().await.is_some() {} },
+    );
 }
 
 #[test]
@@ -203,15 +225,10 @@ fn senders_from_other_tasks_and_broadcast() {
         let url = format!("ws://{}/", server.local_addr());
         let mut clients = Vec::new();
         for _ in 0..3 {
-            let client = client(runtime);
-            let connecting = client.connect(&url);
-            let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
-            let (ws, mut accepted) = futures_util::future::join(connecting, accepting).await;
-            spawn(runtime, async move {
-                // The server side only reads; its senders and the broadcast write through it.
-                while accepted.next().await.is_some() {}
-            });
-            clients.push(ws.unwrap());
+            let (ws, accepted) = connect_and_accept(&mut server, &client(runtime), &url).await;
+            // The server side only reads; its senders and the broadcast write through it.
+            read_until_closed(runtime, accepted);
+            clients.push(ws);
         }
         // Wait until every accepted connection is registered.
         while server.connection_count() < 3 {
@@ -238,6 +255,67 @@ fn senders_from_other_tasks_and_broadcast() {
 }
 
 #[test]
+fn compressed_broadcasts_without_context_takeover_reach_every_connection_intact() {
+    // The connections share zlib state, and a broadcast is compressed once per thread: every
+    // client must still get every message, in order, between private messages of its own.
+    const CLIENTS: usize = 6;
+    on_both_runtimes(|runtime| async move {
+        let shared = DeflateConfig::new()
+            .threshold(0)
+            .server_no_context_takeover(true)
+            .client_no_context_takeover(true);
+        let config = ServerConfig::default().permessage_deflate(shared);
+        let mut server = echo_server(runtime, config).await;
+        let url = format!("ws://{}/", server.local_addr());
+        let client_config = client_config(runtime).permessage_deflate(DeflateConfig::new());
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            let client = Client::new(client_config.clone());
+            let (ws, accepted) = connect_and_accept(&mut server, &client, &url).await;
+            read_until_closed(runtime, accepted);
+            assert!(ws.extensions()[0].contains("client_no_context_takeover"));
+            clients.push(ws);
+        }
+        while server.connection_count() < CLIENTS {
+            sleep(runtime, Duration::from_millis(5)).await;
+        }
+        let news = Message::text("news for everyone, ".repeat(200));
+        let data = Message::binary((0..40_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+        let private = |i: usize, round: usize| {
+            Message::text(format!("private {i} in round {round}, ").repeat(50))
+        };
+        for round in 0..3 {
+            for message in [&news, &data] {
+                assert_eq!(server.broadcast(message.clone()), CLIENTS);
+            }
+            for (i, sender) in server.connections().iter().enumerate() {
+                sender.try_send(private(i, round)).unwrap();
+            }
+        }
+        // `connections()` follows no particular order: each client learns its index from its
+        // first private message.
+        let mut indexes = Vec::new();
+        for ws in &mut clients {
+            let mut index = None;
+            for round in 0..3 {
+                assert_eq!(ws.next().await.unwrap().unwrap(), news);
+                assert_eq!(ws.next().await.unwrap().unwrap(), data);
+                let received = ws.next().await.unwrap().unwrap();
+                let i = *index.get_or_insert_with(|| {
+                    (0..CLIENTS)
+                        .find(|&i| received == private(i, round))
+                        .expect("a private message of the first round")
+                });
+                assert_eq!(received, private(i, round));
+            }
+            indexes.extend(index);
+        }
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..CLIENTS).collect::<Vec<_>>());
+    });
+}
+
+#[test]
 fn messages_from_other_threads_wake_an_idle_connection_every_time() {
     // Senders on plain threads race the driver going to sleep: each message must wake it
     // (a lost wake-up would leave messages unsent and the test would time out).
@@ -246,11 +324,7 @@ fn messages_from_other_threads_wake_an_idle_connection_every_time() {
     on_both_runtimes(|runtime| async move {
         let mut server = echo_server(runtime, ServerConfig::default()).await;
         let url = format!("ws://{}/", server.local_addr());
-        let client = client(runtime);
-        let connecting = client.connect(&url);
-        let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
-        let (ws, accepted) = futures_util::future::join(connecting, accepting).await;
-        let mut ws = ws.unwrap();
+        let (mut ws, accepted) = connect_and_accept(&mut server, &client(runtime), &url).await;
         let (mut reader, sender) = accepted.split();
         spawn(
             runtime,
@@ -335,15 +409,8 @@ fn shutdown_closes_connections_with_1001_and_answers_new_requests_503() {
         let mut server = echo_server(runtime, ServerConfig::default()).await;
         let addr = server.local_addr();
         let url = format!("ws://{addr}/");
-        let client = client(runtime);
-        let connecting = client.connect(&url);
-        let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
-        let (ws, mut accepted) = futures_util::future::join(connecting, accepting).await;
-        spawn(
-            runtime,
-            async move { while accepted.next().await.is_some() {} },
-        );
-        let mut ws = ws.unwrap();
+        let (mut ws, accepted) = connect_and_accept(&mut server, &client(runtime), &url).await;
+        read_until_closed(runtime, accepted);
         while server.connection_count() < 1 {
             sleep(runtime, Duration::from_millis(5)).await;
         }
@@ -509,10 +576,7 @@ fn remote_address_honours_x_forwarded_for_unless_ignored() {
             let client = Client::new(
                 client_config(runtime).header("X-Forwarded-For", "203.0.113.7, 10.0.0.1"),
             );
-            let connecting = client.connect(&url);
-            let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
-            let (ws, accepted) = futures_util::future::join(connecting, accepting).await;
-            let _ws = ws.unwrap();
+            let (_ws, accepted) = connect_and_accept(&mut server, &client, &url).await;
             if ignore {
                 assert_eq!(accepted.remote_address(), Some("127.0.0.1"));
                 assert_eq!(accepted.remote_addresses(), ["127.0.0.1"]);

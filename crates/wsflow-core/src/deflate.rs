@@ -82,7 +82,10 @@ const INVALID_DATA: ProtocolError = ProtocolError::Extension("Invalid permessage
 ///   from a pool kept by the thread it runs on, and gives them back reset. A thread keeps at
 ///   most four of each kind, so a server whose connections all agreed to
 ///   `server_no_context_takeover` and `client_no_context_takeover` holds one or a few
-///   compressors and inflaters per thread in all, not one per connection.
+///   compressors and inflaters per thread in all, not one per connection. The thread also
+///   remembers the last message it compressed this way (up to 64 KiB) and its compressed
+///   bytes: the same message sent to many connections (one `Bytes`, cloned, as a broadcast
+///   sends it) is compressed once per thread rather than once per connection.
 ///
 /// On top of that, a message being inflated takes at most `max_received_message_size` plus one
 /// byte, and a compressed message waiting to be sent its compressed size. A server holding many
@@ -483,6 +486,18 @@ impl Extension for PerMessageDeflate {
         if payload.len() < self.threshold || payload.is_empty() {
             return Ok((payload, 0));
         }
+        let (level, bits) = (self.level, self.own_bits);
+        if self.share_compressor
+            && let Some(compressed) = ZlibPool::with(|pool| {
+                let last = pool.last_compressed.as_ref()?;
+                last.is_for(level, bits, &payload)
+                    .then(|| last.compressed.clone())
+            })
+        {
+            // The same message compressed for another connection (a broadcast): every
+            // connection without context takeover compresses it to the same bytes.
+            return Ok((compressed, RSV1));
+        }
         let mut compressor = self.take_compressor();
         let result = Self::compress(&mut compressor, &payload);
         if self.share_compressor || result.is_err() {
@@ -491,20 +506,29 @@ impl Extension for PerMessageDeflate {
             // only if the peer resets too, so the error is reported to the caller.
             compressor.reset();
         }
-        if self.share_compressor {
-            let (level, bits) = (self.level, self.own_bits);
-            ZlibPool::give_back(
-                |pool| &mut pool.compressors,
-                || PooledCompressor {
-                    level,
-                    bits,
-                    compress: compressor,
-                },
-            );
-        } else {
+        if !self.share_compressor {
             self.compressor = Some(compressor);
+            return Ok((Bytes::from(result?), RSV1));
         }
-        Ok((Bytes::from(result?), RSV1))
+        ZlibPool::give_back(
+            |pool| &mut pool.compressors,
+            || PooledCompressor {
+                level,
+                bits,
+                compress: compressor,
+            },
+        );
+        let compressed = Bytes::from(result?);
+        if payload.len() <= MAX_REMEMBERED_MESSAGE {
+            let remembered = CompressedMessage {
+                level,
+                bits,
+                source: payload,
+                compressed: compressed.clone(),
+            };
+            ZlibPool::with(|pool| pool.last_compressed.replace(remembered));
+        }
+        Ok((compressed, RSV1))
     }
 
     fn decode(
@@ -553,15 +577,42 @@ impl Extension for PerMessageDeflate {
 
 /// The most compressors, and the most inflaters, a thread keeps for reuse.
 const POOLED_PER_KIND: usize = 4;
+/// The largest message whose compressed form a thread remembers for the next connection.
+const MAX_REMEMBERED_MESSAGE: usize = 64 << 10;
 
 /// zlib state that connections without context takeover share: each message borrows a
 /// compressor or inflater from the pool of the thread it runs on and gives it back, reset,
 /// when the message is done. A thread running many such connections keeps a few hundred KiB
 /// of zlib state in all instead of about 417 KiB per connection.
+///
+/// The pool also remembers the last message it compressed (up to 64 KiB) and the result: a
+/// message sent to many such connections with the same level and window, as a broadcast is,
+/// is compressed once per thread, not once per connection.
 #[derive(Default)]
 struct ZlibPool {
     compressors: Vec<PooledCompressor>,
     inflaters: Vec<PooledInflater>,
+    last_compressed: Option<CompressedMessage>,
+}
+
+/// A message compressed without context takeover, and what it compressed to.
+struct CompressedMessage {
+    level: u32,
+    bits: u8,
+    /// The message's payload. Holding it keeps its bytes alive and unchanged, so a payload
+    /// at the same address with the same length is this one.
+    source: Bytes,
+    compressed: Bytes,
+}
+
+impl CompressedMessage {
+    /// Whether `payload` is this message (the same bytes, shared, not merely equal ones)
+    /// compressed with `level` and `bits`.
+    fn is_for(&self, level: u32, bits: u8, payload: &Bytes) -> bool {
+        (self.level, self.bits) == (level, bits)
+            && self.source.as_ptr() == payload.as_ptr()
+            && self.source.len() == payload.len()
+    }
 }
 
 struct PooledCompressor {
@@ -773,6 +824,52 @@ mod tests {
         let mut out = Vec::new();
         fresh.decode(&second, true, &mut out, usize::MAX).unwrap();
         assert_eq!(out, message);
+    }
+
+    #[test]
+    fn a_message_sent_to_many_connections_is_compressed_once() {
+        let shared = DeflateConfig::new()
+            .server_no_context_takeover(true)
+            .client_no_context_takeover(true);
+        let broadcast = Bytes::from(text(3000));
+        let mut servers: Vec<PerMessageDeflate> = (0..10)
+            .map(|_| PerMessageDeflate::new(Role::Server, &shared))
+            .collect();
+        let sent: Vec<Bytes> = servers
+            .iter_mut()
+            .map(|server| server.encode(broadcast.clone(), true).unwrap().0)
+            .collect();
+        // Every connection got the first compression's very bytes.
+        assert!(sent.iter().all(|wire| wire.as_ptr() == sent[0].as_ptr()));
+        let (mut client, _) = pair(&shared);
+        let mut out = Vec::new();
+        client.decode(&sent[9], true, &mut out, usize::MAX).unwrap();
+        assert_eq!(out, broadcast);
+
+        // Equal bytes in another buffer are compressed again (identity, not equality, is
+        // what is remembered), to the same result.
+        let copy = Bytes::from(broadcast.to_vec());
+        let again = servers[0].encode(copy, true).unwrap().0;
+        assert_ne!(again.as_ptr(), sent[0].as_ptr());
+        assert_eq!(again, sent[0]);
+
+        // Another level or window compresses differently: never taken from the memory.
+        let other_level = shared.clone().level(1);
+        let mut fast = PerMessageDeflate::new(Role::Server, &other_level);
+        let fast_wire = fast.encode(broadcast.clone(), true).unwrap().0;
+        assert_ne!(fast_wire.as_ptr(), sent[0].as_ptr());
+        let mut out = Vec::new();
+        client
+            .decode(&fast_wire, true, &mut out, usize::MAX)
+            .unwrap();
+        assert_eq!(out, broadcast);
+
+        // With context takeover each connection compresses against its own history.
+        let mut dedicated = PerMessageDeflate::new(Role::Server, &DeflateConfig::new());
+        let own = dedicated.encode(broadcast.clone(), true).unwrap().0;
+        let own_again = dedicated.encode(broadcast.clone(), true).unwrap().0;
+        assert_ne!(own.as_ptr(), own_again.as_ptr());
+        assert!(own_again.len() < own.len());
     }
 
     #[test]

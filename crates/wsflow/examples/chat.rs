@@ -37,17 +37,23 @@ struct Room {
 }
 
 impl Room {
-    fn broadcast(&self, message: &str) {
+    /// Sends `message` to every member: clones of one message, so the text is shared rather
+    /// than copied and, with compression, compressed once per thread rather than once per
+    /// member.
+    fn broadcast(&self, message: Message) {
         let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
         for (_, sender) in members.iter() {
             // A member whose send buffer is full misses the message rather than slowing
             // everyone down.
-            let _ = sender.try_send(Message::text(message));
+            let _ = sender.try_send(message.clone());
         }
     }
 
     fn system(&self, text: &str) {
-        self.broadcast(&format!("{{\"system\":{}}}", json_string(text)));
+        self.broadcast(Message::text(format!(
+            "{{\"system\":{}}}",
+            json_string(text)
+        )));
     }
 }
 
@@ -182,7 +188,7 @@ async fn chat(mut ws: WebSocket, room: Arc<Room>) {
         if let Ok(Message::Text(text)) = received {
             // The page sends JSON; pass it on as is, after checking it is small.
             if text.len() <= 4096 {
-                room.broadcast(&text);
+                room.broadcast(Message::Text(text));
             }
         }
     }

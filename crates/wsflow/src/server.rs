@@ -431,6 +431,10 @@ impl Server {
     /// Queues `message` on every live connection. A connection whose send buffer is above its
     /// high-water mark is skipped, so one slow reader never holds the others up. Returns the
     /// number of connections the message was queued on.
+    ///
+    /// With permessage-deflate agreed without context takeover on the server's side, the
+    /// message is compressed once per thread, not once per connection (see
+    /// [`DeflateConfig`]).
     pub fn broadcast(&self, message: impl Into<Message>) -> usize {
         let message = message.into();
         self.registry
