@@ -1,6 +1,7 @@
-//! Drives a whole connection (server or client role) with arbitrary input: bytes split at
-//! arbitrary points, interleaved with time passing, application sends, closes, pauses, end of
-//! file, and its read buffer lent to another reader and given back. The connection must never
+//! Drives a whole connection (server or client role, with or without permessage-deflate, with or
+//! without context takeover) with arbitrary input: bytes split at arbitrary points, interleaved
+//! with time passing, application sends, closes, pauses, end of file, and its read buffer lent
+//! to another reader and given back. The connection must never
 //! panic, must keep its buffers bounded by its limits, must hand out only valid UTF-8 as text,
 //! and must end with exactly one close event after which nothing more happens.
 #![no_main]
@@ -9,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use wsflow_core::{CloseCode, Config, Connection, Event, Message, Negotiated, Role};
+use wsflow_core::{
+    CloseCode, Config, Connection, DeflateConfig, Event, Message, Negotiated, PerMessageDeflate,
+    Role,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, mut rest)) = data.split_first() else {
@@ -25,8 +29,23 @@ fuzz_target!(|data: &[u8]| {
     .max_fragments_per_message(64)
     .assemble_fragments(control & 2 == 0)
     .auto_pong(control & 4 == 0);
+    let negotiated = if control & 8 == 0 {
+        Negotiated::new()
+    } else {
+        // Compression, every message compressed when `control` says so; without context
+        // takeover the zlib state comes from the thread's pool, shared with earlier runs.
+        let no_takeover = control & 16 != 0;
+        let agreed = DeflateConfig::new()
+            .threshold(if control & 32 == 0 { 0 } else { 1024 })
+            .server_no_context_takeover(no_takeover)
+            .client_no_context_takeover(no_takeover)
+            .server_max_window_bits(if control & 64 == 0 { 15 } else { 9 });
+        Negotiated::new()
+            .extension(Box::new(PerMessageDeflate::new(role, &agreed)))
+            .extensions(vec!["permessage-deflate".to_owned()])
+    };
     let mut now = Instant::now();
-    let mut conn = Connection::new(role, config, Negotiated::new(), BytesMut::new(), now);
+    let mut conn = Connection::new(role, config, negotiated, BytesMut::new(), now);
     let mut closed_events = 0;
     while let Some((&op, tail)) = rest.split_first() {
         rest = tail;
