@@ -11,9 +11,10 @@
 //! - `core_compressed_fan_out`: one 2 KiB JSON message sent by a server to 100 connections
 //!   with permessage-deflate, as a broadcast does (wsflow only: the peer has no compression).
 //!   Without context takeover the connections share the thread's compressor, and the same
-//!   message (one `Bytes`, cloned) is compressed once for all of them; `distinct_copies` gives
-//!   each connection its own copy, which is compressed each time; `context_takeover` gives
-//!   each connection its own compressor.
+//!   message is compressed once for all of them (`same_message`); `different_messages` gives
+//!   each connection a message of its own (one byte differs), which is compressed each time;
+//!   `context_takeover` gives each connection its own compressor, which compresses the message
+//!   against that connection's history.
 //!
 //! Both sides move bytes the same way: the sender's output is copied into a `Vec` (a socket
 //! write), then into the receiver (a socket read). Both use the configuration of the echo
@@ -334,12 +335,17 @@ fn compressed_fan_out(c: &mut Criterion) {
     let shared = DeflateConfig::new()
         .server_no_context_takeover(true)
         .client_no_context_takeover(true);
-    let copies: Vec<Utf8Bytes> = (0..CONNECTIONS)
-        .map(|_| Utf8Bytes::try_from(Bytes::copy_from_slice(message.as_bytes())).unwrap())
+    let personal: Vec<Utf8Bytes> = (0..CONNECTIONS)
+        .map(|i| {
+            let mut bytes = message.as_bytes().to_vec();
+            bytes[10] = b'a' + (i % 26) as u8;
+            bytes[11] = b'a' + (i / 26) as u8;
+            Utf8Bytes::try_from(Bytes::from(bytes)).unwrap()
+        })
         .collect();
     let variants: [(&str, DeflateConfig, bool); 3] = [
         ("same_message", shared.clone(), false),
-        ("distinct_copies", shared, true),
+        ("different_messages", shared, true),
         ("context_takeover", DeflateConfig::new(), false),
     ];
     for (name, agreed, distinct) in variants {
@@ -348,7 +354,7 @@ fn compressed_fan_out(c: &mut Criterion) {
             .collect();
         let send = |i: usize| {
             if distinct {
-                copies[i].clone()
+                personal[i].clone()
             } else {
                 message.clone()
             }

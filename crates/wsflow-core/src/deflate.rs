@@ -83,9 +83,9 @@ const INVALID_DATA: ProtocolError = ProtocolError::Extension("Invalid permessage
 ///   most four of each kind, so a server whose connections all agreed to
 ///   `server_no_context_takeover` and `client_no_context_takeover` holds one or a few
 ///   compressors and inflaters per thread in all, not one per connection. The thread also
-///   remembers the last message it compressed this way (up to 64 KiB) and its compressed
-///   bytes: the same message sent to many connections (one `Bytes`, cloned, as a broadcast
-///   sends it) is compressed once per thread rather than once per connection.
+///   remembers the last message it compressed this way (a copy, up to 64 KiB) and its
+///   compressed bytes: a message sent to many connections, as a broadcast sends it, is
+///   compressed once per thread rather than once per connection.
 ///
 /// On top of that, a message being inflated takes at most `max_received_message_size` plus one
 /// byte, and a compressed message waiting to be sent its compressed size. A server holding many
@@ -494,8 +494,8 @@ impl Extension for PerMessageDeflate {
                     .then(|| last.compressed.clone())
             })
         {
-            // The same message compressed for another connection (a broadcast): every
-            // connection without context takeover compresses it to the same bytes.
+            // The same bytes were just compressed for another connection (a broadcast): every
+            // connection without context takeover compresses them to the same result.
             return Ok((compressed, RSV1));
         }
         let mut compressor = self.take_compressor();
@@ -520,13 +520,24 @@ impl Extension for PerMessageDeflate {
         );
         let compressed = Bytes::from(result?);
         if payload.len() <= MAX_REMEMBERED_MESSAGE {
-            let remembered = CompressedMessage {
-                level,
-                bits,
-                source: payload,
-                compressed: compressed.clone(),
-            };
-            ZlibPool::with(|pool| pool.last_compressed.replace(remembered));
+            ZlibPool::with(|pool| {
+                // A copy, in the buffer of the last one: holding the payload itself could keep
+                // a much larger buffer it is a slice of alive.
+                let mut source = pool
+                    .last_compressed
+                    .take()
+                    .map(|last| last.source)
+                    .unwrap_or_default();
+                source.clear();
+                source.extend_from_slice(&payload);
+                pool.last_compressed = Some(CompressedMessage {
+                    level,
+                    bits,
+                    source,
+                    compressed: compressed.clone(),
+                });
+                Some(())
+            });
         }
         Ok((compressed, RSV1))
     }
@@ -585,9 +596,9 @@ const MAX_REMEMBERED_MESSAGE: usize = 64 << 10;
 /// when the message is done. A thread running many such connections keeps a few hundred KiB
 /// of zlib state in all instead of about 417 KiB per connection.
 ///
-/// The pool also remembers the last message it compressed (up to 64 KiB) and the result: a
-/// message sent to many such connections with the same level and window, as a broadcast is,
-/// is compressed once per thread, not once per connection.
+/// The pool also remembers the last message it compressed (a copy, up to 64 KiB) and the
+/// result: a message sent to many such connections with the same level and window, as a
+/// broadcast is, is compressed once per thread, not once per connection.
 #[derive(Default)]
 struct ZlibPool {
     compressors: Vec<PooledCompressor>,
@@ -599,19 +610,17 @@ struct ZlibPool {
 struct CompressedMessage {
     level: u32,
     bits: u8,
-    /// The message's payload. Holding it keeps its bytes alive and unchanged, so a payload
-    /// at the same address with the same length is this one.
-    source: Bytes,
+    /// A copy of the message's payload.
+    source: Vec<u8>,
     compressed: Bytes,
 }
 
 impl CompressedMessage {
-    /// Whether `payload` is this message (the same bytes, shared, not merely equal ones)
-    /// compressed with `level` and `bits`.
-    fn is_for(&self, level: u32, bits: u8, payload: &Bytes) -> bool {
-        (self.level, self.bits) == (level, bits)
-            && self.source.as_ptr() == payload.as_ptr()
-            && self.source.len() == payload.len()
+    /// Whether `payload`, compressed from an empty window with `level` and `bits`, gives
+    /// these compressed bytes: it does exactly when it is the same bytes (DEFLATE is
+    /// deterministic), which a broadcast's clones of one message are.
+    fn is_for(&self, level: u32, bits: u8, payload: &[u8]) -> bool {
+        (self.level, self.bits) == (level, bits) && self.source == payload
     }
 }
 
@@ -846,14 +855,15 @@ mod tests {
         client.decode(&sent[9], true, &mut out, usize::MAX).unwrap();
         assert_eq!(out, broadcast);
 
-        // Equal bytes in another buffer are compressed again (identity, not equality, is
-        // what is remembered), to the same result.
+        // Equal bytes in another buffer compress to the same result, so they are not
+        // compressed again either.
         let copy = Bytes::from(broadcast.to_vec());
-        let again = servers[0].encode(copy, true).unwrap().0;
-        assert_ne!(again.as_ptr(), sent[0].as_ptr());
-        assert_eq!(again, sent[0]);
+        assert_eq!(
+            servers[0].encode(copy, true).unwrap().0.as_ptr(),
+            sent[0].as_ptr()
+        );
 
-        // Another level or window compresses differently: never taken from the memory.
+        // Another level compresses differently: the same bytes are compressed anew.
         let other_level = shared.clone().level(1);
         let mut fast = PerMessageDeflate::new(Role::Server, &other_level);
         let fast_wire = fast.encode(broadcast.clone(), true).unwrap().0;
@@ -863,6 +873,18 @@ mod tests {
             .decode(&fast_wire, true, &mut out, usize::MAX)
             .unwrap();
         assert_eq!(out, broadcast);
+
+        // Other bytes of the same length are compressed anew.
+        let mut changed = broadcast.to_vec();
+        changed[1500] ^= 1;
+        let other = servers[0]
+            .encode(Bytes::from(changed.clone()), true)
+            .unwrap()
+            .0;
+        assert_ne!(other.as_ptr(), sent[0].as_ptr());
+        let mut out = Vec::new();
+        client.decode(&other, true, &mut out, usize::MAX).unwrap();
+        assert_eq!(out, changed);
 
         // With context takeover each connection compresses against its own history.
         let mut dedicated = PerMessageDeflate::new(Role::Server, &DeflateConfig::new());
