@@ -151,7 +151,11 @@ const METHOD: &str = "\
   run waits (up to 15 s, 60 s in all) for the machine to be idle; the *others on CPU 0*
   column and the disturbance count above show what other processes took anyway. Each figure
   is the median over the rounds; the ratio to raw TCP is the median of the per-round ratios
-  (the range shows the spread).
+  (the range shows the spread), and so are wsflow's ratios to its peers and to uWebSockets in
+  the targets: this machine's speed sometimes changes between rounds (the raw TCP echo of
+  20-byte messages has measured both about 160,000 and about 210,000 echoes a second within
+  one run), which moves every server of a round alike but not the medians of servers that
+  happened to run in different phases.
 - **CPU.** The server's `utime + stime` from `/proc/PID/stat` (all threads), and CPU 0's busy
   time from `/proc/stat`, read by the load generator at the start and end of the measured
   time, over the messages echoed in between (`USER_HZ` ticks: 10 ms resolution).

@@ -21,7 +21,8 @@
 //! 4. **Memory**: for each server, a fresh process, `loadgen idle` with 10,000 connections,
 //!    and its RSS before, with them idle, and after one echo on each.
 //! 5. **Report** ([`report`]): per scenario the medians over rounds, the ratio to the raw TCP
-//!    echo in the same round, server CPU per message; wsflow's tokio/async-std ratio; the
+//!    echo in the same round, server CPU per message; wsflow's tokio/async-std ratio and its
+//!    ratios to the peers, also per round; the
 //!    memory table; the targets, met or missed (missing one does not fail the run: it
 //!    is a measurement). A full run writes docs/performance.md ([`docs`]).
 
