@@ -14,6 +14,7 @@
 //! at most that limit plus one byte before the connection closes with 1009.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -83,8 +84,8 @@ const INVALID_DATA: ProtocolError = ProtocolError::Extension("Invalid permessage
 ///   most four of each kind, so a server whose connections all agreed to
 ///   `server_no_context_takeover` and `client_no_context_takeover` holds one or a few
 ///   compressors and inflaters per thread in all, not one per connection. The thread also
-///   remembers the last message it compressed this way (a copy, up to 64 KiB) and its
-///   compressed bytes: a message sent to many connections, as a broadcast sends it, is
+///   remembers the last four messages it compressed this way (copies, up to 64 KiB each) and
+///   their compressed bytes: a message sent to many connections, as a broadcast sends it, is
 ///   compressed once per thread rather than once per connection.
 ///
 /// On top of that, a message being inflated takes at most `max_received_message_size` plus one
@@ -489,9 +490,11 @@ impl Extension for PerMessageDeflate {
         let (level, bits) = (self.level, self.own_bits);
         if self.share_compressor
             && let Some(compressed) = ZlibPool::with(|pool| {
-                let last = pool.last_compressed.as_ref()?;
-                last.is_for(level, bits, &payload)
-                    .then(|| last.compressed.clone())
+                let known = pool
+                    .recent
+                    .iter()
+                    .find(|m| m.is_for(level, bits, &payload))?;
+                Some(known.compressed.clone())
             })
         {
             // The same bytes were just compressed for another connection (a broadcast): every
@@ -521,16 +524,17 @@ impl Extension for PerMessageDeflate {
         let compressed = Bytes::from(result?);
         if payload.len() <= MAX_REMEMBERED_MESSAGE {
             ZlibPool::with(|pool| {
-                // A copy, in the buffer of the last one: holding the payload itself could keep
-                // a much larger buffer it is a slice of alive.
-                let mut source = pool
-                    .last_compressed
-                    .take()
-                    .map(|last| last.source)
-                    .unwrap_or_default();
+                // A copy, in the buffer of the oldest one once there are enough: holding the
+                // payload itself could keep a much larger buffer it is a slice of alive.
+                let mut source = if pool.recent.len() == REMEMBERED_MESSAGES {
+                    pool.recent.pop_front().map(|oldest| oldest.source)
+                } else {
+                    None
+                }
+                .unwrap_or_default();
                 source.clear();
                 source.extend_from_slice(&payload);
-                pool.last_compressed = Some(CompressedMessage {
+                pool.recent.push_back(CompressedMessage {
                     level,
                     bits,
                     source,
@@ -588,22 +592,27 @@ impl Extension for PerMessageDeflate {
 
 /// The most compressors, and the most inflaters, a thread keeps for reuse.
 const POOLED_PER_KIND: usize = 4;
-/// The largest message whose compressed form a thread remembers for the next connection.
+/// The largest message whose compressed form a thread remembers for the next connections.
 const MAX_REMEMBERED_MESSAGE: usize = 64 << 10;
+/// How many recently compressed messages a thread remembers: a connection applies the
+/// messages queued for it in a batch, so broadcasts sent back to back reach each connection
+/// one after the other.
+const REMEMBERED_MESSAGES: usize = 4;
 
 /// zlib state that connections without context takeover share: each message borrows a
 /// compressor or inflater from the pool of the thread it runs on and gives it back, reset,
 /// when the message is done. A thread running many such connections keeps a few hundred KiB
 /// of zlib state in all instead of about 417 KiB per connection.
 ///
-/// The pool also remembers the last message it compressed (a copy, up to 64 KiB) and the
-/// result: a message sent to many such connections with the same level and window, as a
-/// broadcast is, is compressed once per thread, not once per connection.
+/// The pool also remembers the last four messages it compressed (copies, up to 64 KiB each)
+/// and their results: a message sent to many such connections with the same level and window,
+/// as a broadcast is, is compressed once per thread, not once per connection.
 #[derive(Default)]
 struct ZlibPool {
     compressors: Vec<PooledCompressor>,
     inflaters: Vec<PooledInflater>,
-    last_compressed: Option<CompressedMessage>,
+    /// Oldest first.
+    recent: VecDeque<CompressedMessage>,
 }
 
 /// A message compressed without context takeover, and what it compressed to.
@@ -873,6 +882,28 @@ mod tests {
             .decode(&fast_wire, true, &mut out, usize::MAX)
             .unwrap();
         assert_eq!(out, broadcast);
+
+        // Broadcasts sent back to back reach each connection one after the other: each is
+        // still compressed once.
+        // (Every result is kept, so that no address is reused.)
+        let second = Bytes::from(text(2000));
+        let (firsts, seconds): (Vec<Bytes>, Vec<Bytes>) = servers
+            .iter_mut()
+            .map(|server| {
+                let one = server.encode(broadcast.clone(), true).unwrap().0;
+                (one, server.encode(second.clone(), true).unwrap().0)
+            })
+            .unzip();
+        assert!(
+            firsts
+                .iter()
+                .all(|wire| wire.as_ptr() == firsts[0].as_ptr())
+        );
+        assert!(
+            seconds
+                .iter()
+                .all(|wire| wire.as_ptr() == seconds[0].as_ptr())
+        );
 
         // Other bytes of the same length are compressed anew.
         let mut changed = broadcast.to_vec();
