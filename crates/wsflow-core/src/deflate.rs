@@ -338,9 +338,10 @@ impl PerMessageDeflate {
         }
     }
 
-    /// Whether the extension holds zlib state of its own (a compressor or an inflater) between
-    /// messages. Without context takeover in a direction it holds none for that direction:
-    /// the state is borrowed from a per-thread pool for one message at a time.
+    /// Whether the extension holds zlib state (a compressor or an inflater) now. With context
+    /// takeover it holds each from its first use until it is dropped. Without, it holds none
+    /// between messages: a compressor is borrowed from a per-thread pool while one message is
+    /// compressed, and an inflater from the first frame of a compressed message to its last.
     ///
     /// ```
     /// use bytes::Bytes;
