@@ -633,6 +633,17 @@ mod tests {
         }
     }
 
+    /// A report of the first scenario's `samples`, with no memory run.
+    fn throughput_report(samples: &[Sample]) -> Report<'_> {
+        Report {
+            scenarios: &SCENARIOS[..1],
+            servers: SERVERS,
+            samples,
+            memory: &[],
+            ticks_per_sec: 100.0,
+        }
+    }
+
     #[test]
     fn ratios_are_per_round_then_median() {
         let samples = vec![
@@ -643,13 +654,7 @@ mod tests {
             sample(2, RAW, 1000),
             sample(2, TOKIO, 990),
         ];
-        let report = Report {
-            scenarios: &SCENARIOS[..1],
-            servers: SERVERS,
-            samples: &samples,
-            memory: &[],
-            ticks_per_sec: 100.0,
-        };
+        let report = throughput_report(&samples);
         let cell = report.cell(&SCENARIOS[0], TOKIO).unwrap();
         assert_eq!(cell.msgs_per_sec, 990.0);
         let (ratio, low, high) = cell.ratio.unwrap();
@@ -705,13 +710,7 @@ mod tests {
             sample(0, "fastwebsockets", 700),
             sample(0, "uwebsockets", 900),
         ];
-        let report = Report {
-            scenarios: &SCENARIOS[..1],
-            servers: SERVERS,
-            samples: &samples,
-            memory: &[],
-            ticks_per_sec: 100.0,
-        };
+        let report = throughput_report(&samples);
         let (targets, met, total) = report.targets();
         // Ratio to raw 0.80 (missed), above fastwebsockets (met), below uWebSockets (missed).
         assert_eq!((met, total), (1, 3), "{targets}");
@@ -725,8 +724,9 @@ mod tests {
 
     #[test]
     fn peers_are_compared_round_by_round() {
-        // The machine is twice as fast in round 1, and the peer happened to run in the fast
-        // phase of round 2 as well: medians alone would put wsflow at 1000 against 1900.
+        // The machine is twice as fast in the second round, and the peer happened to run in
+        // the fast phase of the third as well: medians alone would put wsflow at 1000 against
+        // 1800.
         let samples = vec![
             sample(0, RAW, 1000),
             sample(0, TOKIO, 1000),
@@ -738,13 +738,7 @@ mod tests {
             sample(2, TOKIO, 1000),
             sample(2, "fastwebsockets", 1900),
         ];
-        let report = Report {
-            scenarios: &SCENARIOS[..1],
-            servers: SERVERS,
-            samples: &samples,
-            memory: &[],
-            ticks_per_sec: 100.0,
-        };
+        let report = throughput_report(&samples);
         let (targets, _, _) = report.targets();
         // Per round 1.11, 1.11 and 0.53: the median is 1.11.
         assert!(
