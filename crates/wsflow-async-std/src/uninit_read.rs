@@ -16,8 +16,6 @@ use bytes::BytesMut;
 /// Receives into the spare capacity of `buf` and extends it by what arrived (0: end of file).
 /// `buf` must have spare capacity.
 pub(crate) fn recv_into_spare(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    #[cfg(test)]
-    RECV_CALLS.set(RECV_CALLS.get() + 1);
     let spare = buf.spare_capacity_mut();
     let offered = spare.len();
     let received = socket2::SockRef::from(stream).recv(spare)?;
@@ -28,12 +26,6 @@ pub(crate) fn recv_into_spare(stream: &TcpStream, buf: &mut BytesMut) -> io::Res
     // initialised and within the buffer's capacity.
     unsafe { buf.set_len(buf.len() + received) };
     Ok(received)
-}
-
-#[cfg(test)]
-thread_local! {
-    /// How many times this thread has called [`recv_into_spare`].
-    pub(crate) static RECV_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 #[cfg(test)]
