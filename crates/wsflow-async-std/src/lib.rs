@@ -100,8 +100,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncIoStream<T> {
 const MAX_READ: usize = 64 * 1024;
 /// The least bytes one read is offered.
 const MIN_READ: usize = 2 * 1024;
-/// A short read below this size is taken to mean the socket is drained (see `ReadHint`).
-const SMALL_READ: usize = 8 * 1024;
 
 /// How much a read is offered: twice what the previous read returned (at least [`MIN_READ`],
 /// at most [`MAX_READ`] and the spare capacity), so small messages zero little memory per
@@ -109,17 +107,11 @@ const SMALL_READ: usize = 8 * 1024;
 #[derive(Debug, Clone, Copy)]
 struct ReadHint {
     size: usize,
-    /// The last read returned less than it was offered, so the socket was drained then
-    /// (for a generic stream, only if that read was also small: see [`SMALL_READ`]).
-    short: bool,
 }
 
 impl Default for ReadHint {
     fn default() -> Self {
-        Self {
-            size: MIN_READ,
-            short: false,
-        }
+        Self { size: MIN_READ }
     }
 }
 
@@ -141,9 +133,6 @@ fn read_buf<T: AsyncRead>(
         // Grow at once, shrink by halves: the last, partial read of a large message does
         // not cut the next message's reads short.
         hint.size = (n * 2).max(hint.size / 2).clamp(MIN_READ, MAX_READ);
-        // Only small reads count: during a bulk transfer more data is usually on its way,
-        // and a read finds it sooner than a round trip through the reactor.
-        hint.short = n > 0 && n < room && n < SMALL_READ;
     }
     buf.truncate(start + read);
     result
@@ -154,7 +143,8 @@ fn read_buf<T: AsyncRead>(
 #[derive(Debug)]
 pub struct AsyncIoTcpStream {
     stream: Async<TcpStream>,
-    hint: ReadHint,
+    /// The last read returned less than it was offered: the socket was drained then.
+    drained: bool,
     /// The last readiness check returned `Pending` (see [`settle_readiness`]).
     waited: bool,
 }
@@ -186,7 +176,7 @@ impl AsyncIoTcpStream {
     pub fn new(stream: Async<TcpStream>) -> Self {
         Self {
             stream,
-            hint: ReadHint::default(),
+            drained: false,
             waited: false,
         }
     }
@@ -201,7 +191,7 @@ impl AsyncIoTcpStream {
     /// again. A caller can ask [`AsyncIoTcpStream::poll_read_ready`] first instead,
     /// and prepare a buffer only once there is something to read.
     pub fn last_read_drained(&self) -> bool {
-        self.hint.short
+        self.drained
     }
 
     /// Ready when the socket may have something to read (data, end of file or an error),
@@ -211,7 +201,7 @@ impl AsyncIoTcpStream {
     pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let readable = self.stream.poll_readable(cx);
         std::task::ready!(settle_readiness(readable, &mut self.waited))?;
-        self.hint.short = false;
+        self.drained = false;
         Poll::Ready(Ok(()))
     }
 
@@ -246,7 +236,7 @@ impl AsyncIoTcpStream {
         offered: usize,
         mut recv: impl FnMut(&TcpStream) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        if self.hint.short {
+        if self.drained {
             // The last read drained the socket: wait for readiness rather than make a read
             // that would only say `WouldBlock` (async-io re-arms its one-shot interest here).
             std::task::ready!(self.poll_read_ready(cx))?;
@@ -262,7 +252,7 @@ impl AsyncIoTcpStream {
                     // was, large or small: a read made at once would nearly always say
                     // `WouldBlock` (measured at 64 KiB: one of those per message, each about
                     // as costly as the wait it precedes).
-                    self.hint.short = n > 0 && n < offered;
+                    self.drained = n > 0 && n < offered;
                     return Poll::Ready(Ok(n));
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
@@ -277,7 +267,7 @@ impl AsyncIoTcpStream {
                         readable = self.stream.poll_readable(cx);
                     }
                     std::task::ready!(settle_readiness(readable, &mut self.waited))?;
-                    self.hint.short = false;
+                    self.drained = false;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Poll::Ready(Err(err)),
@@ -463,6 +453,14 @@ mod tests {
         });
     }
 
+    /// A connected client socket and the server's end of it as an `AsyncIoTcpStream`.
+    fn loopback_pair() -> (TcpStream, AsyncIoTcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, _) = listener.accept().unwrap();
+        (client, AsyncIoTcpStream::new(Async::new(socket).unwrap()))
+    }
+
     /// Runs `check` by hand, 20 ms apart, until it returns true, at most `checks` times (no
     /// executor: async-io's own thread runs the reactor turns, nearly always blocked in one).
     fn within(checks: usize, mut check: impl FnMut(&mut Context<'_>) -> bool) -> bool {
@@ -478,10 +476,7 @@ mod tests {
     // ends the next wait (async-io alone answers `Pending` again and re-arms, turn after turn).
     #[test]
     fn a_wait_for_data_that_arrived_during_a_reactor_turn_ends() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (socket, _) = listener.accept().unwrap();
-        let mut stream = AsyncIoTcpStream::new(Async::new(socket).unwrap());
+        let (mut client, mut stream) = loopback_pair();
         std::thread::sleep(Duration::from_millis(20));
         for round in 0..20u8 {
             // A check registers and says `Pending` (the first may instead report an event
@@ -513,10 +508,7 @@ mod tests {
     // below never waits for this thread to read.)
     #[test]
     fn a_drained_socket_costs_at_most_one_empty_read() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (socket, _) = listener.accept().unwrap();
-        let mut stream = AsyncIoTcpStream::new(Async::new(socket).unwrap());
+        let (mut client, mut stream) = loopback_pair();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let data = vec![7u8; 60_000];
         for _ in 0..5 {
@@ -548,10 +540,7 @@ mod tests {
     // does not cost a second empty read.
     #[test]
     fn an_event_already_used_costs_no_second_empty_read() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (socket, _) = listener.accept().unwrap();
-        let mut stream = AsyncIoTcpStream::new(Async::new(socket).unwrap());
+        let (mut client, mut stream) = loopback_pair();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let data = vec![7u8; 40_000];
         for round in 0..6 {
