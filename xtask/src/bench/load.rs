@@ -29,6 +29,8 @@ pub(crate) struct Sample {
     pub(crate) load_idle: Duration,
     /// The server's `utime + stime` over the measured time, in `USER_HZ` ticks.
     pub(crate) server_ticks: u64,
+    /// The `utime` part of `server_ticks`: the server's own code, not the kernel's.
+    pub(crate) server_user_ticks: u64,
     /// The servers' CPU's busy ticks (anyone's, interrupts included), and the interrupt and
     /// softirq part of them.
     pub(crate) core_busy_ticks: u64,
@@ -92,6 +94,7 @@ fn parse_result(
         elapsed: Duration::from_nanos(field("elapsed_ns")?),
         load_idle: Duration::from_nanos(field("load_idle_ns")?),
         server_ticks: field("server_cpu_ticks")?,
+        server_user_ticks: field("server_user_ticks")?,
         core_busy_ticks: field("core_busy_ticks")?,
         core_irq_ticks: field("core_irq_ticks")?,
     })

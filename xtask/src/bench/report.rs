@@ -22,6 +22,8 @@ pub(crate) struct Cell {
     pub(crate) ratio: Option<(f64, f64, f64)>,
     /// The server process's CPU time per echo.
     pub(crate) cpu_us_per_msg: f64,
+    /// The user-mode part of it: the server's own code (and its libraries'), not the kernel.
+    pub(crate) user_us_per_msg: f64,
     /// The servers' CPU's busy time per echo: the server, the softirqs that deliver its
     /// packets, and anything else that ran there.
     pub(crate) core_us_per_msg: f64,
@@ -92,6 +94,10 @@ impl Report<'_> {
         let per_msg = |ticks: u64, s: &Sample| ticks as f64 * tick / s.messages.max(1) as f64 * 1e6;
         let share = |ticks: u64, s: &Sample| ticks as f64 * tick / s.elapsed.as_secs_f64();
         let mut cpu: Vec<f64> = samples.iter().map(|s| per_msg(s.server_ticks, s)).collect();
+        let mut user: Vec<f64> = samples
+            .iter()
+            .map(|s| per_msg(s.server_user_ticks, s))
+            .collect();
         let mut core: Vec<f64> = samples
             .iter()
             .map(|s| per_msg(s.core_busy_ticks, s))
@@ -124,6 +130,7 @@ impl Report<'_> {
             mb_per_sec: msgs_per_sec * scenario.size as f64 / 1e6,
             ratio,
             cpu_us_per_msg: median(&mut cpu),
+            user_us_per_msg: median(&mut user),
             core_us_per_msg: median(&mut core),
             core_busy: median(&mut core_busy),
             core_others: median(&mut core_others),
@@ -157,6 +164,7 @@ impl Report<'_> {
                 ("× raw TCP", Align::Right),
                 ("× raw, min–max", Align::Right),
                 ("server µs/msg", Align::Right),
+                ("of it user", Align::Right),
                 ("CPU 0 µs/msg", Align::Right),
                 ("CPU 0 busy", Align::Right),
                 ("others on CPU 0", Align::Right),
@@ -179,6 +187,7 @@ impl Report<'_> {
                     ratio,
                     range,
                     format!("{:.2}", cell.cpu_us_per_msg),
+                    format!("{:.2}", cell.user_us_per_msg),
                     format!("{:.2}", cell.core_us_per_msg),
                     percent(cell.core_busy),
                     percent(cell.core_others),
@@ -628,6 +637,7 @@ mod tests {
             elapsed: Duration::from_secs(1),
             load_idle: Duration::from_millis(250),
             server_ticks: 100,
+            server_user_ticks: 10,
             core_busy_ticks: 100,
             core_irq_ticks: 0,
         }
@@ -661,6 +671,8 @@ mod tests {
         assert_eq!((ratio, low, high), (0.95, 0.9, 0.99));
         assert!((cell.load_busy - 0.75).abs() < 1e-9);
         assert!((cell.cpu_us_per_msg - 1e6 / 990.0).abs() < 1e-6);
+        // 10 of the 100 ticks (of 10 ms) are user time.
+        assert!((cell.user_us_per_msg - 1e5 / 990.0).abs() < 1e-6);
         let tables = report.throughput_tables();
         assert!(tables.contains("| wsflow-tokio "), "{tables}");
         let (targets, met, total) = report.targets();

@@ -17,14 +17,15 @@
 //! `--warmup` seconds unmeasured and then `--duration` seconds measured, and prints one line:
 //!
 //! ```text
-//! result messages=M elapsed_ns=T load_idle_ns=I server_cpu_ticks=S load_cpu_ticks=L
-//!        core_busy_ticks=B core_irq_ticks=Q
+//! result messages=M elapsed_ns=T load_idle_ns=I server_cpu_ticks=S server_user_ticks=U
+//!        load_cpu_ticks=L core_busy_ticks=B core_irq_ticks=Q
 //! ```
 //!
 //! `messages` are echoes completed and verified during the measured time; `load_idle_ns` is the
 //! part of it this process spent in polls that found nothing to do (its headroom: near zero
 //! means the load generator, not the server, was the limit); the CPU ticks are `utime + stime`
-//! of `/proc/PID/stat` (the server's, and our own) over the same interval, in `USER_HZ` ticks;
+//! of `/proc/PID/stat` (the server's, and our own) over the same interval, in `USER_HZ` ticks,
+//! and `server_user_ticks` the server's `utime` part of them (its own code, not the kernel's);
 //! `core_busy_ticks` is the time the server's CPU (`--server-cpu`, from `/proc/stat`) was not
 //! idle, whoever used it, and `core_irq_ticks` the part of it spent in interrupts and softirqs
 //! (where loopback delivers packets, accounted to no process).
@@ -291,6 +292,13 @@ pub(crate) fn raise_fd_limit(needed: usize) -> Result<(), String> {
 /// `utime + stime` of a process from `/proc/PID/stat` (`self` for our own), in `USER_HZ`
 /// ticks, over all its threads (live and exited).
 pub(crate) fn cpu_ticks(pid: &str) -> Result<u64, String> {
+    let (user, system) = user_and_system_ticks(pid)?;
+    Ok(user + system)
+}
+
+/// `utime` and `stime` of a process from `/proc/PID/stat`, in `USER_HZ` ticks, over all its
+/// threads (live and exited): the time it ran its own code, and the kernel's on its behalf.
+pub(crate) fn user_and_system_ticks(pid: &str) -> Result<(u64, u64), String> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).map_err(|err| format!("{path}: {err}"))?;
     // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
@@ -306,7 +314,7 @@ pub(crate) fn cpu_ticks(pid: &str) -> Result<u64, String> {
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| format!("{path}: unexpected format"))
     };
-    Ok(field(11)? + field(12)?)
+    Ok((field(11)?, field(12)?))
 }
 
 /// Ticks a CPU spent busy (user, nice, system, irq, softirq) and the irq + softirq part of

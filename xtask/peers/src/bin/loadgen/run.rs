@@ -88,7 +88,8 @@ struct Snapshot {
     messages: u64,
     /// Time spent in empty polls so far.
     idle: Duration,
-    server_ticks: u64,
+    /// The server's user and system ticks.
+    server_ticks: (u64, u64),
     load_ticks: u64,
     /// The server CPU's busy and irq ticks.
     core: (u64, u64),
@@ -128,8 +129,8 @@ pub(crate) fn run(options: &RunOptions) -> Result<(), String> {
             messages,
             idle,
             server_ticks: match &server {
-                Some(pid) => crate::cpu_ticks(pid)?,
-                None => 0,
+                Some(pid) => crate::user_and_system_ticks(pid)?,
+                None => (0, 0),
             },
             load_ticks: crate::cpu_ticks("self")?,
             core: match options.server_cpu {
@@ -215,12 +216,13 @@ fn report(start: &Snapshot, end: &Snapshot) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
-        "result messages={} elapsed_ns={} load_idle_ns={} server_cpu_ticks={} load_cpu_ticks={} \
-         core_busy_ticks={} core_irq_ticks={}",
+        "result messages={} elapsed_ns={} load_idle_ns={} server_cpu_ticks={} \
+         server_user_ticks={} load_cpu_ticks={} core_busy_ticks={} core_irq_ticks={}",
         end.messages - start.messages,
         (end.at - start.at).as_nanos(),
         (end.idle - start.idle).as_nanos(),
-        end.server_ticks - start.server_ticks,
+        (end.server_ticks.0 + end.server_ticks.1) - (start.server_ticks.0 + start.server_ticks.1),
+        end.server_ticks.0 - start.server_ticks.0,
         end.load_ticks - start.load_ticks,
         end.core.0 - start.core.0,
         end.core.1 - start.core.1,
