@@ -147,63 +147,9 @@ pub struct AsyncIoTcpStream {
     drained: bool,
     /// The last readiness check returned `Pending` (see [`settle_readiness`]).
     waited: bool,
-    guess: ReadGuess,
-}
-
-/// Whether a drained socket is read again after the executor's other tasks had a turn,
-/// guessing that the peer's next bytes have come meanwhile, instead of waiting for
-/// readiness at once.
-///
-/// A wait costs async-io more than it costs tokio: its interest is one-shot, so each wait
-/// arms it again (`epoll_ctl`), and each reactor turn makes five system calls. Under load,
-/// when the executor has other connections' work queued, the peer's next message is
-/// nearly always there by the time those tasks have run, and a guess saves both. A guess
-/// that finds nothing costs a read that says `WouldBlock` (then the wait happens as
-/// before), so after each miss the next guess waits out twice as many waits, up to
-/// [`ReadGuess::MAX_SKIP`]: a connection whose peer is slow to answer (or an executor with
-/// nothing else to do) soon stops guessing, and tries again now and then.
-///
-/// Under load an executor whose connections all guess right seldom runs out of tasks, so
-/// its reactor turns less often: async-executor gives it a turn every 200 tasks run, which
-/// bounds how late a connection that waits for readiness (or a timer) hears of its event.
-#[derive(Debug, Default)]
-struct ReadGuess {
-    /// Waits left before the next guess.
-    skip: u8,
-    /// Waits skipped after the last miss.
-    penalty: u8,
-    /// The task yielded for a guess: the next readiness check is answered "ready".
-    yielded: bool,
-    /// The read in progress is a guess.
-    guessing: bool,
-}
-
-impl ReadGuess {
-    /// The most waits between two guesses.
-    const MAX_SKIP: u8 = 64;
-
-    /// Whether to yield for a guess instead of waiting, on a wait after a drained read.
-    fn try_now(&mut self) -> bool {
-        if self.skip == 0 {
-            true
-        } else {
-            self.skip -= 1;
-            false
-        }
-    }
-
-    /// What the guessed read found.
-    fn settle(&mut self, found_data: bool) {
-        if !std::mem::take(&mut self.guessing) {
-            return;
-        }
-        if found_data {
-            self.penalty = 0;
-        } else {
-            self.penalty = self.penalty.saturating_mul(2).clamp(1, Self::MAX_SKIP);
-            self.skip = self.penalty;
-        }
-    }
+    /// The last read said `WouldBlock`: an event async-io reports first may be the one
+    /// that read used up (see [`AsyncIoTcpStream::poll_read_ready`]).
+    found_nothing: bool,
 }
 
 /// Whether a wait for readability may end, given async-io's answer and whether the previous
@@ -235,7 +181,7 @@ impl AsyncIoTcpStream {
             stream,
             drained: false,
             waited: false,
-            guess: ReadGuess::default(),
+            found_nothing: false,
         }
     }
 
@@ -256,29 +202,50 @@ impl AsyncIoTcpStream {
     /// without reading. It may also be ready when there is nothing to read (a read then
     /// says `WouldBlock`), but never stays pending once something has arrived: a check
     /// that follows a pending one is ready, however async-io answers.
-    ///
-    /// After a read that drained the socket, the first check may instead wake the task at
-    /// once and say `Pending`, a yield: the check after it says ready, so that the next
-    /// read, made once the executor's other tasks have run, finds the peer's next bytes if
-    /// they have come meanwhile, without a wait (see `ReadGuess`).
     pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Not while a wait is under way: the check after a pending one reads at once anyway.
-        if self.drained && !self.waited {
-            if std::mem::take(&mut self.guess.yielded) {
-                self.guess.guessing = true;
-                self.drained = false;
-                return Poll::Ready(Ok(()));
-            }
-            if self.guess.try_now() {
-                self.guess.yielded = true;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
+        let mut readable = self.stream.poll_readable(cx);
+        // async-io's `poll_readable` first reports, once, an event delivered since the last
+        // wait registered, and after a read that found nothing such an event has usually
+        // been used up: it woke this task for the data an earlier read took. So a ready
+        // answer then is asked again; the second call registers the wait, and epoll reports
+        // at once a socket that is readable by then, so nothing is missed. (async-io's own
+        // `poll_read` reads again instead, and finds nothing.)
+        if std::mem::take(&mut self.found_nothing) && matches!(readable, Poll::Ready(Ok(()))) {
+            readable = self.stream.poll_readable(cx);
         }
-        let readable = self.stream.poll_readable(cx);
         std::task::ready!(settle_readiness(readable, &mut self.waited))?;
         self.drained = false;
         Poll::Ready(Ok(()))
+    }
+
+    /// Reads what has arrived into the spare capacity of `buf` (reserving room if it has
+    /// none), now: no waiting, and no registering for a wake-up. Returns the number of bytes
+    /// appended (0: end of file), or `WouldBlock` when nothing has arrived.
+    ///
+    /// After a read that drained the socket, async-io would arm its one-shot interest again
+    /// (an `epoll_ctl`) to wait; the driver uses this instead to read again once other
+    /// tasks have run, guessing that the peer's next bytes came meanwhile.
+    pub fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        if buf.capacity() == buf.len() {
+            buf.reserve(MIN_READ);
+        }
+        let offered = buf.capacity() - buf.len();
+        loop {
+            #[cfg(test)]
+            tests::RECV_CALLS.set(tests::RECV_CALLS.get() + 1);
+            match uninit_read::recv_into_spare(self.stream.get_ref(), buf) {
+                Ok(n) => {
+                    self.waited = false;
+                    self.drained = n > 0 && n < offered;
+                    return Ok(n);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    self.found_nothing = err.kind() == io::ErrorKind::WouldBlock;
+                    return Err(err);
+                }
+            }
+        }
     }
 
     /// Reads into the spare capacity of `buf` and returns the number of bytes appended; 0
@@ -324,7 +291,6 @@ impl AsyncIoTcpStream {
             tests::RECV_CALLS.set(tests::RECV_CALLS.get() + 1);
             match recv(self.stream.get_ref()) {
                 Ok(n) => {
-                    self.guess.settle(true);
                     // A TCP read returns less than it is offered only when it took all there
                     // was, large or small: a read made at once would nearly always say
                     // `WouldBlock` (measured at 64 KiB: one of those per message, each about
@@ -333,19 +299,8 @@ impl AsyncIoTcpStream {
                     return Poll::Ready(Ok(n));
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.guess.settle(false);
-                    // async-io's `poll_readable` first reports, once, an event delivered since
-                    // the last wait registered, and such an event has usually been used up: it
-                    // woke this task for the data a read has just taken. So a ready answer
-                    // here is asked again; the second call registers the wait, and epoll
-                    // reports at once a socket that is readable by then, so nothing is missed.
-                    // (async-io's own `poll_read` reads again instead, and finds nothing.)
-                    let mut readable = self.stream.poll_readable(cx);
-                    if matches!(readable, Poll::Ready(Ok(()))) {
-                        readable = self.stream.poll_readable(cx);
-                    }
-                    std::task::ready!(settle_readiness(readable, &mut self.waited))?;
-                    self.drained = false;
+                    self.found_nothing = true;
+                    std::task::ready!(self.poll_read_ready(cx))?;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Poll::Ready(Err(err)),
@@ -643,103 +598,31 @@ mod tests {
         }
     }
 
-    /// A waker that counts its wakes.
-    struct WakeCount(std::sync::atomic::AtomicUsize);
-
-    impl std::task::Wake for WakeCount {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.wake_by_ref();
-        }
-
-        fn wake_by_ref(self: &std::sync::Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    // The guessing policy: a miss makes the next 1, 2, 4, … 64 waits skip the guess; a hit
-    // makes the next wait guess again.
+    // A read made now takes what came, without waiting. One that finds nothing is followed
+    // by a wait that the event async-io kept from the data read before does not end, and
+    // that ends when data comes.
     #[test]
-    fn misses_space_guesses_out_and_a_hit_resets() {
-        let mut guess = ReadGuess::default();
-        let mut pattern = Vec::new();
-        for _ in 0..9 {
-            let mut skipped = 0;
-            while !guess.try_now() {
-                skipped += 1;
-            }
-            pattern.push(skipped);
-            guess.guessing = true;
-            guess.settle(false);
-        }
-        assert_eq!(pattern, [0, 1, 2, 4, 8, 16, 32, 64, 64]);
-        // A wait that was not a guess settles nothing.
-        guess.settle(true);
-        assert_eq!(guess.skip, 64);
-        while !guess.try_now() {}
-        guess.guessing = true;
-        guess.settle(true);
-        assert!(guess.try_now());
-    }
-
-    // After a read that drains the socket, the next wait yields (wakes the task, reads
-    // nothing, arms nothing); the read after the yield takes what came meanwhile. A guess
-    // that finds nothing falls back to a wait, and the next drained wait skips the guess.
-    #[test]
-    fn a_drained_socket_is_read_again_after_a_yield() {
+    fn a_read_made_now_takes_what_came_and_a_wait_follows_one_that_found_nothing() {
         let (mut client, mut stream) = loopback_pair();
-        let wakes = std::sync::Arc::new(WakeCount(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = std::task::Waker::from(wakes.clone());
-        let mut cx = Context::from_waker(&waker);
-        let wake_count = || wakes.0.load(Ordering::SeqCst);
-        let mut buf = BytesMut::with_capacity(1024);
-        let mut send = |byte: u8| {
-            client.write_all(&[byte]).unwrap();
-            // Time for async-io's reactor to deliver the event (and wake a registered wait).
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        send(b'a');
-        assert!(within(50, |cx| matches!(
-            stream.poll_read_buf(cx, &mut buf),
-            Poll::Ready(Ok(1))
-        )));
-        assert!(stream.last_read_drained());
-
-        // The yield.
-        RECV_CALLS.set(0);
-        let woken = wake_count();
-        assert!(stream.poll_read_buf(&mut cx, &mut buf).is_pending());
-        assert_eq!((RECV_CALLS.get(), wake_count()), (0, woken + 1));
-        // A hit: one read, no wait.
-        send(b'b');
-        assert!(matches!(
-            stream.poll_read_buf(&mut cx, &mut buf),
-            Poll::Ready(Ok(1))
-        ));
-        assert_eq!(RECV_CALLS.get(), 1);
-
-        // A miss: a yield, then one read that finds nothing, and a wait.
-        assert!(stream.poll_read_buf(&mut cx, &mut buf).is_pending());
-        assert!(stream.poll_read_buf(&mut cx, &mut buf).is_pending());
-        assert_eq!(RECV_CALLS.get(), 2);
-        send(b'c');
-        assert!(within(2, |_| matches!(
-            stream.poll_read_buf(&mut cx, &mut buf),
-            Poll::Ready(Ok(1))
-        )));
-        // The next drained wait skips the guess: no yield.
-        let woken = wake_count();
-        assert!(stream.poll_read_buf(&mut cx, &mut buf).is_pending());
-        assert_eq!(wake_count(), woken);
-        send(b'd');
-        assert!(within(2, |_| matches!(
-            stream.poll_read_buf(&mut cx, &mut buf),
-            Poll::Ready(Ok(1))
-        )));
-        // And the one after it guesses again.
-        let woken = wake_count();
-        assert!(stream.poll_read_buf(&mut cx, &mut buf).is_pending());
-        assert_eq!(wake_count(), woken + 1);
-        assert_eq!(&buf[..], b"abcd");
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut buf = BytesMut::new();
+        for round in 0..5u8 {
+            client.write_all(&[round]).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(stream.try_read_buf(&mut buf).unwrap(), 1);
+            assert!(stream.last_read_drained());
+            let nothing = stream.try_read_buf(&mut buf).unwrap_err();
+            assert_eq!(nothing.kind(), io::ErrorKind::WouldBlock);
+            assert!(
+                stream.poll_read_ready(&mut cx).is_pending(),
+                "round {round}"
+            );
+            client.write_all(&[round]).unwrap();
+            assert!(within(2, |cx| stream.poll_read_ready(cx).is_ready()));
+            assert_eq!(stream.try_read_buf(&mut buf).unwrap(), 1);
+        }
+        let sent: Vec<u8> = (0..5u8).flat_map(|round| [round, round]).collect();
+        assert_eq!(&buf[..], &sent[..]);
     }
 
     #[test]

@@ -13,8 +13,13 @@
 //! # let _ = (stream, peer);
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_code)]
+// One module reads into uninitialised memory without asking tokio's readiness first
+// (`uninit_read`, with its safety argument and tests against tokio's own read); everything
+// else is safe code.
+#![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
+
+mod uninit_read;
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -88,6 +93,38 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TokioStream<T> {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
+
+/// Reads what has arrived on `stream` into the spare capacity of `buf` (reserving room if it
+/// has none), now: no waiting, and no asking tokio first whether the socket is readable.
+/// Returns the number of bytes appended (0: end of file), or `WouldBlock` when nothing has
+/// arrived; it never registers for a wake-up.
+///
+/// tokio holds a socket "not readable" from the read that drained it until its reactor
+/// reports new data, and under load the reactor turns only when the scheduler runs out of
+/// tasks (or every so many of them). The driver uses this to read a drained socket again
+/// once other tasks have run, guessing that the peer's next bytes came meanwhile, without
+/// the wait.
+///
+/// ```no_run
+/// # async fn example(stream: tokio::net::TcpStream) -> std::io::Result<()> {
+/// let mut buf = bytes::BytesMut::new();
+/// match wsflow_tokio::try_read_buf(&stream, &mut buf) {
+///     Ok(0) => println!("end of file"),
+///     Ok(n) => println!("{n} bytes"),
+///     Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => stream.readable().await?,
+///     Err(err) => return Err(err),
+/// }
+/// # Ok(()) }
+/// ```
+pub fn try_read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.capacity() == buf.len() {
+        buf.reserve(MIN_READ);
+    }
+    uninit_read::recv_into_spare(stream, buf)
+}
+
+/// Room reserved for a read into a full buffer.
+const MIN_READ: usize = 4096;
 
 /// A timer firing at a deadline that can be moved.
 #[derive(Debug)]

@@ -198,7 +198,65 @@ pub(crate) struct Driver {
     /// The driver last stopped because the transport had nothing to read: the next poll is
     /// most likely the wake for new input.
     woken_for_input: bool,
+    read_guess: ReadGuess,
     shutdown: Shutdown,
+}
+
+/// When to read a drained socket again after yielding to the executor's other tasks,
+/// guessing that the peer's next bytes came meanwhile, instead of waiting for readiness.
+///
+/// Under load the guess nearly always holds: by the time the executor has run the other
+/// connections' tasks, the peer has answered. It then saves the wait: on tokio the wake-up
+/// through the reactor, on async-io also an `epoll_ctl` to arm the one-shot interest again
+/// and the five system calls of a reactor turn. A guess that finds nothing costs a yield
+/// and a read that says `WouldBlock`, and the wait happens as before; so after each miss
+/// the guess sits out twice as many waits as after the last (1, 2, 4, ... up to
+/// [`ReadGuess::MAX_SKIP`]), and a hit makes the next wait guess again. A connection whose
+/// peer is slow to answer, or an executor with nothing else to run, soon stops guessing
+/// and tries again now and then.
+///
+/// Connections that guess right keep the executor busy, so its reactor turns less often;
+/// the executors bound that (tokio polls for events every 61 tasks, async-executor every
+/// 200), which bounds how late a connection that waits for readiness, or a timer, hears of
+/// its event under load.
+#[derive(Debug, Default)]
+struct ReadGuess {
+    /// Waits left to sit out before the next guess.
+    skip: u8,
+    /// How many waits the last miss made the guess sit out.
+    penalty: u8,
+    /// The task yielded for a guess: the next read is the guess.
+    yielded: bool,
+}
+
+impl ReadGuess {
+    /// The most waits a guess sits out.
+    const MAX_SKIP: u8 = 64;
+
+    /// On a wait after a drained read: whether to yield now, and guess on the next read.
+    fn yield_for_guess(&mut self) -> bool {
+        if self.skip == 0 {
+            self.yielded = true;
+        } else {
+            self.skip -= 1;
+        }
+        self.yielded
+    }
+
+    /// Whether the read about to be made is a guess.
+    fn take_guess(&mut self) -> bool {
+        std::mem::take(&mut self.yielded)
+    }
+
+    /// What the guess found: something (data, end of file or an error), or nothing.
+    fn settle(&mut self, found: bool) {
+        if found {
+            self.penalty = 0;
+        } else {
+            self.penalty = self.penalty.saturating_mul(2).clamp(1, Self::MAX_SKIP);
+            self.skip = self.penalty;
+        }
+    }
 }
 
 impl std::fmt::Debug for Driver {
@@ -239,6 +297,7 @@ impl Driver {
             shared,
             read_eof: false,
             woken_for_input: false,
+            read_guess: ReadGuess::default(),
             shutdown: Shutdown::NotYet,
         }
     }
@@ -271,8 +330,7 @@ impl Driver {
                 continue;
             }
             if !self.conn.is_paused() && !self.read_eof && self.poll_read_ready(cx) {
-                let buf = self.conn.read_buffer();
-                match self.io.poll_read_buf(cx, buf) {
+                match self.poll_read(cx) {
                     Poll::Ready(Ok(0)) => {
                         self.read_eof = true;
                         self.conn.handle_eof(Instant::now());
@@ -305,18 +363,22 @@ impl Driver {
     /// if there is none, first waits for the transport to be readable, so it allocates a
     /// buffer only when there is something to put in it.
     ///
-    /// After a read that emptied the transport (a short read of a plain socket), it first
-    /// asks whether more has arrived, and if not, lends the buffer out at once: no buffer is
-    /// prepared for a read that would find nothing. The wake that follows means data most
-    /// likely came, so the next call reads without asking again.
+    /// After a read that emptied the transport (a short read of a plain socket), it either
+    /// yields to the executor's other tasks, to read again when polled next (see
+    /// [`ReadGuess`]), or asks whether more has arrived; either way it lends the buffer out
+    /// until then: no buffer is prepared for a read that would find nothing. The wake that
+    /// follows means data most likely came, so the next call reads without asking again.
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.io.read_drained()
-            && !std::mem::take(&mut self.woken_for_input)
-            && self.io.poll_read_ready(cx).is_pending()
-        {
-            self.woken_for_input = true;
-            self.lend_read_buffer();
-            return false;
+        if self.io.read_drained() && !std::mem::take(&mut self.woken_for_input) {
+            let yielded = self.read_guess.yield_for_guess();
+            if yielded {
+                cx.waker().wake_by_ref();
+            }
+            if yielded || self.io.poll_read_ready(cx).is_pending() {
+                self.woken_for_input = true;
+                self.lend_read_buffer();
+                return false;
+            }
         }
         if !self.conn.read_buffer_released() {
             return true;
@@ -329,6 +391,26 @@ impl Driver {
         }
         // Readable, or an error the read itself will report.
         self.io.poll_read_ready(cx).is_ready()
+    }
+
+    /// Reads into the connection's read buffer: a guess after a yield first, and if that
+    /// finds nothing, a read that waits.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let buf = self.conn.read_buffer();
+        let mut missed = false;
+        if self.read_guess.take_guess() {
+            let read = self.io.try_read_buf(buf);
+            missed = matches!(&read, Err(err) if err.kind() == io::ErrorKind::WouldBlock);
+            self.read_guess.settle(!missed);
+            if !missed {
+                return Poll::Ready(read);
+            }
+        }
+        let read = self.io.poll_read_buf(cx, buf);
+        // After a guess that found nothing this read waits, and the wake that ends the wait
+        // is for input.
+        self.woken_for_input |= missed && read.is_pending();
+        read
     }
 
     /// Puts the connection's read buffer in this thread's pool while the connection waits
@@ -1044,12 +1126,15 @@ mod tests {
 
     /// A transport with exact readiness, as a plain socket has: ready unless its script's
     /// next step is `Pending` (which a readiness check then uses up), and drained after a
-    /// read that returned less than it was offered. Counts reads and readiness checks.
+    /// read that returned less than it was offered. A read made now (`try_read_buf`) takes
+    /// the script's next data, or says `WouldBlock` before a `Pending` step, which it leaves
+    /// for the wait that follows. Counts reads that may wait, readiness checks and reads
+    /// made now.
     struct ExactReadiness {
         inner: Scripted,
         drained: bool,
-        /// Reads and readiness checks so far.
-        counts: Arc<Mutex<(usize, usize)>>,
+        /// Reads that may wait, readiness checks and reads made now, so far.
+        counts: Arc<Mutex<(usize, usize, usize)>>,
     }
 
     impl Transport for ExactReadiness {
@@ -1064,6 +1149,21 @@ mod tests {
         }
         fn read_drained(&self) -> bool {
             self.drained
+        }
+        fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+            self.counts.lock().unwrap().2 += 1;
+            if matches!(self.inner.reads.front(), Some(Step::Pending)) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let offered = buf.capacity() - buf.len();
+            let mut cx = Context::from_waker(Waker::noop());
+            let Poll::Ready(read) = self.inner.poll_read_buf(&mut cx, buf) else {
+                unreachable!("only a `Pending` step waits")
+            };
+            if let Ok(n) = read {
+                self.drained = n < offered;
+            }
+            read
         }
         fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
             self.inner.poll_read(cx, buf)
@@ -1095,9 +1195,17 @@ mod tests {
             Instant::now(),
         );
         let info = PeerInfo::direct(None, &conn);
+        let script = [
+            frame("one"),
+            Step::Pending,
+            frame("two"),
+            frame("three"),
+            frame("four"),
+            Step::Pending,
+        ];
         let transport = ExactReadiness {
             inner: Scripted {
-                reads: [frame("one"), Step::Pending, frame("two"), Step::Pending].into(),
+                reads: script.into(),
                 max_write: 1 << 20,
                 write_toggle: false,
                 written: Arc::new(Mutex::new(Written::default())),
@@ -1109,31 +1217,97 @@ mod tests {
         let counts = move || *counts.lock().unwrap();
         let mut driver = Driver::new(conn, Box::new(transport), runtime, info);
         READ_BUFFERS.with_borrow_mut(Vec::clear);
+        let message = |event: Poll<Option<Event>>| match event {
+            Poll::Ready(Some(Event::Message(message))) => message,
+            other => panic!("expected a message, got {other:?}"),
+        };
+        // Woken at once (the yield, or `Pending` steps, which wake): counted wakes.
+        let wakes = Arc::new(WakeCount::default());
+        let waker = Waker::from(wakes.clone());
+        let mut poll = || driver.poll_event(&mut Context::from_waker(&waker));
 
-        let Poll::Ready(Some(Event::Message(one))) = poll_once(&mut driver).await else {
-            panic!("no message")
-        };
-        assert_eq!(one, Message::text("one"));
         // A new connection has no buffer yet: it asked before allocating one.
-        assert_eq!(counts(), (1, 1));
-        // The short read drained the transport: the driver asks before preparing a buffer,
-        // and lends its buffer without reading.
-        assert!(poll_once(&mut driver).await.is_pending());
-        assert_eq!(counts(), (1, 2));
-        assert!(driver.conn.read_buffer_released());
+        assert_eq!(message(poll()), Message::text("one"));
+        assert_eq!(counts(), (1, 1, 0));
+        // The short read drained the transport: the driver yields to other tasks, without
+        // asking or reading, and lends its buffer meanwhile.
+        assert!(poll().is_pending());
+        assert_eq!((counts(), wakes.count()), ((1, 1, 0), 1));
         assert_eq!(READ_BUFFERS.with_borrow(Vec::len), 1);
-        // Woken: it reads at once, without asking again.
-        let Poll::Ready(Some(Event::Message(two))) = poll_once(&mut driver).await else {
-            panic!("no message")
-        };
-        assert_eq!(two, Message::text("two"));
-        assert_eq!(counts(), (2, 2));
-        assert!(poll_once(&mut driver).await.is_pending());
-        assert_eq!(counts(), (2, 3));
+        // Polled again, it reads now: nothing came, so the read waits.
+        assert!(poll().is_pending());
+        assert_eq!(counts(), (2, 1, 1));
+        // Woken for input: it reads at once, without asking.
+        assert_eq!(message(poll()), Message::text("two"));
+        assert_eq!(counts(), (3, 1, 1));
+        // After that miss the next drained wait does not guess: it asks, and reads.
+        assert_eq!(message(poll()), Message::text("three"));
+        assert_eq!(counts(), (4, 2, 1));
+        // The one after guesses again: a yield, and a read made now finds the next message.
+        let woken = wakes.count();
+        assert!(poll().is_pending());
+        assert_eq!(wakes.count(), woken + 1);
+        assert_eq!(message(poll()), Message::text("four"));
+        assert_eq!(counts(), (4, 2, 2));
+        // A hit keeps guessing: a yield, then a read made now that finds nothing, and a wait.
+        assert!(poll().is_pending());
+        assert!(poll().is_pending());
+        assert_eq!(counts(), (5, 2, 3));
+        assert!(driver.conn.read_buffer_released());
+    }
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct WakeCount(std::sync::atomic::AtomicUsize);
+
+    impl WakeCount {
+        fn count(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    impl std::task::Wake for WakeCount {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    // The guessing policy: a miss makes the guess sit out the next 1, 2, 4, ... 64 waits; a
+    // hit makes the next wait guess again.
+    #[test]
+    fn misses_space_guesses_out_and_a_hit_resets() {
+        let mut guess = ReadGuess::default();
+        let mut sat_out = Vec::new();
+        for _ in 0..9 {
+            let mut waits = 0;
+            while !guess.yield_for_guess() {
+                waits += 1;
+            }
+            sat_out.push(waits);
+            assert!(guess.take_guess());
+            assert!(!guess.take_guess(), "one guess per yield");
+            guess.settle(false);
+        }
+        assert_eq!(sat_out, [0, 1, 2, 4, 8, 16, 32, 64, 64]);
+        while !guess.yield_for_guess() {}
+        guess.take_guess();
+        guess.settle(true);
+        assert!(guess.yield_for_guess());
+        guess.take_guess();
+        guess.settle(false);
+        assert!(
+            !guess.yield_for_guess(),
+            "a miss after a hit sits out one wait"
+        );
+        assert!(guess.yield_for_guess());
     }
 
     #[test]
-    fn after_a_read_that_drained_the_transport_the_driver_waits_for_input_without_a_buffer() {
+    fn after_a_read_that_drained_the_transport_the_driver_yields_or_waits_without_a_buffer() {
         on_both_runtimes(drained_transport_scenario);
     }
 

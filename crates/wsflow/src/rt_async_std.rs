@@ -45,6 +45,9 @@ impl Transport for AsyncIoTcpStream {
     fn read_drained(&self) -> bool {
         self.last_read_drained()
     }
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        AsyncIoTcpStream::try_read_buf(self, buf)
+    }
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         AsyncIoTcpStream::poll_read(self, cx, buf)
     }

@@ -63,6 +63,14 @@ impl Transport for TcpTransport {
     fn read_drained(&self) -> bool {
         self.drained
     }
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        let filled = buf.len();
+        let read = wsflow_tokio::try_read_buf(self.stream.get_ref(), buf);
+        // Measured after the read, which reserves room in a full buffer.
+        let offered = buf.capacity() - filled;
+        self.drained = matches!(read, Ok(n) if n < offered);
+        read
+    }
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         self.stream.poll_read(cx, buf)
     }

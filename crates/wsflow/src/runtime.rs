@@ -34,6 +34,13 @@ pub(crate) trait Transport: Send + Unpin {
     fn read_drained(&self) -> bool {
         false
     }
+    /// Reads what has arrived into the spare capacity of `buf`, now, without waiting or
+    /// registering for a wake-up, even where the runtime still holds the transport "not
+    /// readable" after a drained read; `WouldBlock` when nothing has. Asked only of
+    /// transports that report `read_drained`.
+    fn try_read_buf(&mut self, _buf: &mut BytesMut) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
     /// Reads into a slice (for layers such as TLS).
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
     fn poll_write_vectored(
