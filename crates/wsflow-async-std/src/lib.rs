@@ -152,6 +152,14 @@ pub struct AsyncIoTcpStream {
     found_nothing: bool,
 }
 
+/// The spare capacity of `buf` a read may fill, after reserving [`MIN_READ`] in a full buffer.
+fn room_to_read(buf: &mut BytesMut) -> usize {
+    if buf.capacity() == buf.len() {
+        buf.reserve(MIN_READ);
+    }
+    buf.capacity() - buf.len()
+}
+
 /// Whether a wait for readability may end, given async-io's answer and whether the previous
 /// wait returned `Pending` (`waited`, updated here).
 ///
@@ -226,10 +234,7 @@ impl AsyncIoTcpStream {
     /// (an `epoll_ctl`) to wait; the driver uses this instead to read again once other
     /// tasks have run, guessing that the peer's next bytes came meanwhile.
     pub fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        if buf.capacity() == buf.len() {
-            buf.reserve(MIN_READ);
-        }
-        let offered = buf.capacity() - buf.len();
+        let offered = room_to_read(buf);
         loop {
             #[cfg(test)]
             tests::RECV_CALLS.set(tests::RECV_CALLS.get() + 1);
@@ -255,10 +260,7 @@ impl AsyncIoTcpStream {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        if buf.capacity() == buf.len() {
-            buf.reserve(MIN_READ);
-        }
-        let offered = buf.capacity() - buf.len();
+        let offered = room_to_read(buf);
         self.poll_recv(cx, offered, |stream| {
             uninit_read::recv_into_spare(stream, buf)
         })

@@ -1,5 +1,6 @@
-//! Tokio glue for wsflow: a byte stream that reads into a `BytesMut`'s spare capacity, a
-//! resettable deadline timer, a TCP listener and a connector. No protocol logic lives here:
+//! Tokio glue for wsflow: a byte stream that reads into a `BytesMut`'s spare capacity, a read
+//! of a TCP socket that does not wait ([`try_read_buf`]), a resettable deadline timer, a TCP
+//! listener and a connector. No protocol logic lives here:
 //! the `wsflow` crate's driver, written once for every runtime, uses these through its
 //! runtime interface.
 //!
