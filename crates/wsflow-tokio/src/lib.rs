@@ -104,7 +104,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TokioStream<T> {
 /// reports new data, and under load the reactor turns only when the scheduler runs out of
 /// tasks (or every so many of them). The driver uses this to read a drained socket again
 /// once other tasks have run, guessing that the peer's next bytes came meanwhile, without
-/// the wait.
+/// the wait (and, on a busy executor, after a guess that found nothing, to guess again
+/// rather than wait for a reactor that turns only every so many tasks).
 ///
 /// ```no_run
 /// # async fn example(stream: tokio::net::TcpStream) -> std::io::Result<()> {

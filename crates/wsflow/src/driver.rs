@@ -209,16 +209,21 @@ pub(crate) struct Driver {
 /// connections' tasks, the peer has answered. It then saves the wait: on tokio the wake-up
 /// through the reactor, on async-io also an `epoll_ctl` to arm the one-shot interest again
 /// and the five system calls of a reactor turn. A guess that finds nothing costs a yield
-/// and a read that says `WouldBlock`, and the wait happens as before; so after each miss
-/// the guess sits out twice as many waits as after the last (1, 2, 4, ... up to
+/// and a read that says `WouldBlock`, and then the wait happens as before; so after each
+/// such wait the guess sits out twice as many waits as after the last (1, 2, 4, ... up to
 /// [`ReadGuess::MAX_SKIP`]), and a hit makes the next wait guess again. A connection whose
 /// peer is slow to answer, or an executor with nothing else to run, soon stops guessing
 /// and tries again now and then.
 ///
-/// Connections that guess right keep the executor busy, so its reactor turns less often;
-/// the executors bound that (tokio polls for events every 61 tasks, async-executor every
-/// 200), which bounds how late a connection that waits for readiness, or a timer, hears of
-/// its event under load.
+/// Connections that guess right keep the executor busy, so its reactor turns less often:
+/// tokio looks for events only every 61 tasks then, and a connection that waits for
+/// readiness may hear of it that many tasks late. So a connection that has been guessing
+/// right does not wait after a miss while other connections ran between its yield and its
+/// guess (a busy executor): it yields and guesses again, up to
+/// [`ReadGuess::MAX_BUSY_MISSES`] times. Its peer is late by less than a turn of the
+/// executor's tasks, most likely, and it then hears of the bytes a turn later rather than
+/// after the reactor's. An executor with nothing else to run turns its reactor at once, so
+/// there a miss waits.
 #[derive(Debug, Default)]
 struct ReadGuess {
     /// Waits left to sit out before the next guess.
@@ -227,16 +232,48 @@ struct ReadGuess {
     penalty: u8,
     /// The task yielded for a guess: the next read is the guess.
     yielded: bool,
+    /// Misses since the last hit that guessed again at once.
+    busy_misses: u8,
+    /// The thread's poll count (see [`thread_polls`]) at the last yield.
+    yielded_at: u64,
+}
+
+thread_local! {
+    /// How many times connections' drivers were polled on this thread, counted from the
+    /// thread's own base (see [`thread_polls`]); 0 before the first.
+    static DRIVER_POLLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a poll of a connection's driver on this thread, and returns the count. Each
+/// thread counts from its own multiple of 2^40, so two counts differ by less than 2^39 only
+/// on one thread, as long as no thread polls 2^39 times (six days at a million polls a
+/// second); past that, a connection moved to another thread may guess again where it
+/// would have waited, or the other way round, which costs a read or a wait, nothing more.
+fn thread_polls() -> u64 {
+    static THREADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    DRIVER_POLLS.with(|polls| {
+        let mut count = polls.get();
+        if count == 0 {
+            count = (THREADS.fetch_add(1, Ordering::Relaxed) + 1) << 40;
+        }
+        count += 1;
+        polls.set(count);
+        count
+    })
 }
 
 impl ReadGuess {
     /// The most waits a guess sits out.
     const MAX_SKIP: u8 = 64;
+    /// The most misses in a row that guess again at once on a busy executor.
+    const MAX_BUSY_MISSES: u8 = 8;
 
-    /// On a wait after a drained read: whether to yield now, and guess on the next read.
-    fn yield_for_guess(&mut self) -> bool {
+    /// On a wait after a drained read, in the poll that [`thread_polls`] counted as
+    /// `polls`: whether to yield now, and guess on the next read.
+    fn yield_for_guess(&mut self, polls: u64) -> bool {
         if self.skip == 0 {
             self.yielded = true;
+            self.yielded_at = polls;
         } else {
             self.skip -= 1;
         }
@@ -248,14 +285,27 @@ impl ReadGuess {
         std::mem::take(&mut self.yielded)
     }
 
-    /// What the guess found: something (data, end of file or an error), or nothing.
-    fn settle(&mut self, found: bool) {
+    /// What the guess made in the poll counted as `polls` found: something (data, end of
+    /// file or an error), or nothing. Returns whether to yield once more and guess again
+    /// rather than wait.
+    fn settle(&mut self, found: bool, polls: u64) -> bool {
         if found {
             self.penalty = 0;
-        } else {
-            self.penalty = self.penalty.saturating_mul(2).clamp(1, Self::MAX_SKIP);
-            self.skip = self.penalty;
+            self.busy_misses = 0;
+            return false;
         }
+        // Other connections' drivers ran on this thread since the yield.
+        let busy = (2..1 << 39).contains(&polls.wrapping_sub(self.yielded_at));
+        if busy && self.penalty == 0 && self.busy_misses < Self::MAX_BUSY_MISSES {
+            self.busy_misses += 1;
+            self.yielded = true;
+            self.yielded_at = polls;
+            return true;
+        }
+        self.busy_misses = 0;
+        self.penalty = self.penalty.saturating_mul(2).clamp(1, Self::MAX_SKIP);
+        self.skip = self.penalty;
+        false
     }
 }
 
@@ -305,6 +355,7 @@ impl Driver {
     /// The next event; `None` once the connection is closed and its last event was taken.
     /// Cancel-safe: nothing is lost if the future polling this is dropped.
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let polls = thread_polls();
         if let Some(event) = self
             .queues
             .as_mut()
@@ -329,8 +380,8 @@ impl Driver {
             if self.poll_shutdown(cx) {
                 continue;
             }
-            if !self.conn.is_paused() && !self.read_eof && self.poll_read_ready(cx) {
-                match self.poll_read(cx) {
+            if !self.conn.is_paused() && !self.read_eof && self.poll_read_ready(cx, polls) {
+                match self.poll_read(cx, polls) {
                     Poll::Ready(Ok(0)) => {
                         self.read_eof = true;
                         self.conn.handle_eof(Instant::now());
@@ -368,9 +419,9 @@ impl Driver {
     /// [`ReadGuess`]), or asks whether more has arrived; either way it lends the buffer out
     /// until then: no buffer is prepared for a read that would find nothing. The wake that
     /// follows means data most likely came, so the next call reads without asking again.
-    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> bool {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>, polls: u64) -> bool {
         if self.io.read_drained() && !std::mem::take(&mut self.woken_for_input) {
-            let yielded = self.read_guess.yield_for_guess();
+            let yielded = self.read_guess.yield_for_guess(polls);
             if yielded {
                 cx.waker().wake_by_ref();
             }
@@ -395,13 +446,20 @@ impl Driver {
 
     /// Reads into the connection's read buffer: a guess after a yield first, and if that
     /// finds nothing, a read that waits.
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, polls: u64) -> Poll<io::Result<usize>> {
         let buf = self.conn.read_buffer();
         let mut missed = false;
         if self.read_guess.take_guess() {
             let read = self.io.try_read_buf(buf);
             missed = matches!(&read, Err(err) if err.kind() == io::ErrorKind::WouldBlock);
-            self.read_guess.settle(!missed);
+            if self.read_guess.settle(!missed, polls) {
+                // A miss on a busy executor: yield once more rather than wait, so the wake
+                // does not depend on the reactor, which a busy executor turns only now and
+                // then.
+                cx.waker().wake_by_ref();
+                self.woken_for_input = true;
+                return Poll::Pending;
+            }
             if !missed {
                 return Poll::Ready(read);
             }
@@ -717,6 +775,9 @@ mod tests {
     enum Step {
         Data(Vec<u8>),
         Pending,
+        /// The next data is not there yet for a read made now (`ExactReadiness`), which uses
+        /// this step up; by the time of a read that may wait it has come.
+        NotYet,
         Eof,
         Fail(io::ErrorKind),
     }
@@ -767,6 +828,7 @@ mod tests {
                     cx.waker().wake_by_ref();
                     Poll::Pending
                 }
+                Some(Step::NotYet) => self.poll_read_buf(cx, buf),
                 Some(Step::Fail(kind)) => Poll::Ready(Err(kind.into())),
                 Some(Step::Eof) | None => Poll::Ready(Ok(0)),
             }
@@ -1127,9 +1189,9 @@ mod tests {
     /// A transport with exact readiness, as a plain socket has: ready unless its script's
     /// next step is `Pending` (which a readiness check then uses up), and drained after a
     /// read that returned less than it was offered. A read made now (`try_read_buf`) takes
-    /// the script's next data, or says `WouldBlock` before a `Pending` step, which it leaves
-    /// for the wait that follows. Counts reads that may wait, readiness checks and reads
-    /// made now.
+    /// the script's next data, or says `WouldBlock`: before a `Pending` step, which it leaves
+    /// for the wait that follows, and at a `NotYet` step, which it uses up. Counts reads that
+    /// may wait, readiness checks and reads made now.
     struct ExactReadiness {
         inner: Scripted,
         drained: bool,
@@ -1152,8 +1214,13 @@ mod tests {
         }
         fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
             self.counts.lock().unwrap().2 += 1;
-            if matches!(self.inner.reads.front(), Some(Step::Pending)) {
-                return Err(io::ErrorKind::WouldBlock.into());
+            match self.inner.reads.front() {
+                Some(Step::Pending) => return Err(io::ErrorKind::WouldBlock.into()),
+                Some(Step::NotYet) => {
+                    self.inner.reads.pop_front();
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                _ => {}
             }
             let offered = buf.capacity() - buf.len();
             let mut cx = Context::from_waker(Waker::noop());
@@ -1201,6 +1268,8 @@ mod tests {
             frame("two"),
             frame("three"),
             frame("four"),
+            Step::NotYet,
+            frame("five"),
             Step::Pending,
         ];
         let transport = ExactReadiness {
@@ -1234,9 +1303,10 @@ mod tests {
         assert!(poll().is_pending());
         assert_eq!((counts(), wakes.count()), ((1, 1, 0), 1));
         assert_eq!(READ_BUFFERS.with_borrow(Vec::len), 1);
-        // Polled again, it reads now: nothing came, so the read waits.
+        // Polled again, it reads now: nothing came, and no other connection ran meanwhile
+        // (an executor with nothing else to do turns its reactor at once), so the read waits.
         assert!(poll().is_pending());
-        assert_eq!(counts(), (2, 1, 1));
+        assert_eq!((counts(), wakes.count()), ((2, 1, 1), 2));
         // Woken for input: it reads at once, without asking.
         assert_eq!(message(poll()), Message::text("two"));
         assert_eq!(counts(), (3, 1, 1));
@@ -1249,10 +1319,19 @@ mod tests {
         assert_eq!(wakes.count(), woken + 1);
         assert_eq!(message(poll()), Message::text("four"));
         assert_eq!(counts(), (4, 2, 2));
-        // A hit keeps guessing: a yield, then a read made now that finds nothing, and a wait.
+        // A hit keeps guessing: a yield. Another connection's driver runs meanwhile, and the
+        // read made now finds nothing: on a busy executor it yields once more rather than
+        // wait, and the next read made now finds the message.
+        assert!(poll().is_pending());
+        thread_polls();
+        assert!(poll().is_pending());
+        assert_eq!((counts(), wakes.count()), ((4, 2, 3), woken + 3));
+        assert_eq!(message(poll()), Message::text("five"));
+        assert_eq!(counts(), (4, 2, 4));
+        // A yield, a read made now that finds nothing with nothing else run, and a wait.
         assert!(poll().is_pending());
         assert!(poll().is_pending());
-        assert_eq!(counts(), (5, 2, 3));
+        assert_eq!(counts(), (5, 2, 5));
         assert!(driver.conn.read_buffer_released());
     }
 
@@ -1284,26 +1363,72 @@ mod tests {
         let mut sat_out = Vec::new();
         for _ in 0..9 {
             let mut waits = 0;
-            while !guess.yield_for_guess() {
+            while !guess.yield_for_guess(thread_polls()) {
                 waits += 1;
             }
             sat_out.push(waits);
             assert!(guess.take_guess());
             assert!(!guess.take_guess(), "one guess per yield");
-            guess.settle(false);
+            assert!(
+                !guess.settle(false, thread_polls()),
+                "nothing else ran: a miss waits"
+            );
         }
         assert_eq!(sat_out, [0, 1, 2, 4, 8, 16, 32, 64, 64]);
-        while !guess.yield_for_guess() {}
+        while !guess.yield_for_guess(thread_polls()) {}
         guess.take_guess();
-        guess.settle(true);
-        assert!(guess.yield_for_guess());
+        assert!(!guess.settle(true, thread_polls()));
+        assert!(guess.yield_for_guess(thread_polls()));
         guess.take_guess();
-        guess.settle(false);
+        assert!(!guess.settle(false, thread_polls()));
         assert!(
-            !guess.yield_for_guess(),
+            !guess.yield_for_guess(thread_polls()),
             "a miss after a hit sits out one wait"
         );
-        assert!(guess.yield_for_guess());
+        assert!(guess.yield_for_guess(thread_polls()));
+    }
+
+    #[test]
+    fn on_a_busy_executor_a_connection_that_guessed_right_guesses_again_after_a_miss() {
+        let mut guess = ReadGuess::default();
+        // A poll of this connection after another connection's poll on this thread.
+        let busy_poll = || {
+            thread_polls();
+            thread_polls()
+        };
+        assert!(guess.yield_for_guess(busy_poll()));
+        for _ in 0..ReadGuess::MAX_BUSY_MISSES {
+            assert!(guess.take_guess());
+            assert!(
+                guess.settle(false, busy_poll()),
+                "a busy miss guesses again"
+            );
+        }
+        assert!(guess.take_guess());
+        assert!(
+            !guess.settle(false, busy_poll()),
+            "the last busy miss in a row waits"
+        );
+        assert!(!guess.yield_for_guess(busy_poll()), "and sits out one wait");
+        // Until a hit, misses wait even on a busy executor.
+        assert!(guess.yield_for_guess(busy_poll()));
+        assert!(guess.take_guess());
+        assert!(!guess.settle(false, busy_poll()));
+        // After a hit, a busy miss guesses again.
+        while !guess.yield_for_guess(busy_poll()) {}
+        assert!(guess.take_guess());
+        assert!(!guess.settle(true, busy_poll()));
+        assert!(guess.yield_for_guess(busy_poll()));
+        assert!(guess.take_guess());
+        assert!(guess.settle(false, busy_poll()));
+        // Polls on another thread say nothing about this one's executor.
+        std::thread::spawn(move || {
+            thread_polls();
+            assert!(guess.take_guess());
+            assert!(!guess.settle(false, thread_polls()));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub(crate) struct Sample {
     /// softirq part of them.
     pub(crate) core_busy_ticks: u64,
     pub(crate) core_irq_ticks: u64,
+    /// Round trips timed in the measured time (one message per connection at a time), and
+    /// their median, 99th and 99.9th percentiles.
+    pub(crate) rtt_samples: u64,
+    pub(crate) rtt_percentiles: [Duration; 3],
 }
 
 /// Runs `loadgen run` against `server` for one slice.
@@ -97,6 +101,12 @@ fn parse_result(
         server_user_ticks: field("server_user_ticks")?,
         core_busy_ticks: field("core_busy_ticks")?,
         core_irq_ticks: field("core_irq_ticks")?,
+        rtt_samples: field("rtt_samples")?,
+        rtt_percentiles: [
+            Duration::from_nanos(field("rtt_p50_ns")?),
+            Duration::from_nanos(field("rtt_p99_ns")?),
+            Duration::from_nanos(field("rtt_p999_ns")?),
+        ],
     })
 }
 

@@ -33,6 +33,9 @@ pub(crate) struct Cell {
     pub(crate) core_others: f64,
     /// The load generator's busy fraction (1.0: it was the limit).
     pub(crate) load_busy: f64,
+    /// Round trips, µs: the median over rounds of each round's median, 99th and 99.9th
+    /// percentile.
+    pub(crate) rtt_us: [f64; 3],
 }
 
 /// Everything measured, ready to render.
@@ -119,6 +122,14 @@ impl Report<'_> {
             .iter()
             .map(|s| 1.0 - s.load_idle.as_secs_f64() / s.elapsed.as_secs_f64())
             .collect();
+        let rtt_us = std::array::from_fn(|i| {
+            let mut values: Vec<f64> = samples
+                .iter()
+                .filter(|s| s.rtt_samples > 0)
+                .map(|s| s.rtt_percentiles[i].as_secs_f64() * 1e6)
+                .collect();
+            median(&mut values)
+        });
         let msgs_per_sec = median(&mut rates);
         let ratio = (!ratios.is_empty()).then(|| {
             let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
@@ -135,6 +146,7 @@ impl Report<'_> {
             core_busy: median(&mut core_busy),
             core_others: median(&mut core_others),
             load_busy: median(&mut load_busy),
+            rtt_us,
         })
     }
 
@@ -169,6 +181,9 @@ impl Report<'_> {
                 ("CPU 0 busy", Align::Right),
                 ("others on CPU 0", Align::Right),
                 ("load busy", Align::Right),
+                ("RTT p50 µs", Align::Right),
+                ("p99", Align::Right),
+                ("p99.9", Align::Right),
             ]);
             for server in self.servers {
                 let Some(cell) = self.cell(scenario, server.name) else {
@@ -192,6 +207,9 @@ impl Report<'_> {
                     percent(cell.core_busy),
                     percent(cell.core_others),
                     percent(cell.load_busy),
+                    micros(cell.rtt_us[0]),
+                    micros(cell.rtt_us[1]),
+                    micros(cell.rtt_us[2]),
                 ]);
             }
             if table.rows.is_empty() {
@@ -517,6 +535,15 @@ fn yes_no(ok: bool) -> String {
     if ok { "met" } else { "MISSED" }.to_owned()
 }
 
+/// A round trip in µs: whole above 100, one decimal below; "–" without samples.
+fn micros(us: f64) -> String {
+    match us {
+        us if us.is_nan() => "–".to_owned(),
+        us if us >= 100.0 => format!("{us:.0}"),
+        us => format!("{us:.1}"),
+    }
+}
+
 fn percent(fraction: f64) -> String {
     format!("{:.0}%", fraction * 100.0)
 }
@@ -640,6 +667,12 @@ mod tests {
             server_user_ticks: 10,
             core_busy_ticks: 100,
             core_irq_ticks: 0,
+            rtt_samples: messages,
+            rtt_percentiles: [
+                Duration::from_micros(messages),
+                Duration::from_micros(2 * messages),
+                Duration::from_micros(3 * messages),
+            ],
         }
     }
 
@@ -673,8 +706,20 @@ mod tests {
         assert!((cell.cpu_us_per_msg - 1e6 / 990.0).abs() < 1e-6);
         // 10 of the 100 ticks (of 10 ms) are user time.
         assert!((cell.user_us_per_msg - 1e5 / 990.0).abs() < 1e-6);
+        // Each percentile is the median of the rounds' values.
+        assert_eq!(cell.rtt_us, [990.0, 1980.0, 2970.0]);
         let tables = report.throughput_tables();
         assert!(tables.contains("| wsflow-tokio "), "{tables}");
+        let row = tables
+            .lines()
+            .find(|line| line.starts_with("| wsflow-tokio "))
+            .unwrap();
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(
+            cells[cells.len() - 4..],
+            ["990", "1980", "2970", ""],
+            "{row}"
+        );
         let (targets, met, total) = report.targets();
         assert_eq!((met, total), (0, 1), "{targets}");
     }

@@ -19,6 +19,7 @@
 //! ```text
 //! result messages=M elapsed_ns=T load_idle_ns=I server_cpu_ticks=S server_user_ticks=U
 //!        load_cpu_ticks=L core_busy_ticks=B core_irq_ticks=Q
+//!        rtt_samples=N rtt_p50_ns=A rtt_p99_ns=B rtt_p999_ns=C
 //! ```
 //!
 //! `messages` are echoes completed and verified during the measured time; `load_idle_ns` is the
@@ -28,7 +29,11 @@
 //! and `server_user_ticks` the server's `utime` part of them (its own code, not the kernel's);
 //! `core_busy_ticks` is the time the server's CPU (`--server-cpu`, from `/proc/stat`) was not
 //! idle, whoever used it, and `core_irq_ticks` the part of it spent in interrupts and softirqs
-//! (where loopback delivers packets, accounted to no process).
+//! (where loopback delivers packets, accounted to no process). The `rtt_` fields are round
+//! trips measured in the same interval: how many were timed and their median, 99th and 99.9th
+//! percentiles, from a message becoming due (written at once unless the socket is full) to
+//! its echo verified. One message per connection is timed at a time (see the `latency`
+//! module), so `rtt_samples` is well below `messages` when more than one is in flight.
 //!
 //! - `ws://`: the client frames are masked (as a client must), pre-encoded once; every echo must
 //!   come back as a data message of the same type with the same payload (the server may
@@ -56,6 +61,7 @@
 
 mod handshake;
 mod idle;
+mod latency;
 mod payload;
 mod run;
 mod soak;

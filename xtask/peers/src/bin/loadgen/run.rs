@@ -7,6 +7,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::RunOptions;
+use crate::latency::{Histogram, Probe};
 use crate::payload::{Messages, XorShift};
 use crate::verify::EchoReader;
 
@@ -146,6 +147,8 @@ pub(crate) fn run(options: &RunOptions) -> Result<(), String> {
         conn.write_due(&messages)
             .map_err(|err| format!("connection {i}: {err}"))?;
     }
+    let mut probes = vec![Probe::start(options.depth, Instant::now()); conns.len()];
+    let mut round_trips = Histogram::new();
     let mut total: u64 = 0;
     let mut last_progress = (Instant::now(), 0u64);
     let mut events = Events::with_capacity(1024);
@@ -166,7 +169,7 @@ pub(crate) fn run(options: &RunOptions) -> Result<(), String> {
                 }
                 Some(start) => {
                     let end = snapshot(total, idle)?;
-                    report(&start, &end)?;
+                    report(&start, &end, &round_trips)?;
                     return Ok(());
                 }
             }
@@ -198,6 +201,7 @@ pub(crate) fn run(options: &RunOptions) -> Result<(), String> {
                     .read_ready(&mut buf, &messages)
                     .map_err(|err| format!("connection {i}: {err}"))?;
                 if done > 0 {
+                    probes[i].echoed(done, start.is_some().then_some(&mut round_trips));
                     total += done as u64;
                     conn.unsent += done * messages.frame_len;
                     conn.write_due(&messages)
@@ -212,12 +216,13 @@ pub(crate) fn run(options: &RunOptions) -> Result<(), String> {
     }
 }
 
-fn report(start: &Snapshot, end: &Snapshot) -> Result<(), String> {
+fn report(start: &Snapshot, end: &Snapshot, round_trips: &Histogram) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
         "result messages={} elapsed_ns={} load_idle_ns={} server_cpu_ticks={} \
-         server_user_ticks={} load_cpu_ticks={} core_busy_ticks={} core_irq_ticks={}",
+         server_user_ticks={} load_cpu_ticks={} core_busy_ticks={} core_irq_ticks={} \
+         rtt_samples={} rtt_p50_ns={} rtt_p99_ns={} rtt_p999_ns={}",
         end.messages - start.messages,
         (end.at - start.at).as_nanos(),
         (end.idle - start.idle).as_nanos(),
@@ -226,6 +231,10 @@ fn report(start: &Snapshot, end: &Snapshot) -> Result<(), String> {
         end.load_ticks - start.load_ticks,
         end.core.0 - start.core.0,
         end.core.1 - start.core.1,
+        round_trips.samples(),
+        round_trips.quantile(0.5),
+        round_trips.quantile(0.99),
+        round_trips.quantile(0.999),
     )
     .and_then(|()| stdout.flush())
     .map_err(|err| format!("stdout: {err}"))
