@@ -269,7 +269,7 @@ connections one after another from one address. The raw TCP echo has no handshak
 connections are idle TCP connections. Per-connection figures are (RSS − RSS at start) /
 connections; socket buffers live in the kernel and are not part of RSS.
 
-An idle wsflow connection is its driver (the connection state machine, about 490 bytes), the
+An idle wsflow connection is its driver (the connection state machine, about 500 bytes), the
 state it shares with senders (about 220), the runtime's registration of its socket (about 250
 on tokio, 220 on async-io), the server's registry entry and the task that serves it. The echo
 server's task is 64 bytes of future: its per-connection loop is a plain `fn` returning an
