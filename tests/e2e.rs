@@ -727,6 +727,44 @@ fn many_concurrent_connections() {
 }
 
 #[test]
+fn echoes_held_back_by_a_client_that_stops_reading_all_arrive_once_it_reads() {
+    on_both_runtimes(|runtime| async move {
+        let server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        serve_echo(runtime, server);
+        let mut ws = client(runtime).connect(&url).await.unwrap();
+        // 16 MiB of echoes, more than loopback's socket buffers hold: the server's writes find
+        // its socket full and must wait to be woken when the client reads again.
+        let count = 4096u32;
+        let message = |i: u32| {
+            let mut payload = vec![(i % 251) as u8; 4096];
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            Message::binary(payload)
+        };
+        for i in 0..count {
+            ws.queue(message(i)).unwrap();
+            if i % 64 == 63 {
+                ws.flush().await.unwrap();
+            }
+        }
+        ws.flush().await.unwrap();
+        sleep(runtime, Duration::from_millis(200)).await;
+        let read_all = async {
+            for i in 0..count {
+                assert_eq!(ws.next().await.unwrap().unwrap(), message(i), "echo {i}");
+            }
+        };
+        let timeout = sleep(runtime, Duration::from_secs(30));
+        match futures_util::future::select(Box::pin(read_all), Box::pin(timeout)).await {
+            futures_util::future::Either::Left(_) => {}
+            futures_util::future::Either::Right(_) => panic!("the echoes stopped coming"),
+        }
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+        assert!(ws.closed().await.was_clean);
+    });
+}
+
+#[test]
 fn oversized_messages_close_with_1009() {
     on_both_runtimes(|runtime| async move {
         let server = echo_server(

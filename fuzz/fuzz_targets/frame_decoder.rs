@@ -1,5 +1,6 @@
 //! Feeds arbitrary bytes, split at arbitrary points, to the frame decoder in both roles.
-//! The decoder must never panic, and every frame it returns must respect the size limit.
+//! The decoder must never panic, every frame it returns must respect the size limit, and its
+//! short path for small data frames must agree with it.
 #![no_main]
 
 use bytes::BytesMut;
@@ -20,14 +21,32 @@ fuzz_target!(|data: &[u8]| {
     for piece in rest.chunks(chunk) {
         buf.extend_from_slice(piece);
         loop {
+            // The short path must take exactly what `decode` takes, or nothing.
+            let mut short_buf = buf.clone();
+            let short = decoder
+                .clone()
+                .decode_short_data_frame(&mut short_buf, usize::from(control));
+            if short.is_none() {
+                assert_eq!(short_buf, buf);
+            }
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
+                    if let Some((opcode, payload)) = short {
+                        assert_eq!((opcode, payload), (frame.opcode, frame.payload.clone()));
+                        assert_eq!(short_buf, buf);
+                    }
                     assert!(frame.payload.len() <= config.frame_size_limit());
                     let mut validator = Utf8Validator::new();
                     let _ = validator.feed(&frame.payload).and_then(|()| validator.finish());
                 }
-                Ok(None) => break,
-                Err(_) => return,
+                Ok(None) => {
+                    assert!(short.is_none());
+                    break;
+                }
+                Err(_) => {
+                    assert!(short.is_none());
+                    return;
+                }
             }
         }
     }

@@ -7,10 +7,10 @@
 //! invalid UTF-8 early), and finally hands the payload out with `split_to(..).freeze()`:
 //! no copy.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::ProtocolError;
-use crate::frame::{Frame, FrameHeader, HeaderParse};
+use crate::frame::{Frame, FrameHeader, HeaderParse, OpCode};
 use crate::mask::apply_mask;
 
 /// Which end of the connection an endpoint is. Clients mask what they send; servers require
@@ -174,6 +174,72 @@ impl FrameDecoder {
     /// Changes the rules; the change applies from the next frame header.
     pub fn set_config(&mut self, config: DecoderConfig) {
         self.config = config;
+    }
+
+    /// The usual frame, taken by a shorter path: if `src` starts with a whole text or binary
+    /// frame that is a message of its own (final, no RSV bits), with a payload under 126
+    /// bytes and no longer than `max_payload` or the frame size limit, and masked as the role
+    /// requires, cuts it off `src` and returns its opcode and unmasked payload, as
+    /// [`FrameDecoder::decode`] would. Returns `None`, leaving `src` untouched, for every
+    /// other frame, including one that breaks a rule: `decode` then takes it, and reports
+    /// the error. Between frames only (`None` while a frame is in progress).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use wsflow_codec::{Frame, FrameDecoder, OpCode, Role};
+    ///
+    /// let mut wire = BytesMut::new();
+    /// Frame::new(OpCode::Text, "hi").with_mask(Some([1, 2, 3, 4])).encode(&mut wire);
+    /// Frame::new(OpCode::Ping, "").with_mask(Some([1, 2, 3, 4])).encode(&mut wire);
+    ///
+    /// let mut server = FrameDecoder::new(Role::Server);
+    /// let (opcode, payload) = server.decode_short_data_frame(&mut wire, 1024).unwrap();
+    /// assert_eq!((opcode, &payload[..]), (OpCode::Text, &b"hi"[..]));
+    /// // A control frame is left for `decode`.
+    /// assert!(server.decode_short_data_frame(&mut wire, 1024).is_none());
+    /// assert_eq!(server.decode(&mut wire).unwrap().unwrap().opcode, OpCode::Ping);
+    /// ```
+    #[inline]
+    pub fn decode_short_data_frame(
+        &mut self,
+        src: &mut BytesMut,
+        max_payload: usize,
+    ) -> Option<(OpCode, Bytes)> {
+        if self.partial.is_some() {
+            return None;
+        }
+        let &[first, second, ..] = &src[..] else {
+            return None;
+        };
+        // FIN set, RSV bits clear, and a data opcode that starts a message.
+        let opcode = match first {
+            0x81 => OpCode::Text,
+            0x82 => OpCode::Binary,
+            _ => return None,
+        };
+        let masked = second & 0x80 != 0;
+        if masked != (self.config.role == Role::Server) {
+            return None;
+        }
+        let payload_len = usize::from(second & 0x7f);
+        if payload_len >= 126
+            || payload_len > max_payload
+            || payload_len as u64 > self.config.max_frame_size
+        {
+            return None;
+        }
+        let header_len = if masked { 6 } else { 2 };
+        if src.len() < header_len + payload_len {
+            return None;
+        }
+        let mut wire = src.split_to(header_len + payload_len);
+        if masked {
+            let key = [wire[2], wire[3], wire[4], wire[5]];
+            apply_mask(&mut wire[6..], key, 0);
+        }
+        let mut payload = wire.freeze();
+        payload.advance(header_len);
+        Some((opcode, payload))
     }
 
     /// Takes the next whole frame off the front of `src`, unmasking its payload.

@@ -164,6 +164,19 @@ impl FrameHeader {
         ((self.rsv1 as u8) << 2) | ((self.rsv2 as u8) << 1) | (self.rsv3 as u8)
     }
 
+    /// The header's first byte on the wire: FIN, the RSV bits and the opcode.
+    ///
+    /// ```
+    /// use wsflow_codec::{FrameHeader, OpCode};
+    ///
+    /// assert_eq!(FrameHeader::new(OpCode::Text, 5).first_byte(), 0x81);
+    /// assert_eq!(FrameHeader::new(OpCode::Binary, 5).with_fin(false).with_rsv1(true).first_byte(), 0x42);
+    /// ```
+    #[inline]
+    pub const fn first_byte(&self) -> u8 {
+        ((self.fin as u8) << 7) | (self.rsv_bits() << 4) | self.opcode.as_u8()
+    }
+
     /// Parses a header from the start of `src`.
     ///
     /// Checks the rules that hold whatever the connection: no reserved opcode, control frames
@@ -251,7 +264,7 @@ impl FrameHeader {
     /// Writes the header in its smallest form into `dst` and returns its length.
     #[inline]
     pub fn encode(&self, dst: &mut [u8; MAX_HEADER_LEN]) -> usize {
-        dst[0] = (u8::from(self.fin) << 7) | (self.rsv_bits() << 4) | self.opcode.as_u8();
+        dst[0] = self.first_byte();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
         let mut len = 2;
         if self.payload_len < 126 {

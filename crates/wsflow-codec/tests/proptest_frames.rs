@@ -109,3 +109,77 @@ proptest! {
         }
     }
 }
+
+/// Short frames of every kind, masked or not whatever the receiving role expects, so that
+/// some take the decoder's short path and the rest (long, fragmented, control, RSV bits,
+/// masked the wrong way) must be left to `decode`.
+fn short_frame() -> impl Strategy<Value = Frame> {
+    (
+        prop_oneof![3 => prop_oneof![Just(OpCode::Text), Just(OpCode::Binary)], 1 => opcode()],
+        prop_oneof![3 => Just(true), 1 => Just(false)],
+        prop_oneof![3 => Just(false), 1 => Just(true)],
+        proptest::option::of(any::<[u8; 4]>()),
+        near_the_limits().prop_flat_map(|len| proptest::collection::vec(any::<u8>(), len)),
+    )
+        .prop_map(|(opcode, fin, rsv1, mask, payload)| {
+            let mut frame = Frame::new(opcode, Bytes::from(payload)).with_mask(mask);
+            frame.fin = fin || opcode.is_control();
+            frame.rsv1 = rsv1 && !opcode.is_control();
+            if opcode.is_control() {
+                frame.payload.truncate(125);
+            }
+            frame
+        })
+}
+
+/// Lengths and limits close to one another and to the 126 bytes of the short path, where an
+/// off-by-one would show.
+fn near_the_limits() -> impl Strategy<Value = usize> {
+    prop_oneof![0usize..8, 120usize..132]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn the_short_path_takes_what_decode_would_or_leaves_the_input_alone(
+        frames in proptest::collection::vec(short_frame(), 1..8),
+        garbage in proptest::collection::vec(any::<u8>(), 0..8),
+        server in any::<bool>(),
+        max_frame in prop_oneof![near_the_limits(), Just(1 << 20)],
+        max_payload in prop_oneof![near_the_limits(), Just(1 << 20)],
+    ) {
+        let role = if server { Role::Server } else { Role::Client };
+        let mut buf = BytesMut::new();
+        for frame in &frames {
+            frame.encode(&mut buf);
+        }
+        buf.extend_from_slice(&garbage);
+        let mut decoder = FrameDecoder::with_config(DecoderConfig::new(role).max_frame_size(max_frame));
+        loop {
+            let original = buf.clone();
+            let mut short_buf = buf.clone();
+            let mut short_decoder = decoder.clone();
+            let short = short_decoder.decode_short_data_frame(&mut short_buf, max_payload);
+            let general = decoder.decode(&mut buf);
+            match short {
+                Some((opcode, payload)) => {
+                    let frame = general.expect("the short path took a valid frame").expect("whole");
+                    prop_assert!(frame.fin && frame.header().rsv_bits() == 0);
+                    prop_assert!(matches!(opcode, OpCode::Text | OpCode::Binary));
+                    prop_assert_eq!(frame.opcode, opcode);
+                    prop_assert_eq!(&frame.payload, &payload);
+                    prop_assert!(payload.len() < 126 && payload.len() <= max_payload.min(max_frame));
+                    prop_assert_eq!(&short_buf, &buf);
+                }
+                None => {
+                    prop_assert_eq!(&short_buf, &original);
+                    match general {
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+    }
+}

@@ -878,9 +878,11 @@ impl Connection {
         let len = payload.len();
         let rsv_header = |opcode: OpCode, len: usize, mask: Option<[u8; 4]>| {
             let mut header = FrameHeader::new(opcode, len as u64).with_mask(mask);
-            header.rsv1 = rsv & 0b100 != 0;
-            header.rsv2 = rsv & 0b010 != 0;
-            header.rsv3 = rsv & 0b001 != 0;
+            if rsv != 0 {
+                header.rsv1 = rsv & 0b100 != 0;
+                header.rsv2 = rsv & 0b010 != 0;
+                header.rsv3 = rsv & 0b001 != 0;
+            }
             header
         };
         if !self.config.fragment_outgoing_messages || len <= threshold {
@@ -952,6 +954,23 @@ impl Connection {
             // header (and a header announcing no payload completes its frame at once), so
             // nothing below would act.
             return Ok(FrameProgress::NeedMore);
+        }
+        // The usual message, a short frame of its own with nothing in progress, by the
+        // decoder's shorter path; `single_frame_message` below takes every other whole one.
+        if !self.frame_checked
+            && self.message.is_none()
+            && self.config.assemble_fragments
+            && let Some((opcode, payload)) = self
+                .decoder
+                .decode_short_data_frame(&mut self.pending, self.config.max_received_message_size)
+        {
+            let message = match opcode {
+                OpCode::Text => Message::Text(
+                    Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?,
+                ),
+                _ => Message::Binary(payload),
+            };
+            return Ok(FrameProgress::Event(Event::Message(message)));
         }
         let Some(frame) = self.decoder.decode(&mut self.pending)? else {
             let partial = self

@@ -27,7 +27,23 @@ pub(crate) struct Outgoing {
 
 impl Outgoing {
     /// Queues one frame. `header.mask`, if set, is applied to the payload.
+    #[inline]
     pub(crate) fn push_frame(&mut self, header: FrameHeader, payload: Bytes) {
+        let payload_len = payload.len();
+        if header.mask.is_none() && payload_len < 126 {
+            // The usual server frame: a two-byte header, then the payload, in one reservation.
+            self.len += 2 + payload_len;
+            self.staging.reserve(2 + payload_len);
+            self.staging
+                .extend_from_slice(&[header.first_byte(), payload_len as u8]);
+            self.staging.extend_from_slice(&payload);
+        } else {
+            self.push_any_frame(header, payload);
+        }
+    }
+
+    /// Queues a frame of any size, masked or not.
+    fn push_any_frame(&mut self, header: FrameHeader, payload: Bytes) {
         let payload_len = payload.len();
         self.len += header.encoded_len() + payload_len;
         header.encode_to(&mut self.staging);
@@ -148,6 +164,32 @@ mod tests {
         out.advance(usize::MAX);
         assert!(out.is_empty());
         assert_eq!(out.chunks().count(), 0);
+    }
+
+    #[test]
+    fn every_frame_is_queued_as_the_codec_encodes_it() {
+        // Around the short path's limit (a one-byte length), the copy threshold and the
+        // two-byte length, with every header bit that can vary.
+        for len in [0usize, 1, 124, 125, 126, 127, 2048, 2049, 65_535, 65_536] {
+            for (fin, rsv1, opcode, mask) in [
+                (true, false, OpCode::Binary, None),
+                (true, false, OpCode::Text, None),
+                (false, false, OpCode::Continuation, None),
+                (true, true, OpCode::Text, None),
+                (true, false, OpCode::Binary, Some([9, 8, 7, 6])),
+            ] {
+                let payload = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<_>>());
+                let mut frame = wsflow_codec::Frame::new(opcode, payload.clone()).with_mask(mask);
+                frame.fin = fin;
+                frame.rsv1 = rsv1;
+                let mut expected = BytesMut::new();
+                frame.encode(&mut expected);
+                let mut out = Outgoing::default();
+                out.push_frame(frame.header(), payload);
+                assert_eq!(collect(&out), expected, "len {len}, fin {fin}, rsv1 {rsv1}");
+                assert_eq!(out.len(), expected.len());
+            }
+        }
     }
 
     #[test]

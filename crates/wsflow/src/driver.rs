@@ -319,6 +319,24 @@ impl std::fmt::Debug for Driver {
     }
 }
 
+/// One write of `bufs`: with `eager`, first without the runtime's bookkeeping, falling back
+/// to the write that registers for a wake-up only if nothing fits now.
+#[inline]
+fn write_now(
+    io: &mut dyn Transport,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+    eager: bool,
+) -> Poll<io::Result<usize>> {
+    if eager {
+        match io.try_write_vectored(bufs) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            written => return Poll::Ready(written),
+        }
+    }
+    io.poll_write_vectored(cx, bufs)
+}
+
 impl Driver {
     pub(crate) fn new(
         conn: Connection,
@@ -373,7 +391,7 @@ impl Driver {
                 return Poll::Ready(None);
             }
             // Input is used up: write what became ready meanwhile, in one go.
-            if let Poll::Ready(Err(err)) = self.poll_write_queued(cx) {
+            if let Poll::Ready(Err(err)) = self.poll_write_queued(cx, true) {
                 self.conn.handle_io_error(err);
                 continue;
             }
@@ -516,7 +534,7 @@ impl Driver {
     /// kept for `poll_event`.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.apply_commands(cx, true);
-        match self.poll_write_queued(cx) {
+        match self.poll_write_queued(cx, false) {
             Poll::Ready(Err(err)) => {
                 let kind = err.kind();
                 self.conn.handle_io_error(err);
@@ -656,7 +674,11 @@ impl Driver {
     }
 
     /// Writes queued bytes until none are left (`Ready(Ok)`) or the transport is full.
-    fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    ///
+    /// `eager`: on the way to a read (which yields or waits in turn), write without the
+    /// runtime's bookkeeping first (see [`Transport::try_write_vectored`]); a flush the
+    /// application awaits keeps it, so a loop of sends still gives other tasks their turn.
+    fn poll_write_queued(&mut self, cx: &mut Context<'_>, eager: bool) -> Poll<io::Result<()>> {
         let mut wrote = false;
         let result = loop {
             let written = {
@@ -667,7 +689,7 @@ impl Driver {
                 let poll = match chunks.next() {
                     // One slice, the usual case (small frames are staged together): no array
                     // of slices to fill.
-                    None => self.io.poll_write_vectored(cx, &[first]),
+                    None => write_now(&mut *self.io, cx, &[first], eager),
                     Some(second) => {
                         let mut slices = [IoSlice::new(&[]); MAX_IOV];
                         slices[0] = first;
@@ -677,7 +699,7 @@ impl Driver {
                             *slot = IoSlice::new(chunk);
                             count += 1;
                         }
-                        self.io.poll_write_vectored(cx, &slices[..count])
+                        write_now(&mut *self.io, cx, &slices[..count], eager)
                     }
                 };
                 match poll {

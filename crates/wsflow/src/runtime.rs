@@ -48,6 +48,13 @@ pub(crate) trait Transport: Send + Unpin {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>>;
+    /// Writes what fits now, without registering for a wake-up and without the runtime's
+    /// per-operation bookkeeping (tokio's cooperative budget); `WouldBlock` when nothing fits
+    /// or the transport cannot tell. The driver calls it only on the way to a read, which
+    /// yields or waits in turn, and falls back to `poll_write_vectored` on `WouldBlock`.
+    fn try_write_vectored(&mut self, _bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Shuts the write half down.
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
