@@ -177,12 +177,12 @@ impl FrameDecoder {
     }
 
     /// The usual frame, taken by a shorter path: if `src` starts with a whole text or binary
-    /// frame that is a message of its own (final, no RSV bits), with a payload under 126
-    /// bytes and no longer than `max_payload` or the frame size limit, and masked as the role
-    /// requires, cuts it off `src` and returns its opcode and unmasked payload, as
-    /// [`FrameDecoder::decode`] would. Returns `None`, leaving `src` untouched, for every
-    /// other frame, including one that breaks a rule: `decode` then takes it, and reports
-    /// the error. Between frames only (`None` while a frame is in progress).
+    /// frame that is a message of its own (final, no RSV bits), with a length of at most 16
+    /// bits (under 64 KiB) and no longer than `max_payload` or the frame size limit, and
+    /// masked as the role requires, cuts it off `src` and returns its opcode and unmasked
+    /// payload, as [`FrameDecoder::decode`] would. Returns `None`, leaving `src` untouched, for
+    /// every other frame, including one that breaks a rule: `decode` then takes it, and
+    /// reports the error. Between frames only (`None` while a frame is in progress).
     ///
     /// ```
     /// use bytes::BytesMut;
@@ -221,21 +221,28 @@ impl FrameDecoder {
         if masked != (self.config.role == Role::Server) {
             return None;
         }
-        let payload_len = usize::from(second & 0x7f);
-        if payload_len >= 126
-            || payload_len > max_payload
-            || payload_len as u64 > self.config.max_frame_size
-        {
+        let mask_len = if masked { 4 } else { 0 };
+        let (payload_len, header_len) = match second & 0x7f {
+            127 => return None,
+            126 => {
+                let &[_, _, high, low, ..] = &src[..] else {
+                    return None;
+                };
+                (usize::from(u16::from_be_bytes([high, low])), 4 + mask_len)
+            }
+            short => (usize::from(short), 2 + mask_len),
+        };
+        if payload_len > max_payload || payload_len as u64 > self.config.max_frame_size {
             return None;
         }
-        let header_len = if masked { 6 } else { 2 };
         if src.len() < header_len + payload_len {
             return None;
         }
         let mut wire = src.split_to(header_len + payload_len);
-        if masked {
-            let key = [wire[2], wire[3], wire[4], wire[5]];
-            apply_mask(&mut wire[6..], key, 0);
+        // The key, when there is one, is the last four bytes of the header.
+        let (head, body) = wire.split_at_mut(header_len);
+        if masked && let Some(&key) = head.last_chunk::<4>() {
+            apply_mask(body, key, 0);
         }
         let mut payload = wire.freeze();
         payload.advance(header_len);

@@ -110,9 +110,10 @@ proptest! {
     }
 }
 
-/// Short frames of every kind, masked or not whatever the receiving role expects, so that
-/// some take the decoder's short path and the rest (long, fragmented, control, RSV bits,
-/// masked the wrong way) must be left to `decode`.
+/// Frames of every kind up to just over 64 KiB, masked or not whatever the receiving role
+/// expects, so that some take the decoder's short path and the rest (64-bit lengths,
+/// fragmented, control, RSV bits, masked the wrong way, over a limit) must be left to
+/// `decode`.
 fn short_frame() -> impl Strategy<Value = Frame> {
     (
         prop_oneof![3 => prop_oneof![Just(OpCode::Text), Just(OpCode::Binary)], 1 => opcode()],
@@ -132,10 +133,10 @@ fn short_frame() -> impl Strategy<Value = Frame> {
         })
 }
 
-/// Lengths and limits close to one another and to the 126 bytes of the short path, where an
-/// off-by-one would show.
+/// Lengths and limits close to one another and to where the length field grows (126 bytes,
+/// 64 KiB), where an off-by-one would show.
 fn near_the_limits() -> impl Strategy<Value = usize> {
-    prop_oneof![0usize..8, 120usize..132]
+    prop_oneof![4 => 0usize..8, 4 => 120usize..132, 1 => 65_530usize..65_540]
 }
 
 proptest! {
@@ -169,7 +170,7 @@ proptest! {
                     prop_assert!(matches!(opcode, OpCode::Text | OpCode::Binary));
                     prop_assert_eq!(frame.opcode, opcode);
                     prop_assert_eq!(&frame.payload, &payload);
-                    prop_assert!(payload.len() < 126 && payload.len() <= max_payload.min(max_frame));
+                    prop_assert!(payload.len() <= 0xffff && payload.len() <= max_payload.min(max_frame));
                     prop_assert_eq!(&short_buf, &buf);
                 }
                 None => {

@@ -653,6 +653,14 @@ impl Connection {
             if self.paused || !matches!(self.phase, Phase::Open | Phase::Ending { .. }) {
                 return None;
             }
+            match self.short_message() {
+                Some(Ok(message)) => return Some(Event::Message(message)),
+                Some(Err(err)) => {
+                    self.fail(err);
+                    continue;
+                }
+                None => {}
+            }
             match self.process_next_frame() {
                 // The queue was empty: the frame's event is the next one.
                 Ok(FrameProgress::Event(event)) => return Some(event),
@@ -873,7 +881,22 @@ impl Connection {
     }
 
     /// Queues a data message as one frame or as fragments; `rsv` goes on the first frame.
+    #[inline]
     fn queue_data(&mut self, opcode: OpCode, payload: Bytes, rsv: u8) {
+        if rsv == 0
+            && !self.role.masks_outgoing()
+            && (!self.config.fragment_outgoing_messages
+                || payload.len() <= self.config.fragmentation_threshold)
+            && self.out.push_short_unmasked(opcode, &payload)
+        {
+            // The usual server message: one small frame, queued without building a header.
+            return;
+        }
+        self.queue_frames(opcode, payload, rsv);
+    }
+
+    /// Queues a data message as one frame or as fragments, whatever its size and role.
+    fn queue_frames(&mut self, opcode: OpCode, payload: Bytes, rsv: u8) {
         let threshold = self.config.fragmentation_threshold.max(1);
         let len = payload.len();
         let rsv_header = |opcode: OpCode, len: usize, mask: Option<[u8; 4]>| {
@@ -955,23 +978,6 @@ impl Connection {
             // nothing below would act.
             return Ok(FrameProgress::NeedMore);
         }
-        // The usual message, a short frame of its own with nothing in progress, by the
-        // decoder's shorter path; `single_frame_message` below takes every other whole one.
-        if !self.frame_checked
-            && self.message.is_none()
-            && self.config.assemble_fragments
-            && let Some((opcode, payload)) = self
-                .decoder
-                .decode_short_data_frame(&mut self.pending, self.config.max_received_message_size)
-        {
-            let message = match opcode {
-                OpCode::Text => Message::Text(
-                    Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?,
-                ),
-                _ => Message::Binary(payload),
-            };
-            return Ok(FrameProgress::Event(Event::Message(message)));
-        }
         let Some(frame) = self.decoder.decode(&mut self.pending)? else {
             let partial = self
                 .decoder
@@ -1009,6 +1015,25 @@ impl Connection {
         Ok(match self.handle_data_frame(frame)? {
             Some(event) => FrameProgress::Event(event),
             None => FrameProgress::Handled,
+        })
+    }
+
+    /// The usual message, a short frame of its own with nothing in progress, by the
+    /// decoder's shorter path (see [`FrameDecoder::decode_short_data_frame`]); `None` for
+    /// every other frame, which [`Connection::process_next_frame`] takes.
+    #[inline]
+    fn short_message(&mut self) -> Option<Result<Message, ProtocolError>> {
+        if self.frame_checked || self.message.is_some() || !self.config.assemble_fragments {
+            return None;
+        }
+        let (opcode, payload) = self
+            .decoder
+            .decode_short_data_frame(&mut self.pending, self.config.max_received_message_size)?;
+        Some(match opcode {
+            OpCode::Text => Utf8Bytes::try_from(payload)
+                .map(Message::Text)
+                .map_err(|_| ProtocolError::InvalidUtf8),
+            _ => Ok(Message::Binary(payload)),
         })
     }
 

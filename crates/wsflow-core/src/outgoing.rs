@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
-use wsflow_codec::{FrameHeader, apply_mask};
+use wsflow_codec::{FrameHeader, OpCode, apply_mask};
 
 /// Payloads up to this size are copied into the staging buffer; larger ones are referenced.
 const COPY_THRESHOLD: usize = 2048;
@@ -26,24 +26,34 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    /// Queues one frame. `header.mask`, if set, is applied to the payload.
+    /// Queues `payload` as a final, unmasked frame without RSV bits if it is small enough to
+    /// be copied (see [`COPY_THRESHOLD`]): the usual server message, copied with its header in
+    /// one reservation. Returns whether it did; a larger payload is left to
+    /// [`Outgoing::push_frame`], which references it rather than copying.
     #[inline]
-    pub(crate) fn push_frame(&mut self, header: FrameHeader, payload: Bytes) {
-        let payload_len = payload.len();
-        if header.mask.is_none() && payload_len < 126 {
-            // The usual server frame: a two-byte header, then the payload, in one reservation.
-            self.len += 2 + payload_len;
-            self.staging.reserve(2 + payload_len);
-            self.staging
-                .extend_from_slice(&[header.first_byte(), payload_len as u8]);
-            self.staging.extend_from_slice(&payload);
-        } else {
-            self.push_any_frame(header, payload);
+    pub(crate) fn push_short_unmasked(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
+        let len = payload.len();
+        if len > COPY_THRESHOLD {
+            return false;
         }
+        let first = FrameHeader::new(opcode, len as u64).first_byte();
+        // The length bytes have the mask bit clear.
+        if len < 126 {
+            self.len += 2 + len;
+            self.staging.reserve(2 + len);
+            self.staging.extend_from_slice(&[first, len as u8]);
+        } else {
+            let [high, low] = (len as u16).to_be_bytes();
+            self.len += 4 + len;
+            self.staging.reserve(4 + len);
+            self.staging.extend_from_slice(&[first, 126, high, low]);
+        }
+        self.staging.extend_from_slice(payload);
+        true
     }
 
-    /// Queues a frame of any size, masked or not.
-    fn push_any_frame(&mut self, header: FrameHeader, payload: Bytes) {
+    /// Queues one frame. `header.mask`, if set, is applied to the payload.
+    pub(crate) fn push_frame(&mut self, header: FrameHeader, payload: Bytes) {
         let payload_len = payload.len();
         self.len += header.encoded_len() + payload_len;
         header.encode_to(&mut self.staging);
@@ -126,7 +136,6 @@ impl Outgoing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wsflow_codec::OpCode;
 
     fn collect(out: &Outgoing) -> Vec<u8> {
         out.chunks().flatten().copied().collect()
@@ -185,9 +194,22 @@ mod tests {
                 let mut expected = BytesMut::new();
                 frame.encode(&mut expected);
                 let mut out = Outgoing::default();
-                out.push_frame(frame.header(), payload);
+                out.push_frame(frame.header(), payload.clone());
                 assert_eq!(collect(&out), expected, "len {len}, fin {fin}, rsv1 {rsv1}");
                 assert_eq!(out.len(), expected.len());
+                // The short path takes the frames it can write, and writes them alike.
+                let mut short = Outgoing::default();
+                let plain = fin && !rsv1 && mask.is_none() && opcode.is_data();
+                if plain && short.push_short_unmasked(opcode, &payload) {
+                    assert!(len <= COPY_THRESHOLD);
+                    assert_eq!(collect(&short), expected, "len {len}, short path");
+                    assert_eq!(short.len(), expected.len());
+                } else {
+                    assert!(
+                        !plain || len > COPY_THRESHOLD,
+                        "len {len}: refused by the short path"
+                    );
+                }
             }
         }
     }

@@ -499,9 +499,21 @@ impl Driver {
         });
     }
 
-    /// Hands out an event; the final close only once the transport is shut down, so the peer
-    /// sees the end of the connection even if the application keeps the socket.
+    /// Hands out an event: a message as it is, at once (the message path, inlined), anything
+    /// else through [`Driver::deliver_other`].
+    #[inline]
     fn deliver(&mut self, cx: &mut Context<'_>, event: Event) -> Poll<Option<Event>> {
+        if let Event::Message(_) = event {
+            return Poll::Ready(Some(event));
+        }
+        self.deliver_other(cx, event)
+    }
+
+    /// Hands out an event other than a message; the final close only once the transport is
+    /// shut down, so the peer sees the end of the connection even if the application keeps
+    /// the socket.
+    #[inline(never)]
+    fn deliver_other(&mut self, cx: &mut Context<'_>, event: Event) -> Poll<Option<Event>> {
         if matches!(event, Event::Closed(_)) && self.shutdown != Shutdown::Done {
             if self.io.poll_shutdown(cx).is_pending() {
                 self.queues.get_or_insert_default().stash.push_front(event);
