@@ -680,6 +680,26 @@ impl Connection {
         }
     }
 
+    /// Whether there may be bytes to write: [`Connection::poll_transmit`] would return
+    /// `Some`, or would queue an automatic pong first. A cheap test that lets a driver skip
+    /// its write path when nothing is waiting.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use bytes::BytesMut;
+    /// use wsflow_core::{Config, Connection, Negotiated, Role};
+    ///
+    /// let now = Instant::now();
+    /// let mut conn = Connection::new(Role::Server, Config::server(), Negotiated::new(), BytesMut::new(), now);
+    /// assert!(!conn.has_transmit());
+    /// conn.send_text("hi").unwrap();
+    /// assert!(conn.has_transmit());
+    /// ```
+    #[inline]
+    pub fn has_transmit(&self) -> bool {
+        !self.out.is_empty() || self.pending_pong.is_some()
+    }
+
     /// The bytes to write next, as slices for one vectored write; `None` when nothing is
     /// queued. Report what was written with [`Connection::advance_transmit`].
     #[inline]

@@ -1,6 +1,6 @@
 //! Tokio glue for wsflow: a byte stream that reads into a `BytesMut`'s spare capacity, a read
-//! of a TCP socket that does not wait ([`try_read_buf`]), a resettable deadline timer, a TCP
-//! listener and a connector. No protocol logic lives here:
+//! and a write of a TCP socket that do not wait ([`try_read_buf`], [`try_write_vectored`]),
+//! a resettable deadline timer, a TCP listener and a connector. No protocol logic lives here:
 //! the `wsflow` crate's driver, written once for every runtime, uses these through its
 //! runtime interface.
 //!
@@ -125,6 +125,65 @@ pub fn try_read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize>
     uninit_read::recv_into_spare(stream, buf)
 }
 
+/// Writes `bufs` (one `send`, or one `sendmsg` for several slices) to `stream` now: no
+/// waiting, and no asking tokio first whether the socket is writable, nor any of the
+/// bookkeeping of its `poll_write` (the cooperative budget, the waker). Returns the number of
+/// bytes written, or `WouldBlock` when the socket is full; it never registers for a wake-up,
+/// so follow a `WouldBlock` with tokio's `poll_write` (or `writable`), which writes again
+/// and registers.
+///
+/// ```no_run
+/// # async fn example(stream: tokio::net::TcpStream) -> std::io::Result<()> {
+/// use std::io::IoSlice;
+/// use tokio::io::AsyncWriteExt;
+///
+/// let (header, payload) = (b"\x82\x05", b"hello");
+/// let bufs = [IoSlice::new(header), IoSlice::new(payload)];
+/// match wsflow_tokio::try_write_vectored(&stream, &bufs) {
+///     Ok(n) => println!("{n} bytes written"),
+///     Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+///         let mut stream = stream;
+///         stream.write_vectored(&bufs).await?;
+///     }
+///     Err(err) => return Err(err),
+/// }
+/// # Ok(()) }
+/// ```
+pub fn try_write_vectored(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let socket = socket2::SockRef::from(stream);
+    match bufs {
+        [one] => socket.send_with_flags(one, SEND_FLAGS),
+        _ => socket.send_vectored_with_flags(bufs, SEND_FLAGS),
+    }
+}
+
+/// Flags of [`try_write_vectored`]'s `send`: where the system has it, no `SIGPIPE` for a peer
+/// that has gone (an `EPIPE` error instead), as std's and so tokio's own writes ask.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos",
+    target_os = "solaris"
+))]
+const SEND_FLAGS: std::ffi::c_int = libc::MSG_NOSIGNAL;
+/// Elsewhere (Apple's systems set `SO_NOSIGPIPE` on the socket instead; Windows has no
+/// signals), no flags.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos",
+    target_os = "solaris"
+)))]
+const SEND_FLAGS: std::ffi::c_int = 0;
+
 /// Room reserved for a read into a full buffer.
 const MIN_READ: usize = 4096;
 
@@ -196,7 +255,91 @@ mod tests {
     use super::*;
     use std::future::poll_fn;
     use std::time::Duration;
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn try_write_sends_now_until_the_socket_is_full_then_poll_write_takes_over() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sender = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut receiver, _) = listener.accept().await.unwrap();
+        // One slice and several, in order.
+        let one = try_write_vectored(&sender, &[IoSlice::new(b"one ")]).unwrap();
+        let several = [IoSlice::new(b"two "), IoSlice::new(b"three")];
+        let more = try_write_vectored(&sender, &several).unwrap();
+        assert_eq!((one, more), (4, 9));
+        let mut got = [0u8; 13];
+        receiver.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"one two three");
+        // Nobody reads: the socket fills, and the write says so instead of waiting.
+        let chunk = vec![7u8; 64 * 1024];
+        let mut written = 0usize;
+        let full = loop {
+            match try_write_vectored(&sender, &[IoSlice::new(&chunk)]) {
+                Ok(n) => written += n,
+                Err(err) => break err,
+            }
+            assert!(written < 1 << 30, "the socket never filled");
+        };
+        assert_eq!(full.kind(), io::ErrorKind::WouldBlock);
+        // tokio's write then waits for room, and is woken once the reader makes some.
+        let mut stream = TokioStream::new(sender);
+        let reader = tokio::spawn(async move {
+            let mut total = 0usize;
+            let mut buf = vec![0u8; 64 * 1024];
+            while total < written + chunk.len() {
+                let n = receiver.read(&mut buf).await.unwrap();
+                assert!(buf[..n].iter().all(|&b| b == 7));
+                total += n;
+            }
+        });
+        let mut rest = &vec![7u8; 64 * 1024][..];
+        while !rest.is_empty() {
+            let n = poll_fn(|cx| stream.poll_write_vectored(cx, &[IoSlice::new(rest)]))
+                .await
+                .unwrap();
+            rest = &rest[n..];
+        }
+        tokio::time::timeout(Duration::from_secs(30), reader)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn try_write_to_a_reset_connection_fails_with_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sender = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (receiver, _) = listener.accept().await.unwrap();
+        // Closing with unread data resets the connection. (The test process ignores SIGPIPE,
+        // as every Rust program does: what `MSG_NOSIGNAL` adds is the same for hosts that
+        // do not.)
+        try_write_vectored(&sender, &[IoSlice::new(b"unread")]).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(receiver);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut failed = None;
+        for _ in 0..100 {
+            match try_write_vectored(&sender, &[IoSlice::new(b"more")]) {
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
+            }
+        }
+        let err = failed.expect("writes to a reset connection fail");
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{err}"
+        );
+    }
 
     #[tokio::test]
     async fn reads_append_to_the_buffer_and_writes_are_vectored() {

@@ -149,11 +149,18 @@ impl Shared {
         self.has_waiters.store(true, Ordering::Release);
     }
 
+    #[inline]
     fn wake_waiters(&self) {
-        // The load keeps the common case (nobody waiting) free of a read-modify-write.
-        if self.has_waiters.load(Ordering::Acquire)
-            && self.has_waiters.swap(false, Ordering::AcqRel)
-        {
+        // The load keeps the common case (nobody waiting) free of a read-modify-write, and
+        // of a call.
+        if self.has_waiters.load(Ordering::Acquire) {
+            self.wake_flagged_waiters();
+        }
+    }
+
+    #[cold]
+    fn wake_flagged_waiters(&self) {
+        if self.has_waiters.swap(false, Ordering::AcqRel) {
             let waiters =
                 std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()));
             waiters.into_iter().for_each(Waker::wake);
@@ -690,7 +697,17 @@ impl Driver {
     /// `eager`: on the way to a read (which yields or waits in turn), write without the
     /// runtime's bookkeeping first (see [`Transport::try_write_vectored`]); a flush the
     /// application awaits keeps it, so a loop of sends still gives other tasks their turn.
+    #[inline]
     fn poll_write_queued(&mut self, cx: &mut Context<'_>, eager: bool) -> Poll<io::Result<()>> {
+        if !self.conn.has_transmit() {
+            // Nothing queued, as on every poll that comes to read: no write path at all.
+            return Poll::Ready(Ok(()));
+        }
+        self.write_queued(cx, eager)
+    }
+
+    /// [`Driver::poll_write_queued`] once something is queued.
+    fn write_queued(&mut self, cx: &mut Context<'_>, eager: bool) -> Poll<io::Result<()>> {
         let mut wrote = false;
         let result = loop {
             let written = {

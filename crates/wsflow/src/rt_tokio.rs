@@ -92,12 +92,7 @@ impl Transport for TcpTransport {
         self.stream.poll_write_vectored(cx, bufs)
     }
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        // tokio's `try_write` asks only its own readiness flag, then writes (and clears the
-        // flag on `WouldBlock`, so the fallback to `poll_write_vectored` registers at once).
-        match bufs {
-            [one] => self.stream.get_ref().try_write(one),
-            _ => self.stream.get_ref().try_write_vectored(bufs),
-        }
+        wsflow_tokio::try_write_vectored(self.stream.get_ref(), bufs)
     }
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.stream.poll_flush(cx)
