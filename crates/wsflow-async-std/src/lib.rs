@@ -23,7 +23,7 @@
 mod uninit_read;
 
 use std::future::Future;
-use std::io::{self, IoSlice, Read};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -310,6 +310,18 @@ impl AsyncIoTcpStream {
         }
     }
 
+    /// Writes `bufs` now (one `send`, or one `sendmsg` for several slices), without waiting
+    /// or registering for a wake-up: the number of bytes written, or `WouldBlock` when the
+    /// socket is full, to be followed by [`AsyncIoTcpStream::poll_write_vectored`], which
+    /// waits for room.
+    pub fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut stream = self.stream.get_ref();
+        match bufs {
+            [one] => stream.write(one),
+            _ => stream.write_vectored(bufs),
+        }
+    }
+
     /// Writes several slices with one `writev`.
     pub fn poll_write_vectored(
         &mut self,
@@ -451,7 +463,6 @@ pub async fn connect(host: &str, port: u16, nodelay: bool) -> io::Result<Async<T
 mod tests {
     use super::*;
     use std::future::poll_fn;
-    use std::io::Write;
     use std::time::Duration;
 
     thread_local! {
@@ -494,6 +505,51 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (socket, _) = listener.accept().unwrap();
         (client, AsyncIoTcpStream::new(Async::new(socket).unwrap()))
+    }
+
+    #[test]
+    fn try_write_sends_now_until_the_socket_is_full_then_poll_write_takes_over() {
+        let (mut client, mut stream) = loopback_pair();
+        let one = stream.try_write_vectored(&[IoSlice::new(b"one ")]).unwrap();
+        let more = stream
+            .try_write_vectored(&[IoSlice::new(b"two "), IoSlice::new(b"three")])
+            .unwrap();
+        assert_eq!((one, more), (4, 9));
+        let mut got = [0u8; 13];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"one two three");
+        // Nobody reads: the socket fills, and the write says so instead of waiting.
+        let chunk = vec![7u8; 64 * 1024];
+        let mut written = 0usize;
+        let full = loop {
+            match stream.try_write_vectored(&[IoSlice::new(&chunk)]) {
+                Ok(n) => written += n,
+                Err(err) => break err,
+            }
+            assert!(written < 1 << 30, "the socket never filled");
+        };
+        assert_eq!(full.kind(), io::ErrorKind::WouldBlock);
+        // The waiting write is woken once the client makes room, and everything arrives.
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut total = 0usize;
+            while total < written + chunk.len() {
+                let n = client.read(&mut buf).unwrap();
+                assert!(n > 0 && buf[..n].iter().all(|&b| b == 7));
+                total += n;
+            }
+        });
+        async_io::block_on(async {
+            let rest = vec![7u8; 64 * 1024];
+            let mut rest = &rest[..];
+            while !rest.is_empty() {
+                let n = poll_fn(|cx| stream.poll_write_vectored(cx, &[IoSlice::new(rest)]))
+                    .await
+                    .unwrap();
+                rest = &rest[n..];
+            }
+        });
+        reader.join().unwrap();
     }
 
     /// Runs `check` by hand, 20 ms apart, until it returns true, at most `checks` times (no

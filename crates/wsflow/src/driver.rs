@@ -337,7 +337,12 @@ fn write_now(
 ) -> Poll<io::Result<usize>> {
     if eager {
         match io.try_write_vectored(bufs) {
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            // Full (or a signal came first): the registering write tries again.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
             written => return Poll::Ready(written),
         }
     }

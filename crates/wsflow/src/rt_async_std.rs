@@ -65,6 +65,9 @@ impl Transport for AsyncIoTcpStream {
     ) -> Poll<io::Result<usize>> {
         AsyncIoTcpStream::poll_write_vectored(self, cx, bufs)
     }
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        AsyncIoTcpStream::try_write_vectored(self, bufs)
+    }
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         AsyncIoTcpStream::poll_flush(self, cx)
     }
