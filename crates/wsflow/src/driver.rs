@@ -246,8 +246,9 @@ struct ReadGuess {
 }
 
 thread_local! {
-    /// How many times connections' drivers were polled on this thread, counted from the
-    /// thread's own base (see [`thread_polls`]); 0 before the first.
+    /// How many times connections' drivers were polled on this thread for more than a
+    /// message their input already held (every poll that may read or wait), counted from
+    /// the thread's own base (see [`thread_polls`]); 0 before the first.
     static DRIVER_POLLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
@@ -384,7 +385,22 @@ impl Driver {
 
     /// The next event; `None` once the connection is closed and its last event was taken.
     /// Cancel-safe: nothing is lost if the future polling this is dropped.
+    #[inline]
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        // The message path, inlined: input already read holds the next event, and nothing
+        // else (an event put aside, a sender's command) comes first.
+        if self.queues.is_none()
+            && !self.shared.commands_waiting.load(Ordering::Acquire)
+            && let Some(event) = self.conn.poll_event()
+        {
+            return self.deliver(cx, event);
+        }
+        self.poll_event_in_full(cx)
+    }
+
+    /// [`Driver::poll_event`] when the input read so far holds no event: writes, reads,
+    /// timers, commands.
+    fn poll_event_in_full(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let polls = thread_polls();
         if let Some(event) = self
             .queues
