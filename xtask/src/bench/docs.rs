@@ -223,7 +223,7 @@ interleaving the three servers in 1.5 s slices (medians of 5, µs per echo, Nove
 | 64 KiB binary, one in flight | 0.56 + 14.05 | 1.12 + 13.73, 0.993 | 1.12 + 14.05, 0.993 |
 
 At 16 in flight a read brings many messages and raw TCP's work per message is nearly
-nothing, while wsflow's is the WebSocket work itself: 590 instructions per message
+nothing, while wsflow's is the WebSocket work itself: 557 instructions per message
 (callgrind, tokio; 878 before the short paths below) to read the header, unmask, hand the
 message to the application, encode the echo's header and copy its payload. Two atomic
 operations of those (the reference count of the read buffer, taken when the message is cut
@@ -235,8 +235,8 @@ cut and unmasked by `FrameDecoder::decode_short_data_frame` without building a f
 server's reply up to 2 KiB is copied into the send queue behind a header written in place.
 The write made on the way to the next read goes straight to the socket (on tokio without
 the readiness check and the cooperative budget's bookkeeping of its `poll_write`). At one in
-flight and 100 connections this took tokio from 2,330 to 1,863 instructions per echo, and
-async-std from 2,360 to 2,012; raw TCP's is 1,245. What is left there is also memory:
+flight and 100 connections this took tokio from 2,330 to about 1,880 instructions per echo,
+and async-std from 2,360 to about 2,040; raw TCP's is 1,245. What is left there is also memory:
 callgrind's cache model counts about 15 first-level cache misses per echo at 100
 connections (the connection's state, its task, its socket's registration), against fewer
 than one for raw TCP, whose 100 connections' state fits in the cache.
