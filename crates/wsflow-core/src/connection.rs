@@ -887,7 +887,24 @@ impl Connection {
         self.role.masks_outgoing().then(random_mask_key)
     }
 
+    #[inline]
     fn send_data(&mut self, opcode: OpCode, payload: Bytes, transform: bool) -> Result<(), Error> {
+        if self.phase == Phase::Open
+            && (!transform || self.extension.is_none())
+            && self.queue_short_unmasked(opcode, &payload)
+        {
+            // The usual server message, queued without a call.
+            return Ok(());
+        }
+        self.send_data_in_full(opcode, payload, transform)
+    }
+
+    fn send_data_in_full(
+        &mut self,
+        opcode: OpCode,
+        payload: Bytes,
+        transform: bool,
+    ) -> Result<(), Error> {
         self.check_open()?;
         if transform && let Some(extension) = &mut self.extension {
             let (payload, rsv) = extension
@@ -903,16 +920,21 @@ impl Connection {
     /// Queues a data message as one frame or as fragments; `rsv` goes on the first frame.
     #[inline]
     fn queue_data(&mut self, opcode: OpCode, payload: Bytes, rsv: u8) {
-        if rsv == 0
-            && !self.role.masks_outgoing()
-            && (!self.config.fragment_outgoing_messages
-                || payload.len() <= self.config.fragmentation_threshold)
-            && self.out.push_short_unmasked(opcode, &payload)
-        {
-            // The usual server message: one small frame, queued without building a header.
+        if rsv == 0 && self.queue_short_unmasked(opcode, &payload) {
             return;
         }
         self.queue_frames(opcode, payload, rsv);
+    }
+
+    /// Queues the usual server message, one small unmasked frame without RSV bits, by
+    /// copying it behind a header written in place; `false` (nothing queued) for every
+    /// other message.
+    #[inline]
+    fn queue_short_unmasked(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
+        !self.role.masks_outgoing()
+            && (!self.config.fragment_outgoing_messages
+                || payload.len() <= self.config.fragmentation_threshold)
+            && self.out.push_short_unmasked(opcode, payload)
     }
 
     /// Queues a data message as one frame or as fragments, whatever its size and role.

@@ -49,12 +49,13 @@ fn apply_mask_narrow(buf: &mut [u8], key: [u8; 4]) {
     let key32 = u32::from_ne_bytes(key);
     let key64 = (u64::from(key32) << 32) | u64::from(key32);
     let key128 = (u128::from(key64) << 64) | u128::from(key64);
-    let (chunks, tail) = buf.as_chunks_mut::<16>();
-    for chunk in chunks {
+    let mut at = 0;
+    while let Some(chunk) = buf[at..].first_chunk_mut::<16>() {
         *chunk = (u128::from_ne_bytes(*chunk) ^ key128).to_ne_bytes();
+        at += 16;
     }
     // Every chunk is a multiple of 4 bytes long, so the tail starts at key index 0.
-    apply_mask_short(tail, key);
+    apply_mask_short(&mut buf[at..], key);
 }
 
 /// The key as seen from `offset` bytes into the payload.
