@@ -400,6 +400,7 @@ impl Stream for WebSocket {
 
     /// Messages only; pings are answered, pongs and frames skipped. Use `next_event` to see
     /// them.
+    #[inline]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             match self.driver.poll_event(cx) {
@@ -456,6 +457,7 @@ pub struct Recv<'a> {
 impl Future for Recv<'_> {
     type Output = Option<Result<Message, Error>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut *self.get_mut().ws).poll_next(cx)
     }
