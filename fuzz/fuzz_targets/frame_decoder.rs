@@ -1,6 +1,6 @@
 //! Feeds arbitrary bytes, split at arbitrary points, to the frame decoder in both roles.
 //! The decoder must never panic, every frame it returns must respect the size limit, and its
-//! short path for small data frames must agree with it.
+//! short path for small data frames (one at a time and in bursts) must agree with it.
 #![no_main]
 
 use bytes::BytesMut;
@@ -20,6 +20,21 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = BytesMut::new();
     for piece in rest.chunks(chunk) {
         buf.extend_from_slice(piece);
+        // A burst takes what the short path takes, call after call, and leaves the same rest.
+        let mut burst_buf = buf.clone();
+        let burst = decoder
+            .clone()
+            .decode_short_data_frames(&mut burst_buf, usize::from(control));
+        let mut single_buf = buf.clone();
+        let mut single_decoder = decoder.clone();
+        let mut singles = Vec::new();
+        while let Some(message) =
+            single_decoder.decode_short_data_frame(&mut single_buf, usize::from(control))
+        {
+            singles.push(message);
+        }
+        assert_eq!(burst.map(Iterator::collect::<Vec<_>>).unwrap_or_default(), singles);
+        assert_eq!(burst_buf, single_buf);
         loop {
             // The short path must take exactly what `decode` takes, or nothing.
             let mut short_buf = buf.clone();

@@ -208,15 +208,75 @@ impl FrameDecoder {
         if self.partial.is_some() {
             return None;
         }
-        let &[first, second, ..] = &src[..] else {
+        let (header_len, payload_len) = self.short_data_frame_at(src, max_payload)?;
+        let mut wire = src.split_to(header_len + payload_len);
+        unmask_short_data_frame(&mut wire, header_len);
+        let opcode = short_data_frame_opcode(wire[0]);
+        let mut payload = wire.freeze();
+        payload.advance(header_len);
+        Some((opcode, payload))
+    }
+
+    /// [`FrameDecoder::decode_short_data_frame`] for a burst: every whole short frame at the
+    /// front of `src`, cut off in one piece and unmasked. The frames hand out their messages
+    /// one at a time, each payload a slice of the piece, so a burst of small messages costs
+    /// one cut of the read buffer instead of one per message. `None`, leaving `src`
+    /// untouched, when the first frame is not such a frame.
+    ///
+    /// The frames are checked against the rules when they are cut, so a rule changed
+    /// (with [`FrameDecoder::set_config`]) applies from the frame after the last of them.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use wsflow_codec::{Frame, FrameDecoder, OpCode, Role};
+    ///
+    /// let mut wire = BytesMut::new();
+    /// Frame::new(OpCode::Text, "hi").with_mask(Some([1, 2, 3, 4])).encode(&mut wire);
+    /// Frame::new(OpCode::Binary, vec![7; 300]).with_mask(Some([5, 6, 7, 8])).encode(&mut wire);
+    /// Frame::new(OpCode::Ping, "").with_mask(Some([1, 2, 3, 4])).encode(&mut wire);
+    ///
+    /// let mut server = FrameDecoder::new(Role::Server);
+    /// let mut frames = server.decode_short_data_frames(&mut wire, 1024).unwrap();
+    /// let (opcode, payload) = frames.next().unwrap();
+    /// assert_eq!((opcode, &payload[..]), (OpCode::Text, &b"hi"[..]));
+    /// let (opcode, payload) = frames.next().unwrap();
+    /// assert_eq!((opcode, &payload[..]), (OpCode::Binary, &[7; 300][..]));
+    /// assert!(frames.next().is_none() && frames.is_empty());
+    /// // The ping is left for `decode`.
+    /// assert_eq!(server.decode(&mut wire).unwrap().unwrap().opcode, OpCode::Ping);
+    /// ```
+    pub fn decode_short_data_frames(
+        &mut self,
+        src: &mut BytesMut,
+        max_payload: usize,
+    ) -> Option<ShortDataFrames> {
+        if self.partial.is_some() {
+            return None;
+        }
+        let mut end = 0;
+        while let Some((header_len, payload_len)) =
+            self.short_data_frame_at(&src[end..], max_payload)
+        {
+            let frame_end = end + header_len + payload_len;
+            unmask_short_data_frame(&mut src[end..frame_end], header_len);
+            end = frame_end;
+        }
+        (end > 0).then(|| ShortDataFrames {
+            wire: src.split_to(end).freeze(),
+        })
+    }
+
+    /// The header and payload lengths of the whole short data frame `src` starts with (see
+    /// [`FrameDecoder::decode_short_data_frame`]); `None` for every other start.
+    #[inline]
+    fn short_data_frame_at(&self, src: &[u8], max_payload: usize) -> Option<(usize, usize)> {
+        let &[first, second, ..] = src else {
             return None;
         };
         // FIN set, RSV bits clear, and a data opcode that starts a message.
-        let opcode = match first {
-            0x81 => OpCode::Text,
-            0x82 => OpCode::Binary,
-            _ => return None,
-        };
+        if !matches!(first, 0x81 | 0x82) {
+            return None;
+        }
         let masked = second & 0x80 != 0;
         if masked != (self.config.role == Role::Server) {
             return None;
@@ -225,7 +285,7 @@ impl FrameDecoder {
         let (payload_len, header_len) = match second & 0x7f {
             127 => return None,
             126 => {
-                let &[_, _, high, low, ..] = &src[..] else {
+                let &[_, _, high, low, ..] = src else {
                     return None;
                 };
                 (usize::from(u16::from_be_bytes([high, low])), 4 + mask_len)
@@ -238,15 +298,7 @@ impl FrameDecoder {
         if src.len() < header_len + payload_len {
             return None;
         }
-        let mut wire = src.split_to(header_len + payload_len);
-        // The key, when there is one, is the last four bytes of the header.
-        let (head, body) = wire.split_at_mut(header_len);
-        if masked && let Some(&key) = head.last_chunk::<4>() {
-            apply_mask(body, key, 0);
-        }
-        let mut payload = wire.freeze();
-        payload.advance(header_len);
-        Some((opcode, payload))
+        Some((header_len, payload_len))
     }
 
     /// Takes the next whole frame off the front of `src`, unmasking its payload.
@@ -321,6 +373,83 @@ impl FrameDecoder {
                 _ => 0,
             },
         }
+    }
+}
+
+/// Whole short data frames cut off the input in one piece and unmasked, by
+/// [`FrameDecoder::decode_short_data_frames`]: an iterator over their messages' opcodes and
+/// payloads, in order. Empty once every message is taken (and by default).
+#[derive(Clone, Debug, Default)]
+pub struct ShortDataFrames {
+    /// The frames as they came, headers included, payloads unmasked.
+    wire: Bytes,
+}
+
+impl ShortDataFrames {
+    /// Whether every message has been taken.
+    ///
+    /// ```
+    /// assert!(wsflow_codec::ShortDataFrames::default().is_empty());
+    /// ```
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.wire.is_empty()
+    }
+}
+
+impl Iterator for ShortDataFrames {
+    type Item = (OpCode, Bytes);
+
+    /// The next message's opcode (text or binary) and payload.
+    #[inline]
+    fn next(&mut self) -> Option<(OpCode, Bytes)> {
+        // The frames were checked when they were cut: each header is whole, and its length
+        // (7 or 16 bits) lies within the piece.
+        let &[first, second, ..] = &self.wire[..] else {
+            return None;
+        };
+        let mask_len = if second & 0x80 != 0 { 4 } else { 0 };
+        let (payload_len, header_len) = match second & 0x7f {
+            126 => (
+                usize::from(u16::from_be_bytes([self.wire[2], self.wire[3]])),
+                4 + mask_len,
+            ),
+            short => (usize::from(short), 2 + mask_len),
+        };
+        let end = header_len + payload_len;
+        let payload = if end == self.wire.len() {
+            // The last message takes the piece's own reference to the buffer.
+            let mut last = std::mem::take(&mut self.wire);
+            last.advance(header_len);
+            last
+        } else {
+            let payload = self.wire.slice(header_len..end);
+            self.wire.advance(end);
+            payload
+        };
+        Some((short_data_frame_opcode(first), payload))
+    }
+}
+
+/// The opcode of a short data frame, from its first byte (0x81 or 0x82).
+#[inline]
+fn short_data_frame_opcode(first: u8) -> OpCode {
+    if first == 0x81 {
+        OpCode::Text
+    } else {
+        OpCode::Binary
+    }
+}
+
+/// Unmasks a whole short data frame in place; its key, when it has one, is the last four
+/// bytes of its header.
+#[inline(always)]
+fn unmask_short_data_frame(frame: &mut [u8], header_len: usize) {
+    let (head, body) = frame.split_at_mut(header_len);
+    if head[1] & 0x80 != 0
+        && let Some(&key) = head.last_chunk::<4>()
+    {
+        apply_mask(body, key, 0);
     }
 }
 

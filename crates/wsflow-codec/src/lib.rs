@@ -40,7 +40,7 @@ mod utf8;
 mod utf8_bytes;
 
 pub use close::{CloseCode, CloseFrame, MAX_CLOSE_REASON_LEN};
-pub use decoder::{DecoderConfig, FrameDecoder, Role};
+pub use decoder::{DecoderConfig, FrameDecoder, Role, ShortDataFrames};
 pub use error::{Error, ProtocolError};
 pub use frame::{Frame, FrameHeader, HeaderParse, MAX_CONTROL_PAYLOAD_LEN, MAX_HEADER_LEN, OpCode};
 pub use mask::{apply_mask, apply_mask_reference, random_mask_key};

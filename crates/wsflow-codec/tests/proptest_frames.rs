@@ -183,4 +183,38 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn a_burst_takes_what_the_short_path_takes_call_after_call(
+        frames in proptest::collection::vec(short_frame(), 1..12),
+        garbage in proptest::collection::vec(any::<u8>(), 0..8),
+        server in any::<bool>(),
+        max_frame in prop_oneof![near_the_limits(), Just(1 << 20)],
+        max_payload in prop_oneof![near_the_limits(), Just(1 << 20)],
+    ) {
+        let role = if server { Role::Server } else { Role::Client };
+        let mut buf = BytesMut::new();
+        for frame in &frames {
+            frame.encode(&mut buf);
+        }
+        buf.extend_from_slice(&garbage);
+        let decoder = FrameDecoder::with_config(DecoderConfig::new(role).max_frame_size(max_frame));
+        let mut single_buf = buf.clone();
+        let mut single_decoder = decoder.clone();
+        let mut singles = Vec::new();
+        while let Some(message) = single_decoder.decode_short_data_frame(&mut single_buf, max_payload) {
+            singles.push(message);
+        }
+        let mut burst_buf = buf.clone();
+        let burst = decoder.clone().decode_short_data_frames(&mut burst_buf, max_payload);
+        prop_assert_eq!(burst.is_none(), singles.is_empty());
+        let mut burst = burst.unwrap_or_default();
+        for single in &singles {
+            prop_assert!(!burst.is_empty());
+            let taken = burst.next();
+            prop_assert_eq!(taken.as_ref(), Some(single));
+        }
+        prop_assert!(burst.is_empty() && burst.next().is_none());
+        prop_assert_eq!(&burst_buf, &single_buf);
+    }
 }

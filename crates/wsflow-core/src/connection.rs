@@ -7,7 +7,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use wsflow_codec::{
     CloseCode, CloseFrame, DecoderConfig, Frame, FrameDecoder, FrameHeader,
-    MAX_CONTROL_PAYLOAD_LEN, OpCode, ProtocolError, Role, Utf8Bytes, random_mask_key,
+    MAX_CONTROL_PAYLOAD_LEN, OpCode, ProtocolError, Role, ShortDataFrames, Utf8Bytes,
+    random_mask_key,
 };
 
 use crate::config::Config;
@@ -151,20 +152,23 @@ pub struct Connection {
     role: Role,
     /// Shared: a server gives every connection the same options, one allocation for all.
     config: Arc<Config>,
-    /// The subprotocol and extension names, boxed: most connections negotiate neither, and
-    /// every connection's size counts when a server holds many idle ones.
-    names: Option<Box<NegotiatedNames>>,
+    /// The subprotocol, the extension names and the extension, boxed: most connections
+    /// negotiate none of them, and every connection's size counts when a server holds many
+    /// idle ones.
+    negotiated: Option<Box<NegotiatedExtras>>,
     version: u8,
-    extension: Option<Box<dyn Extension>>,
 
     /// Handed to the driver to read into; always empty between calls.
     rx: BytesMut,
     /// Received bytes not consumed yet; private, so validated text cannot change. Between a
     /// read and the next `read_buffer` it may also hold the spare capacity behind them.
     pending: BytesMut,
-    read_chunk: usize,
-    /// The spare capacity `read_buffer` last handed out.
-    offered: usize,
+    /// Whole short messages cut off `pending` together, ahead of it, not taken yet.
+    short_frames: ShortDataFrames,
+    /// At most [`MAX_READ_CHUNK`]; 32 bits, like `offered`, keep the connection small.
+    read_chunk: u32,
+    /// The spare capacity `read_buffer` last handed out (saturating at `u32::MAX`).
+    offered: u32,
     decoder: FrameDecoder,
     /// The frame in progress passed the message-level checks.
     frame_checked: bool,
@@ -189,11 +193,12 @@ pub struct Connection {
     keepalive_ping_sent: Option<Instant>,
 }
 
-/// The names the handshake agreed on.
+/// What the handshake agreed on beyond the plain protocol.
 #[derive(Debug)]
-struct NegotiatedNames {
+struct NegotiatedExtras {
     protocol: Option<String>,
     extensions: Vec<String>,
+    extension: Option<Box<dyn Extension>>,
 }
 
 /// What handling the next buffered frame did.
@@ -231,16 +236,17 @@ impl Connection {
         Self {
             role,
             config,
-            names: (negotiated.protocol.is_some() || !negotiated.extensions.is_empty()).then(
-                || {
-                    Box::new(NegotiatedNames {
-                        protocol: negotiated.protocol,
-                        extensions: negotiated.extensions,
-                    })
-                },
-            ),
+            negotiated: (negotiated.protocol.is_some()
+                || !negotiated.extensions.is_empty()
+                || negotiated.extension.is_some())
+            .then(|| {
+                Box::new(NegotiatedExtras {
+                    protocol: negotiated.protocol,
+                    extensions: negotiated.extensions,
+                    extension: negotiated.extension,
+                })
+            }),
             version: negotiated.version,
-            extension: negotiated.extension,
             rx: BytesMut::new(),
             // An empty leftover may still view the handshake's read buffer: let it go.
             pending: if leftover.is_empty() {
@@ -248,7 +254,8 @@ impl Connection {
             } else {
                 leftover
             },
-            read_chunk: MIN_READ_CHUNK,
+            short_frames: ShortDataFrames::default(),
+            read_chunk: saturating_u32(MIN_READ_CHUNK),
             offered: 0,
             decoder,
             frame_checked: false,
@@ -292,14 +299,14 @@ impl Connection {
 
     /// The subprotocol chosen in the handshake, lower-cased.
     pub fn protocol(&self) -> Option<&str> {
-        self.names.as_ref()?.protocol.as_deref()
+        self.negotiated.as_ref()?.protocol.as_deref()
     }
 
     /// The negotiated extensions.
     pub fn extensions(&self) -> &[String] {
-        self.names
+        self.negotiated
             .as_ref()
-            .map_or(&[], |names| names.extensions.as_slice())
+            .map_or(&[], |negotiated| negotiated.extensions.as_slice())
     }
 
     /// The protocol version spoken (WebSocket-Node's `webSocketVersion`).
@@ -362,7 +369,7 @@ impl Connection {
         self.reclaim_spare_capacity();
         let needed = self.decoder.bytes_needed(&self.pending);
         let spare = self.rx.capacity() - self.rx.len();
-        let target = needed.saturating_add(1024).max(self.read_chunk).min(
+        let target = needed.saturating_add(1024).max(self.read_chunk()).min(
             self.config
                 .max_received_frame_size
                 .saturating_add(MAX_READ_CHUNK),
@@ -371,7 +378,7 @@ impl Connection {
             // A buffer grown for a burst of large reads, now more than the reads need: give
             // it back, so quiet connections hold little memory.
             self.rx = BytesMut::with_capacity(target);
-        } else if spare < needed.max(self.read_chunk) {
+        } else if spare < needed.max(self.read_chunk()) {
             // Every read is offered a whole chunk: reads capped by a small leftover of spare
             // capacity would split the peer's bursts over more system calls.
             if self.pending.is_empty() {
@@ -392,7 +399,7 @@ impl Connection {
                 self.pending = fresh;
             }
         }
-        self.offered = self.rx.capacity() - self.rx.len();
+        self.offered = saturating_u32(self.rx.capacity() - self.rx.len());
         &mut self.rx
     }
 
@@ -433,7 +440,7 @@ impl Connection {
         if self.rx.is_empty() && self.pending.is_empty() {
             self.rx = BytesMut::new();
             self.pending = BytesMut::new();
-            self.read_chunk = MIN_READ_CHUNK;
+            self.read_chunk = saturating_u32(MIN_READ_CHUNK);
             self.spare_message = None;
         }
         self.read_buffer_released()
@@ -477,6 +484,12 @@ impl Connection {
         Some(std::mem::take(&mut self.rx))
     }
 
+    /// The size of read to offer when no frame needs more (see `handle_read`).
+    #[inline]
+    fn read_chunk(&self) -> usize {
+        self.read_chunk as usize
+    }
+
     /// Makes the spare capacity behind the unprocessed input `rx`'s again. A read into a
     /// connection with no unprocessed input becomes that input whole, spare capacity
     /// included (see [`Connection::handle_read`]); once it is used up, the two trade places
@@ -517,10 +530,11 @@ impl Connection {
         // smaller than the chunk let it shrink back. Filling a small leftover of spare
         // capacity says nothing about the traffic and changes nothing.
         let read = self.rx.len();
-        if read >= self.offered && self.offered >= self.read_chunk {
-            self.read_chunk = (self.read_chunk * 2).min(MAX_READ_CHUNK);
-        } else if read < self.read_chunk / 8 {
-            self.read_chunk = (self.read_chunk / 2).max(MIN_READ_CHUNK);
+        let (offered, chunk) = (self.offered as usize, self.read_chunk());
+        if read >= offered && offered >= chunk {
+            self.read_chunk = saturating_u32((chunk * 2).min(MAX_READ_CHUNK));
+        } else if read < chunk / 8 {
+            self.read_chunk = saturating_u32((chunk / 2).max(MIN_READ_CHUNK));
         }
         self.now = now;
         self.last_received = now;
@@ -633,6 +647,7 @@ impl Connection {
     #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
         if self.pending.is_empty()
+            && self.short_frames.is_empty()
             && self.events.is_empty()
             && self.pending_pong.is_none()
             && !self.eof
@@ -890,7 +905,7 @@ impl Connection {
     #[inline]
     fn send_data(&mut self, opcode: OpCode, payload: Bytes, transform: bool) -> Result<(), Error> {
         if self.phase == Phase::Open
-            && (!transform || self.extension.is_none())
+            && (!transform || self.extension().is_none())
             && self.queue_short_unmasked(opcode, &payload)
         {
             // The usual server message, queued without a call.
@@ -906,7 +921,7 @@ impl Connection {
         transform: bool,
     ) -> Result<(), Error> {
         self.check_open()?;
-        if transform && let Some(extension) = &mut self.extension {
+        if transform && let Some(extension) = self.extension_mut() {
             let (payload, rsv) = extension
                 .encode(payload, opcode == OpCode::Text)
                 .map_err(Error::Extension)?;
@@ -1061,22 +1076,40 @@ impl Connection {
     }
 
     /// The usual message, a short frame of its own with nothing in progress, by the
-    /// decoder's shorter path (see [`FrameDecoder::decode_short_data_frame`]); `None` for
-    /// every other frame, which [`Connection::process_next_frame`] takes.
+    /// decoder's shorter path (see [`FrameDecoder::decode_short_data_frames`], which cuts
+    /// every such message the input holds at once); `None` for every other frame, which
+    /// [`Connection::process_next_frame`] takes.
     #[inline]
     fn short_message(&mut self) -> Option<Result<Message, ProtocolError>> {
+        // Two returns rather than one `match` feeding a third: the compiler then builds each
+        // message where it is returned, without copying it from one to the other.
+        if let Some((opcode, payload)) = self.short_frames.next() {
+            return Some(short_message_of(opcode, payload));
+        }
         if self.frame_checked || self.message.is_some() || !self.config.assemble_fragments {
             return None;
         }
         let (opcode, payload) = self
             .decoder
             .decode_short_data_frame(&mut self.pending, self.config.max_received_message_size)?;
-        Some(match opcode {
-            OpCode::Text => Utf8Bytes::try_from(payload)
-                .map(Message::Text)
-                .map_err(|_| ProtocolError::InvalidUtf8),
-            _ => Ok(Message::Binary(payload)),
-        })
+        if !self.pending.is_empty() {
+            self.cut_short_frames();
+        }
+        Some(short_message_of(opcode, payload))
+    }
+
+    /// Cuts the whole short messages that follow one just taken off `pending` in one piece
+    /// (a burst: one cut of the read buffer rather than one per message); `short_message`
+    /// then takes them one per call, ahead of `pending`. Taking a whole message starts none,
+    /// so they are taken in the same state as the first.
+    #[inline(never)]
+    fn cut_short_frames(&mut self) {
+        if let Some(frames) = self
+            .decoder
+            .decode_short_data_frames(&mut self.pending, self.config.max_received_message_size)
+        {
+            self.short_frames = frames;
+        }
     }
 
     /// A message that is one final frame, seen whole (so checked now, with nothing of it
@@ -1104,9 +1137,19 @@ impl Connection {
 
     /// Whether the first frame of a message says an extension transformed the message.
     fn is_compressed(&self, header: &FrameHeader) -> bool {
-        self.extension
-            .as_ref()
+        self.extension()
             .is_some_and(|ext| header.rsv_bits() & ext.rsv_bits() != 0)
+    }
+
+    /// The negotiated extension, if any.
+    #[inline]
+    fn extension(&self) -> Option<&dyn Extension> {
+        self.negotiated.as_ref()?.extension.as_deref()
+    }
+
+    /// The negotiated extension, if any, to encode or decode with.
+    fn extension_mut(&mut self) -> Option<&mut Box<dyn Extension>> {
+        self.negotiated.as_mut()?.extension.as_mut()
     }
 
     /// The rules that depend on the message in progress, checked on the header before the
@@ -1172,7 +1215,8 @@ impl Connection {
             return Ok(Some(Event::Frame(frame)));
         }
         let complete = if message.compressed {
-            let Some(extension) = &mut self.extension else {
+            let Some(extension) = self.negotiated.as_mut().and_then(|n| n.extension.as_mut())
+            else {
                 return Err(ProtocolError::ReservedBitsSet(frame.header().rsv_bits()));
             };
             message.push_encoded(
@@ -1285,6 +1329,7 @@ impl Connection {
             peer_initiated,
         };
         self.pending.clear();
+        self.short_frames = ShortDataFrames::default();
         self.message = None;
         self.spare_message = None;
         self.check_teardown_done();
@@ -1322,6 +1367,7 @@ impl Connection {
         }
         self.phase = Phase::Closed;
         self.pending = BytesMut::new();
+        self.short_frames = ShortDataFrames::default();
         self.rx = BytesMut::new();
         self.message = None;
         self.spare_message = None;
@@ -1336,5 +1382,22 @@ impl Connection {
         });
         let close = CloseEvent::clone(close);
         self.events.push_back(Event::Closed(close));
+    }
+}
+
+/// `n`, or `u32::MAX` if it is larger: a read size kept in 32 bits.
+#[inline]
+fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The message of a short text or binary frame's payload (see `Connection::short_message`).
+#[inline(always)]
+fn short_message_of(opcode: OpCode, payload: Bytes) -> Result<Message, ProtocolError> {
+    match opcode {
+        OpCode::Text => Utf8Bytes::try_from(payload)
+            .map(Message::Text)
+            .map_err(|_| ProtocolError::InvalidUtf8),
+        _ => Ok(Message::Binary(payload)),
     }
 }

@@ -707,6 +707,108 @@ fn paused_connections_take_no_input_until_resumed() {
     );
 }
 
+/// The wire of one read holding every frame of `frames`, as a client sends them.
+fn one_read(frames: impl IntoIterator<Item = Frame>) -> Vec<u8> {
+    frames.into_iter().flat_map(client_frame).collect()
+}
+
+#[test]
+fn a_burst_of_short_messages_arrives_in_order_around_other_frames() {
+    // Short messages of both kinds and both length forms, cut off the input together, with
+    // a ping, a fragmented message and a close between and after them.
+    let wire = one_read([
+        Frame::new(OpCode::Text, "one"),
+        Frame::new(OpCode::Binary, vec![2u8; 126]),
+        Frame::new(OpCode::Text, "three"),
+        Frame::new(OpCode::Ping, "ping"),
+        Frame::new(OpCode::Binary, vec![5u8; 300]),
+        Frame::new(OpCode::Text, "frag").with_fin(false),
+        Frame::new(OpCode::Continuation, "ment"),
+        Frame::new(OpCode::Binary, Vec::<u8>::new()),
+        Frame::new(OpCode::Text, "last"),
+        Frame::close(CloseCode::NORMAL, "").unwrap(),
+    ]);
+    let mut pair = Pair::new();
+    pair.server.handle_bytes(&wire, pair.now);
+    let events = drain_events(&mut pair.server);
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|event| match event {
+            Event::Message(Message::Text(text)) => format!("text {}", text.as_str()),
+            Event::Message(Message::Binary(data)) => format!("binary {}", data.len()),
+            Event::Ping(payload) => format!("ping {}", payload.len()),
+            Event::Closed(close) => format!("closed {}", close.code.as_u16()),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "text one",
+            "binary 126",
+            "text three",
+            "ping 4",
+            "binary 300",
+            "text fragment",
+            "binary 0",
+            "text last",
+        ]
+    );
+    assert_eq!(messages(&events)[1], Message::binary(vec![2u8; 126]));
+    // The ping was answered and the close frame, which came last, too.
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(
+        sent.iter().map(|frame| frame.opcode).collect::<Vec<_>>(),
+        [OpCode::Pong, OpCode::Close]
+    );
+    assert_eq!(sent[1].close_status(), Some(CloseCode::NORMAL));
+}
+
+#[test]
+fn invalid_utf8_in_a_burst_fails_after_the_messages_before_it() {
+    let wire = one_read([
+        Frame::new(OpCode::Text, "fine"),
+        Frame::new(OpCode::Binary, vec![1u8, 2]),
+        Frame::new(OpCode::Text, vec![b'a', 0xff, b'b']),
+        Frame::new(OpCode::Text, "never delivered"),
+    ]);
+    let mut pair = Pair::new();
+    pair.server.handle_bytes(&wire, pair.now);
+    let events = drain_events(&mut pair.server);
+    assert_eq!(
+        messages(&events),
+        [Message::text("fine"), Message::binary(vec![1u8, 2])]
+    );
+    assert!(
+        matches!(
+            events[2],
+            Event::Error(Error::Protocol(ProtocolError::InvalidUtf8))
+        ),
+        "{events:?}"
+    );
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(sent[0].close_status(), Some(CloseCode::INVALID_DATA));
+    assert!(pair.server.poll_event().is_none());
+}
+
+#[test]
+fn pausing_in_a_burst_holds_the_rest_until_resumed() {
+    let wire = one_read((0..4u8).map(|i| Frame::new(OpCode::Binary, vec![i; 10])));
+    let mut pair = Pair::new();
+    pair.server.handle_bytes(&wire, pair.now);
+    assert_eq!(
+        messages(&[pair.server.poll_event().unwrap()]),
+        [Message::binary(vec![0u8; 10])]
+    );
+    pair.server.pause();
+    assert!(pair.server.poll_event().is_none());
+    pair.server.resume();
+    assert_eq!(
+        messages(&drain_events(&mut pair.server)),
+        [1u8, 2, 3].map(|i| Message::binary(vec![i; 10]))
+    );
+}
+
 #[test]
 fn buffered_amount_and_high_water_mark() {
     let mut pair = Pair::with_configs(Config::client(), Config::server().send_high_water_mark(100));
