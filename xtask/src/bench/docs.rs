@@ -213,33 +213,37 @@ With the server's core saturated (*CPU 0 busy* near 100%), a server's msg/s is t
 its CPU time per echo. At one in flight wsflow makes the same system calls per echo as the
 raw TCP echo (one `recv`, one `send`) and fewer waits (it reads the next message without one,
 see *wsflow: tokio and async-std* below), so its kernel time is no higher, and what it adds is
-user time: the *of it user* column. Measured on the machine this page was first made on,
-interleaving the three servers in 1.5 s slices (medians of 5, µs per echo, November 2026):
+user time: the *of it user* column. At 16 in flight both make one `recv` and one `send` per
+16 messages. Measured on the machine this page was first made on, interleaving the three
+servers in 1.5 s slices (medians of 5 to 7, µs per echo, November 2026):
 
 | scenario | raw TCP: user + kernel | wsflow-tokio: user + kernel, × raw | wsflow-async-std: user + kernel, × raw |
 | --- | ---: | ---: | ---: |
-| 20 B, one in flight, 10 connections | 0.33 + 4.61 | 0.47 + 4.49, 1.001 | 0.54 + 4.47, 0.988 |
-| 20 B, 16 in flight, 10 connections | 0.024 + 0.286 | 0.080 + 0.282, 0.869 | 0.080 + 0.286, 0.860 |
-| 64 KiB binary, one in flight | 0.56 + 14.05 | 1.12 + 13.73, 0.993 | 1.12 + 14.05, 0.993 |
+| 20 B, one in flight, 10 connections | 0.41 + 4.58 | 0.47 + 4.55, 1.010 | 0.48 + 4.59, 0.997 |
+| 20 B, 16 in flight, 10 connections | 0.025 + 0.288 | 0.072 + 0.286, 0.886 | 0.071 + 0.293, 0.877 |
+| 64 KiB binary, one in flight | 0.62 + 14.06 | 1.10 + 14.70, 0.961 | 1.27 + 14.77, 0.994 |
 
 At 16 in flight a read brings many messages and raw TCP's work per message is nearly
-nothing, while wsflow's is the WebSocket work itself: 557 instructions per message
-(callgrind, tokio; 878 before the short paths below) to read the header, unmask, hand the
-message to the application, encode the echo's header and copy its payload. Two atomic
-operations of those (the reference count of the read buffer, taken when the message is cut
-from it and given back when the echo has copied it) cost more than their share. 0.90 of raw
-TCP there needs about 0.062 µs of user time per message, some 460 instructions.
+nothing, while wsflow's is the WebSocket work itself: 441 instructions per message
+(callgrind, tokio, 20 B; async-std 459; 878 before the short paths below) to read the
+header, unmask, hand the message to the application, encode the echo's header and copy its
+payload. Two atomic operations of those (the reference count of the read buffer, taken when
+the message is cut from it and given back when the echo has copied it) cost more than their
+share. At 1 KiB the copy and the unmasking add about 300 instructions (738 per message).
 
 The usual message takes short paths: a whole, final text or binary frame under 64 KiB is
-cut and unmasked by `FrameDecoder::decode_short_data_frame` without building a frame, and a
-server's reply up to 2 KiB is copied into the send queue behind a header written in place.
-The write made on the way to the next read goes straight to the socket (on tokio without
-the readiness check and the cooperative budget's bookkeeping of its `poll_write`). At one in
-flight and 100 connections this took tokio from 2,330 to about 1,880 instructions per echo,
-and async-std from 2,360 to about 2,040; raw TCP's is 1,245. What is left there is also memory:
-callgrind's cache model counts about 15 first-level cache misses per echo at 100
-connections (the connection's state, its task, its socket's registration), against fewer
-than one for raw TCP, whose 100 connections' state fits in the cache.
+cut and unmasked by `FrameDecoder::decode_short_data_frame` without building a frame; the
+whole short frames that follow it in the same read are cut off together, in one piece, and
+handed out one by one as slices of it (`FrameDecoder::decode_short_data_frames`); and a
+server's reply up to 2 KiB is copied into the send queue behind a header written in place,
+without a call. The write made on the way to the next read goes straight to the socket (on
+tokio without the readiness check and the cooperative budget's bookkeeping of its
+`poll_write`). At one in flight and 100 connections this took tokio from 2,330 to about
+1,810 instructions per echo, and async-std from 2,360 to about 1,970; raw TCP's is 1,245.
+What is left there is also memory: callgrind's cache model counts about 15 first-level
+cache misses per echo at 100 connections (the connection's state, its task, its socket's
+registration), against fewer than one for raw TCP, whose 100 connections' state fits in the
+cache.
 ";
 
 const LARGE_TEXT: &str = "\
