@@ -94,7 +94,21 @@ impl Outgoing {
     }
 
     /// Drops the first `n` queued bytes, which were written.
-    pub(crate) fn advance(&mut self, mut n: usize) {
+    #[inline]
+    pub(crate) fn advance(&mut self, n: usize) {
+        if n >= self.len && self.chunks.is_empty() {
+            // The usual case: all written, and all of it was staged. Clearing (rather than
+            // advancing) keeps the buffer's start, so the next frames reuse it from there
+            // with no reclaiming.
+            self.staging.clear();
+            self.len = 0;
+            return;
+        }
+        self.advance_in_part(n);
+    }
+
+    /// [`Outgoing::advance`] through the frozen slices, or part of the way.
+    fn advance_in_part(&mut self, mut n: usize) {
         n = n.min(self.len);
         self.len -= n;
         while n > 0 {

@@ -389,18 +389,24 @@ impl Driver {
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         // The message path, inlined: input already read holds the next event, and nothing
         // else (an event put aside, a sender's command) comes first.
-        if self.queues.is_none()
-            && !self.shared.commands_waiting.load(Ordering::Acquire)
-            && let Some(event) = self.conn.poll_event()
-        {
-            return self.deliver(cx, event);
+        if self.queues.is_none() && !self.shared.commands_waiting.load(Ordering::Acquire) {
+            if let Some(event) = self.conn.poll_event() {
+                return self.deliver(cx, event);
+            }
+            return self.poll_event_in_full(cx, true);
         }
-        self.poll_event_in_full(cx)
+        self.poll_event_in_full(cx, false)
     }
 
     /// [`Driver::poll_event`] when the input read so far holds no event: writes, reads,
-    /// timers, commands.
-    fn poll_event_in_full(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+    /// timers, commands. `input_checked`: the connection was just asked for an event, with
+    /// nothing put aside and no command waiting, and had none; it is asked again only once
+    /// something may have changed.
+    fn poll_event_in_full(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut input_checked: bool,
+    ) -> Poll<Option<Event>> {
         let polls = thread_polls();
         if let Some(event) = self
             .queues
@@ -410,8 +416,10 @@ impl Driver {
             return self.deliver(cx, event);
         }
         loop {
-            self.apply_commands(cx, false);
-            if let Some(event) = self.conn.poll_event() {
+            let applied = self.apply_commands(cx, false);
+            if (applied || !std::mem::take(&mut input_checked))
+                && let Some(event) = self.conn.poll_event()
+            {
                 return self.deliver(cx, event);
             }
             if self.conn.is_closed() {
