@@ -224,8 +224,8 @@ servers in 1.5 s slices (medians of 5 to 7, µs per echo, November 2026):
 | 64 KiB binary, one in flight | 0.62 + 14.06 | 1.10 + 14.70, 0.961 | 1.27 + 14.77, 0.994 |
 
 At 16 in flight a read brings many messages and raw TCP's work per message is nearly
-nothing, while wsflow's is the WebSocket work itself: 441 instructions per message
-(callgrind, tokio, 20 B; async-std 459; 878 before the short paths below) to read the
+nothing, while wsflow's is the WebSocket work itself: 439 instructions per message
+(callgrind, tokio, 20 B; async-std 455; 878 before the short paths below) to read the
 header, unmask, hand the message to the application, encode the echo's header and copy its
 payload. Two atomic operations of those (the reference count of the read buffer, taken when
 the message is cut from it and given back when the echo has copied it) cost more than their
@@ -239,7 +239,7 @@ server's reply up to 2 KiB is copied into the send queue behind a header written
 without a call. The write made on the way to the next read goes straight to the socket (on
 tokio without the readiness check and the cooperative budget's bookkeeping of its
 `poll_write`). At one in flight and 100 connections this took tokio from 2,330 to about
-1,810 instructions per echo, and async-std from 2,360 to about 1,970; raw TCP's is 1,245.
+1,780 instructions per echo, and async-std from 2,360 to about 1,940; raw TCP's is 1,245.
 What is left there is also memory: callgrind's cache model counts about 15 first-level
 cache misses per echo at 100 connections (the connection's state, its task, its socket's
 registration), against fewer than one for raw TCP, whose 100 connections' state fits in the
