@@ -139,6 +139,22 @@ fn near_the_limits() -> impl Strategy<Value = usize> {
     prop_oneof![4 => 0usize..8, 4 => 120usize..132, 1 => 65_530usize..65_540]
 }
 
+/// `frames` encoded one after the other, then `garbage`.
+fn wire_of(frames: &[Frame], garbage: &[u8]) -> BytesMut {
+    let mut buf = BytesMut::new();
+    for frame in frames {
+        frame.encode(&mut buf);
+    }
+    buf.extend_from_slice(garbage);
+    buf
+}
+
+/// A server's or a client's decoder with the frame size limit `max_frame`.
+fn short_path_decoder(server: bool, max_frame: usize) -> FrameDecoder {
+    let role = if server { Role::Server } else { Role::Client };
+    FrameDecoder::with_config(DecoderConfig::new(role).max_frame_size(max_frame))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
@@ -150,13 +166,8 @@ proptest! {
         max_frame in prop_oneof![near_the_limits(), Just(1 << 20)],
         max_payload in prop_oneof![near_the_limits(), Just(1 << 20)],
     ) {
-        let role = if server { Role::Server } else { Role::Client };
-        let mut buf = BytesMut::new();
-        for frame in &frames {
-            frame.encode(&mut buf);
-        }
-        buf.extend_from_slice(&garbage);
-        let mut decoder = FrameDecoder::with_config(DecoderConfig::new(role).max_frame_size(max_frame));
+        let mut buf = wire_of(&frames, &garbage);
+        let mut decoder = short_path_decoder(server, max_frame);
         loop {
             let original = buf.clone();
             let mut short_buf = buf.clone();
@@ -192,13 +203,8 @@ proptest! {
         max_frame in prop_oneof![near_the_limits(), Just(1 << 20)],
         max_payload in prop_oneof![near_the_limits(), Just(1 << 20)],
     ) {
-        let role = if server { Role::Server } else { Role::Client };
-        let mut buf = BytesMut::new();
-        for frame in &frames {
-            frame.encode(&mut buf);
-        }
-        buf.extend_from_slice(&garbage);
-        let decoder = FrameDecoder::with_config(DecoderConfig::new(role).max_frame_size(max_frame));
+        let buf = wire_of(&frames, &garbage);
+        let decoder = short_path_decoder(server, max_frame);
         let mut single_buf = buf.clone();
         let mut single_decoder = decoder.clone();
         let mut singles = Vec::new();
