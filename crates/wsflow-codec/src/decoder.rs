@@ -11,7 +11,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::ProtocolError;
 use crate::frame::{Frame, FrameHeader, HeaderParse, OpCode};
-use crate::mask::apply_mask;
+use crate::mask::{apply_mask, unmask_whole_payload};
 
 /// Which end of the connection an endpoint is. Clients mask what they send; servers require
 /// masked frames and never mask their own.
@@ -449,7 +449,7 @@ fn unmask_short_data_frame(frame: &mut [u8], header_len: usize) {
     if head[1] & 0x80 != 0
         && let Some(&key) = head.last_chunk::<4>()
     {
-        apply_mask(body, key, 0);
+        unmask_whole_payload(body, key);
     }
 }
 

@@ -656,6 +656,20 @@ impl Connection {
             // an event before reading, decided without a call.
             return None;
         }
+        // The rest of a burst of short messages (see `cut_short_frames`), in the state
+        // `next_event` would take it in: no event or pong before it, input flowing.
+        if !self.short_frames.is_empty()
+            && self.events.is_empty()
+            && self.pending_pong.is_none()
+            && !self.paused
+            && matches!(self.phase, Phase::Open | Phase::Ending { .. })
+            && let Some((opcode, payload)) = self.short_frames.next()
+        {
+            match short_message_of(opcode, payload) {
+                Ok(message) => return Some(Event::Message(message)),
+                Err(err) => self.fail(err),
+            }
+        }
         self.next_event()
     }
 

@@ -37,11 +37,28 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     apply_mask_narrow(buf, key);
 }
 
+/// Unmasks a whole payload (key index 0) with the narrow path inlined into the caller: the
+/// short frames of a burst, each a few words long, where a call would cost as much as the
+/// masking itself.
+#[inline(always)]
+pub(crate) fn unmask_whole_payload(buf: &mut [u8], key: [u8; 4]) {
+    if buf.len() >= wide::MIN_WIDE_LEN && wide::apply_mask_wide(buf, key) {
+        return;
+    }
+    mask_narrow_inline(buf, key);
+}
+
 /// Masks `buf` (starting at key index 0 of `key`) 16 bytes at a time, then the tail eight,
 /// four and one at a time: what the baseline x86-64 and most other targets can do without run-time
 /// detection.
 #[inline]
 fn apply_mask_narrow(buf: &mut [u8], key: [u8; 4]) {
+    mask_narrow_inline(buf, key);
+}
+
+/// The body of [`apply_mask_narrow`], for the callers that want it inlined.
+#[inline(always)]
+fn mask_narrow_inline(buf: &mut [u8], key: [u8; 4]) {
     if buf.len() < 16 {
         apply_mask_short(buf, key);
         return;
