@@ -232,9 +232,7 @@ from it as a `Bytes`, given back when the echo has copied it and dropped it), co
 than their share: in a `perf` profile of the echo server at 16 in flight (20 B) they take 5%
 of its CPU time, about a sixth of its user time. Every payload handed out as a `Bytes` pays
 them, so they stay as long as messages are `Bytes`. At 1 KiB the copy into the send queue
-and the unmasking come on top; on CPUs with AVX-512BW (Ice Lake and later) unmasking 1 KiB
-at any address takes about 13 ns (64-byte registers for the whole payload, the tail in one
-byte-masked load and store), half what a narrow head and tail around aligned blocks took.
+and the unmasking (about 11 ns, aligned 64-byte blocks on this machine) come on top.
 
 The usual message takes short paths: a whole, final text or binary frame under 64 KiB is
 cut and unmasked by `FrameDecoder::decode_short_data_frame` without building a frame; the

@@ -3,10 +3,10 @@
 //! Every client-to-server payload is XORed with a 4-byte key. Masking is on the hot path of
 //! every client send and every server receive, so [`apply_mask`] works on whole vector
 //! registers: 64-byte blocks with AVX-512 or AVX2 where the CPU has them (detected at run
-//! time, see `wide`; with AVX-512BW the tail too, in one byte-masked register), otherwise 16
-//! bytes at a time (the compiler turns the 128-bit XOR into one SIMD instruction), and the
-//! tail eight, four and one byte at a time. A frame's payload may arrive in several reads, so
-//! masking can resume at any offset into the key.
+//! time, see `wide`), otherwise and for the rest 16 bytes at a time (the compiler turns the
+//! 128-bit XOR into one SIMD instruction), and the tail eight, four and one byte at a time. A
+//! frame's payload may arrive in several reads, so masking can resume at any offset into the
+//! key.
 
 mod wide;
 

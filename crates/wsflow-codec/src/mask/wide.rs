@@ -6,39 +6,44 @@
 //! enabled makes the compiler use them. On a 64 KiB frame that halves the time spent unmasking
 //! (`cargo bench --bench codec -- mask_in_place`).
 //!
-//! Payloads from 64 bytes to 8 KiB, the usual message sizes, take another path on CPUs with
-//! AVX-512BW (Ice Lake and later): whole 64-byte blocks wherever they fall, then the last 1 to
-//! 63 bytes with one byte-masked load and store, with no narrow head and tail around aligned
-//! blocks. On a 2-core Xeon (Sapphire Rapids) that masks 1 KiB at an odd address in 12.7 ns
-//! instead of 25, and 128 bytes in 5.2 ns instead of 6.2 with 16-byte registers.
+//! Payloads from 64 to 255 bytes, too short for aligned blocks to pay, take 64-byte blocks
+//! wherever they fall on CPUs with AVX-512 of Ice Lake or later, then the narrow tail. That
+//! path stops at 256 bytes: from about 500 bytes on, 64-byte accesses that straddle two cache
+//! lines cost more than aligning the blocks saves (on a 2-core Xeon, Sapphire Rapids, 1 KiB
+//! took 21 ns unaligned against 12 ns aligned, timing both in turn in one process), and a
+//! byte-masked load and store for the tail, tried too, took about 6 ns, longer than the
+//! narrow loop.
 //!
 //! This is the only module of the crate besides `utf8_bytes` and `utf8::wide` with `unsafe`
 //! code: the calls to functions compiled for a CPU feature, each made only after
 //! `is_x86_feature_detected!` has confirmed the running CPU has that feature, and in them the
-//! unaligned (and byte-masked) vector loads and stores. The tests compare every path with the
-//! byte-at-a-time reference on every alignment, and check that no byte around the buffer
-//! changes.
+//! unaligned vector loads and stores. The tests compare every path with the byte-at-a-time
+//! reference on every alignment, and check that no byte around the buffer changes.
 #![allow(unsafe_code)]
 
 /// Below this length one 64-byte register is too wide to pay.
 pub(super) const MIN_WIDE_LEN: usize = 64;
 
 /// Below this length the alignment and vector setup of the blocks path (`wide_blocks`) cost
-/// more than they save.
+/// more than they save; on Ice Lake and later the shorter payloads from `MIN_WIDE_LEN` on
+/// take the same blocks unaligned instead.
 const MIN_BLOCKS_LEN: usize = 256;
 
 /// Masks all of `buf` (starting at key index 0 of `key`) with the widest registers this CPU
-/// has: below 8 KiB with AVX-512BW, the whole buffer in 64-byte registers; otherwise the
-/// bytes up to the first 64-byte boundary and the tail after the last one through the narrow
-/// path, the aligned blocks in between with AVX-512 or AVX2. Returns false, having done
-/// nothing, where no wide path applies.
+/// has: below 256 bytes on Ice Lake and later, unaligned 64-byte blocks and the narrow tail;
+/// otherwise the bytes up to the first 64-byte boundary and the tail after the last one
+/// through the narrow path, the aligned blocks in between with AVX-512 or AVX2. Returns
+/// false, having done nothing, where no wide path applies.
 #[inline]
 pub(super) fn apply_mask_wide(buf: &mut [u8], key: [u8; 4]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if buf.len() < ALIGNED_FROM_LEN && has_avx512bw() {
-        // SAFETY: the running CPU supports AVX-512F and AVX-512BW, the features the function
-        // is compiled for.
-        unsafe { mask_all_avx512(buf, key) };
+    if buf.len() < MIN_BLOCKS_LEN && has_short_block_path() {
+        // Too short for aligning to pay: the blocks wherever they fall, then the tail.
+        // SAFETY: the running CPU supports AVX-512F, the only feature the function is
+        // compiled for.
+        let done = unsafe { mask_blocks_avx512(buf, key) };
+        // `done` is a multiple of 64, so the tail starts at key index 0.
+        super::apply_mask_narrow(&mut buf[done..], key);
         return true;
     }
     if buf.len() < MIN_BLOCKS_LEN {
@@ -58,53 +63,15 @@ pub(super) fn apply_mask_wide(buf: &mut [u8], key: [u8; 4]) -> bool {
     true
 }
 
-/// From this length on, the blocks in the middle are aligned first (`apply_mask_wide`): a
-/// payload this long no longer fits in the first-level cache alongside the rest, and unaligned
-/// 64-byte accesses, each touching two cache lines, then cost more than the narrow head and
-/// tail. Below it, `mask_all_avx512` takes the whole buffer unaligned.
-const ALIGNED_FROM_LEN: usize = 8 * 1024;
-
-/// Whether the running CPU has AVX-512F and AVX-512BW (byte-masked loads and stores), each
-/// reported on its own, and is Ice Lake or later (VBMI2, unused here), where short runs of
-/// 64-byte instructions hardly lower the core's clock; Skylake-SP keeps the blocks path,
-/// which uses them only on longer payloads.
+/// Whether payloads under `MIN_BLOCKS_LEN` take 64-byte blocks unaligned: on CPUs with
+/// AVX-512F of Ice Lake or later (VBMI2, unused here, marks them), where short runs of
+/// 64-byte instructions hardly lower the core's clock; Skylake-SP keeps them for longer
+/// payloads.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn has_avx512bw() -> bool {
+fn has_short_block_path() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
         && std::arch::is_x86_feature_detected!("avx512vbmi2")
-}
-
-/// Masks all of `buf` (starting at key index 0 of `key`) in 64-byte registers: whole blocks
-/// unaligned, then the last 1 to 63 bytes with one byte-masked load and store, so a payload
-/// of a few hundred bytes takes a handful of instructions and no narrow head or tail.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn mask_all_avx512(buf: &mut [u8], key: [u8; 4]) {
-    use std::arch::x86_64::{
-        __m512i, _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_maskz_loadu_epi8,
-        _mm512_set1_epi32, _mm512_storeu_si512, _mm512_xor_si512,
-    };
-    let key = _mm512_set1_epi32(i32::from_ne_bytes(key));
-    let (blocks, tail) = buf.as_chunks_mut::<64>();
-    for block in blocks.iter_mut() {
-        let ptr = block.as_mut_ptr().cast::<__m512i>();
-        // SAFETY: `ptr` points to one 64-byte block borrowed mutably; the unaligned load and
-        // store instructions accept any address.
-        unsafe { _mm512_storeu_si512(ptr, _mm512_xor_si512(_mm512_loadu_si512(ptr), key)) };
-    }
-    if !tail.is_empty() {
-        // The blocks are a multiple of 4 bytes long, so the tail starts at key index 0.
-        let present = (1u64 << tail.len()) - 1;
-        let ptr = tail.as_mut_ptr();
-        // SAFETY: the mask selects the tail's `tail.len()` (1 to 63) bytes, borrowed mutably;
-        // the bytes it leaves out are neither read nor written, and cannot fault.
-        unsafe {
-            let masked = _mm512_xor_si512(_mm512_maskz_loadu_epi8(present, ptr.cast()), key);
-            _mm512_mask_storeu_epi8(ptr.cast(), present, masked);
-        }
-    }
 }
 
 /// A function that masks the whole 64-byte blocks at the start of a buffer and returns how
@@ -177,7 +144,7 @@ mod tests {
     use super::*;
     use crate::mask::apply_mask_reference;
 
-    const SOURCE_LEN: usize = ALIGNED_FROM_LEN + 500;
+    const SOURCE_LEN: usize = 1100;
 
     fn source() -> Vec<u8> {
         (0..SOURCE_LEN as u32)
@@ -209,22 +176,28 @@ mod tests {
         }
     }
 
+    /// Whether `apply_mask_wide` takes the unaligned blocks below `MIN_BLOCKS_LEN` here.
+    fn short_block_path() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return has_short_block_path();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
     #[test]
-    #[cfg(target_arch = "x86_64")]
-    fn the_whole_buffer_path_matches_the_plain_loop_and_stays_inside_the_buffer() {
-        if !has_avx512bw() {
-            return;
-        }
+    fn short_payloads_match_the_plain_loop_and_leave_the_bytes_around_alone() {
         let key = [0x01, 0x80, 0xfe, 0x7f];
         for start in 0..64 {
-            // Every tail length (0 to 63) after zero to three whole blocks.
-            for len in 0..4 * 64 {
+            // Every tail length (0 to 63) after one to three whole blocks.
+            for len in MIN_WIDE_LEN..MIN_BLOCKS_LEN {
                 let mut wide = source();
                 let mut plain = source();
-                // SAFETY: the CPU was just found to support AVX-512F and AVX-512BW.
-                unsafe { mask_all_avx512(&mut wide[start..start + len], key) };
+                let applied = apply_mask_wide(&mut wide[start..start + len], key);
+                assert_eq!(applied, short_block_path(), "len {len}");
                 apply_mask_reference(&mut plain[start..start + len], key, 0);
-                assert_eq!(wide, plain, "start {start} len {len}");
+                if applied {
+                    assert_eq!(wide, plain, "start {start} len {len}");
+                }
             }
         }
     }
@@ -240,9 +213,6 @@ mod tests {
                 MIN_BLOCKS_LEN,
                 333,
                 1000,
-                ALIGNED_FROM_LEN - 1,
-                ALIGNED_FROM_LEN,
-                ALIGNED_FROM_LEN + 333,
             ] {
                 for rotation in 0..4 {
                     let mut rotated = key;
@@ -250,7 +220,9 @@ mod tests {
                     let mut wide = source();
                     let mut plain = source();
                     let applied = apply_mask_wide(&mut wide[start..start + len], rotated);
-                    assert_eq!(applied, wide_blocks().is_some());
+                    let short = len < MIN_BLOCKS_LEN && short_block_path();
+                    let expected = short || (len >= MIN_BLOCKS_LEN && wide_blocks().is_some());
+                    assert_eq!(applied, expected, "len {len}");
                     if applied {
                         apply_mask_reference(&mut plain[start..start + len], key, rotation);
                         assert_eq!(wide, plain, "start {start} len {len} rotation {rotation}");
