@@ -1,6 +1,7 @@
 //! Feeds arbitrary bytes, split at arbitrary points, to the frame decoder in both roles.
 //! The decoder must never panic, every frame it returns must respect the size limit, and its
-//! short path for small data frames (one at a time and in bursts) must agree with it.
+//! short path for small data frames (one at a time and in bursts) and its path for whole
+//! text frames (unmasked and validated in one pass) must agree with it.
 #![no_main]
 
 use bytes::BytesMut;
@@ -44,22 +45,37 @@ fuzz_target!(|data: &[u8]| {
             if short.is_none() {
                 assert_eq!(short_buf, buf);
             }
+            // So must the path for whole text frames, and validate exactly as `str` does.
+            let mut text_buf = buf.clone();
+            let text = decoder
+                .clone()
+                .decode_whole_text_frame(&mut text_buf, usize::from(control) * 64);
+            if text.is_none() {
+                assert_eq!(text_buf, buf);
+            }
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
                     if let Some((opcode, payload)) = short {
                         assert_eq!((opcode, payload), (frame.opcode, frame.payload.clone()));
                         assert_eq!(short_buf, buf);
                     }
+                    if let Some(text) = text {
+                        assert_eq!(text_buf, buf);
+                        match std::str::from_utf8(&frame.payload) {
+                            Ok(expected) => assert_eq!(text.unwrap().as_str(), expected),
+                            Err(_) => assert!(text.is_err()),
+                        }
+                    }
                     assert!(frame.payload.len() <= config.frame_size_limit());
                     let mut validator = Utf8Validator::new();
                     let _ = validator.feed(&frame.payload).and_then(|()| validator.finish());
                 }
                 Ok(None) => {
-                    assert!(short.is_none());
+                    assert!(short.is_none() && text.is_none());
                     break;
                 }
                 Err(_) => {
-                    assert!(short.is_none());
+                    assert!(short.is_none() && text.is_none());
                     return;
                 }
             }

@@ -12,6 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::error::ProtocolError;
 use crate::frame::{Frame, FrameHeader, HeaderParse, OpCode};
 use crate::mask::{apply_mask, unmask_whole_payload};
+use crate::utf8_bytes::Utf8Bytes;
 
 /// Which end of the connection an endpoint is. Clients mask what they send; servers require
 /// masked frames and never mask their own.
@@ -264,6 +265,64 @@ impl FrameDecoder {
         (end > 0).then(|| ShortDataFrames {
             wire: src.split_to(end).freeze(),
         })
+    }
+
+    /// A text message that is one whole frame, of any length: if `src` starts with a whole
+    /// text frame that is a message of its own (final, no RSV bits), no longer than
+    /// `max_payload` and within the rules, cuts it off `src` and returns its payload unmasked
+    /// and validated, in one pass where the CPU allows (see
+    /// [`Utf8Validator::unmask_and_feed`]), or [`ProtocolError::InvalidUtf8`] (the frame
+    /// cut off all the same). Returns `None`, leaving `src` untouched, for every other
+    /// frame, including one that breaks a rule: [`FrameDecoder::decode`] then takes it, and
+    /// reports the error. Between frames only (`None` while a frame is in progress).
+    ///
+    /// [`FrameDecoder::decode`] unmasks a frame as it arrives and leaves the text to be
+    /// validated after, in a second pass over it; for a frame too large for the first-level
+    /// cache this path saves most of the unmasking.
+    ///
+    /// [`Utf8Validator::unmask_and_feed`]: crate::Utf8Validator::unmask_and_feed
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use wsflow_codec::{Frame, FrameDecoder, OpCode, Role};
+    ///
+    /// let text = "κόσμε ".repeat(5_000); // 55 KB, within a server's default frame limit
+    /// let mut wire = BytesMut::new();
+    /// Frame::new(OpCode::Text, text.clone()).with_mask(Some([1, 2, 3, 4])).encode(&mut wire);
+    /// Frame::new(OpCode::Binary, "").with_mask(Some([1, 2, 3, 4])).encode(&mut wire);
+    ///
+    /// let mut server = FrameDecoder::new(Role::Server);
+    /// let message = server.decode_whole_text_frame(&mut wire, 1 << 20).unwrap().unwrap();
+    /// assert_eq!(&message[..], text);
+    /// // A binary frame is left for `decode`.
+    /// assert!(server.decode_whole_text_frame(&mut wire, 1 << 20).is_none());
+    /// assert_eq!(server.decode(&mut wire).unwrap().unwrap().opcode, OpCode::Binary);
+    /// ```
+    pub fn decode_whole_text_frame(
+        &mut self,
+        src: &mut BytesMut,
+        max_payload: usize,
+    ) -> Option<Result<Utf8Bytes, ProtocolError>> {
+        // A final text frame without RSV bits, and nothing in progress.
+        if src.first() != Some(&0x81) || self.partial.is_some() {
+            return None;
+        }
+        let HeaderParse::Complete { header, len } = FrameHeader::parse(src).ok()? else {
+            return None;
+        };
+        self.config.check(&header).ok()?;
+        // `check` bounded the length by the configured limit, which is a usize.
+        let payload_len = header.payload_len as usize;
+        if payload_len > max_payload || src.len() - len < payload_len {
+            return None;
+        }
+        let mut payload = src.split_to(len + payload_len);
+        payload.advance(len);
+        let text = match header.mask {
+            Some(key) => Utf8Bytes::unmask_from(payload, key),
+            None => Utf8Bytes::try_from(payload.freeze()),
+        };
+        Some(text.map_err(|_| ProtocolError::InvalidUtf8))
     }
 
     /// The header and payload lengths of the whole short data frame `src` starts with (see
@@ -594,5 +653,125 @@ mod tests {
         src.extend_from_slice(&bytes[3..10]);
         assert!(decoder.decode(&mut src).unwrap().is_none());
         assert_eq!(decoder.bytes_needed(&src), 300 - 6);
+    }
+
+    #[test]
+    fn a_whole_text_frame_comes_out_unmasked_and_validated_in_one_pass() {
+        let text = "κόσμε 日本語のテキスト 𝄞 ".repeat(3000); // about 100 KB: a 64-bit length
+        let config = DecoderConfig::new(Role::Server).max_frame_size(1 << 20);
+        for len in [0, 5, 300, 700, 4099, 70_001] {
+            let end = (len..).find(|&end| text.is_char_boundary(end)).unwrap();
+            let payload = &text[..end];
+            // Behind 0 to 63 bytes of an earlier frame, so the payload starts at every
+            // offset from a cache line.
+            for lead in [0, 1, 17, 63] {
+                let mut src = BytesMut::from(&vec![b'x'; lead][..]);
+                Frame::new(OpCode::Text, payload.to_owned())
+                    .with_mask(Some([0x0f, 0xf0, 0x3c, 0xc3]))
+                    .encode(&mut src);
+                Frame::new(OpCode::Ping, "next")
+                    .with_mask(Some([1, 2, 3, 4]))
+                    .encode(&mut src);
+                let _ = src.split_to(lead);
+                let mut decoder = FrameDecoder::with_config(config);
+                let message = decoder.decode_whole_text_frame(&mut src, 1 << 20).unwrap();
+                assert_eq!(message.unwrap(), payload, "{end} bytes after {lead}");
+                // The frame after it is intact.
+                let next = decoder.decode(&mut src).unwrap().unwrap();
+                assert_eq!(
+                    (next.opcode, &next.payload[..]),
+                    (OpCode::Ping, &b"next"[..])
+                );
+            }
+        }
+        // A client's (unmasked) text frame too.
+        let mut src = wire(&Frame::new(OpCode::Text, text.clone()));
+        let mut client = FrameDecoder::new(Role::Client);
+        assert_eq!(
+            client
+                .decode_whole_text_frame(&mut src, 1 << 20)
+                .unwrap()
+                .unwrap(),
+            text
+        );
+        assert!(src.is_empty());
+    }
+
+    #[test]
+    fn invalid_text_in_a_whole_frame_is_refused_and_the_frame_taken() {
+        let payload = "é".repeat(2000).into_bytes();
+        for (at, wrong) in [(0, 0x80), (1001, 0xff), (3999, 0xc3)] {
+            let mut bad = payload.clone();
+            bad[at] = wrong;
+            let mut src = BytesMut::new();
+            Frame::new(OpCode::Text, bad)
+                .with_mask(Some([9, 8, 7, 6]))
+                .encode(&mut src);
+            let mut decoder = FrameDecoder::new(Role::Server);
+            let outcome = decoder.decode_whole_text_frame(&mut src, 1 << 20).unwrap();
+            assert_eq!(
+                outcome,
+                Err(ProtocolError::InvalidUtf8),
+                "{wrong:x} at {at}"
+            );
+            assert!(src.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_other_frame_is_left_for_decode() {
+        let key = Some([1, 2, 3, 4]);
+        let text = |fin: bool| {
+            Frame::new(OpCode::Text, "héllo")
+                .with_fin(fin)
+                .with_mask(key)
+        };
+        let whole = wire(&text(true));
+        let cases: [(&str, BytesMut, usize); 6] = [
+            (
+                "a binary frame",
+                wire(&Frame::new(OpCode::Binary, "x").with_mask(key)),
+                100,
+            ),
+            ("a first fragment", wire(&text(false)), 100),
+            (
+                "RSV1 set",
+                {
+                    let mut bytes = whole.clone();
+                    bytes[0] |= 0x40;
+                    bytes
+                },
+                100,
+            ),
+            (
+                "unmasked to a server",
+                wire(&Frame::new(OpCode::Text, "héllo")),
+                100,
+            ),
+            ("over max_payload", whole.clone(), 5),
+            (
+                "not whole yet",
+                BytesMut::from(&whole[..whole.len() - 1]),
+                100,
+            ),
+        ];
+        for (what, src, max_payload) in cases {
+            let mut after = src.clone();
+            let mut decoder = FrameDecoder::new(Role::Server);
+            assert!(
+                decoder
+                    .decode_whole_text_frame(&mut after, max_payload)
+                    .is_none(),
+                "{what}"
+            );
+            assert_eq!(after, src, "{what}: left untouched");
+        }
+        // Nor while a frame is in progress.
+        let mut src =
+            BytesMut::from(&wire(&Frame::new(OpCode::Binary, vec![0; 300]).with_mask(key))[..100]);
+        let mut decoder = FrameDecoder::new(Role::Server);
+        assert!(decoder.decode(&mut src).unwrap().is_none());
+        src.extend_from_slice(&whole);
+        assert!(decoder.decode_whole_text_frame(&mut src, 100).is_none());
     }
 }

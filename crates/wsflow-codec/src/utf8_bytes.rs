@@ -6,14 +6,15 @@
 //! content was validated, so it derefs to `&str` for free.
 //!
 //! This is the only module of the crate with `unsafe` code: two calls that skip a validation
-//! the type's invariant already guarantees.
+//! the type's invariant already guarantees, and one that takes bytes the module has just
+//! validated itself.
 #![allow(unsafe_code)]
 
 use std::borrow::Borrow;
 use std::fmt;
 use std::ops::Deref;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// Cheaply cloneable bytes that are always valid UTF-8.
 ///
@@ -62,6 +63,26 @@ impl Utf8Bytes {
     pub unsafe fn from_bytes_unchecked(bytes: Bytes) -> Self {
         debug_assert!(crate::utf8::is_valid(&bytes));
         Self(bytes)
+    }
+
+    /// Unmasks `payload` (from key index 0 of `key`) and takes it as text if it is valid
+    /// UTF-8, in one pass where the CPU allows (see [`Utf8Validator::unmask_and_feed`]). The
+    /// payload is unmasked either way.
+    ///
+    /// [`Utf8Validator::unmask_and_feed`]: crate::Utf8Validator::unmask_and_feed
+    pub(crate) fn unmask_from(mut payload: BytesMut, key: [u8; 4]) -> Result<Self, NotUtf8> {
+        let mut validator = crate::Utf8Validator::new();
+        let checked = validator
+            .unmask_and_feed(&mut payload, key, 0)
+            .and_then(|()| validator.finish());
+        let payload = payload.freeze();
+        if checked.is_err() {
+            return Err(NotUtf8(payload));
+        }
+        // SAFETY: the validator has just accepted every byte of `payload`, in order, and
+        // `finish` that it ends on a code point boundary: it is valid UTF-8. Nothing wrote
+        // to it since (`freeze` keeps the bytes).
+        Ok(unsafe { Self::from_bytes_unchecked(payload) })
     }
 
     /// The text.

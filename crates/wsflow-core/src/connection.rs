@@ -1049,6 +1049,18 @@ impl Connection {
             // nothing below would act.
             return Ok(FrameProgress::NeedMore);
         }
+        if !self.frame_checked
+            && self.message.is_none()
+            && self.config.assemble_fragments
+            && let Some(text) = self
+                .decoder
+                .decode_whole_text_frame(&mut self.pending, self.config.max_received_message_size)
+        {
+            // A text message of one whole frame too long for the short path (or passed over
+            // by it): unmasked and validated in one pass, in the state `single_frame_message`
+            // takes one.
+            return Ok(FrameProgress::Event(Event::Message(Message::Text(text?))));
+        }
         let Some(frame) = self.decoder.decode(&mut self.pending)? else {
             let partial = self
                 .decoder

@@ -608,6 +608,43 @@ fn invalid_utf8_fails_before_the_frame_is_complete() {
 }
 
 #[test]
+fn a_long_text_message_in_one_frame_is_unmasked_and_validated_whole() {
+    // 100 KB, a 64-bit length: past the short path, taken whole (unmasked and validated in
+    // one pass where the CPU has AVX-512).
+    let text = "κόσμε 日本語 𝄞 ".repeat(4000);
+    let config = Config::server()
+        .max_received_frame_size(1 << 20)
+        .max_received_message_size(1 << 20);
+    let mut pair = Pair::with_configs(Config::client(), config.clone());
+    let mut wire = client_frame(Frame::new(OpCode::Text, text.clone()));
+    wire.extend(client_frame(Frame::new(OpCode::Binary, "after")));
+    pair.server.handle_bytes(&wire, pair.now);
+    assert_eq!(
+        messages(&drain_events(&mut pair.server)),
+        [Message::text(text.clone()), Message::binary("after")]
+    );
+    // The same with one wrong byte near the end: 1007.
+    let mut bad = text.into_bytes();
+    let at = bad.len() - 5;
+    bad[at] = 0xff;
+    let (err, code, _) =
+        server_violation(config.clone(), &client_frame(Frame::new(OpCode::Text, bad)));
+    assert_eq!(err, ProtocolError::InvalidUtf8);
+    assert_eq!(code, CloseCode::INVALID_DATA);
+    // Over the message limit: refused as before, from the header.
+    let long = client_frame(Frame::new(OpCode::Text, "a".repeat(2000)));
+    let (err, code, _) = server_violation(config.max_received_message_size(1000), &long);
+    assert_eq!(
+        err,
+        ProtocolError::MessageTooLarge {
+            len: 2000,
+            max: 1000
+        }
+    );
+    assert_eq!(code, CloseCode::MESSAGE_TOO_BIG);
+}
+
+#[test]
 fn invalid_utf8_fails_at_the_fragment_that_breaks_it() {
     // Autobahn 6.4.1: valid first fragment, invalid second, third never needed.
     let mut pair = Pair::new();

@@ -78,7 +78,7 @@ fn mask_narrow_inline(buf: &mut [u8], key: [u8; 4]) {
 
 /// The key as seen from `offset` bytes into the payload.
 #[inline]
-fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
+pub(crate) fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
     // Byte i of the result is byte (i + offset) % 4 of the key: in a little-endian word,
     // a rotation right by that many bytes (one instruction, where `<[u8]>::rotate_left` is
     // a call).
