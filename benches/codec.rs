@@ -1,5 +1,6 @@
 //! Codec micro-benchmarks: masking, header parsing and UTF-8 validation, each beside the same
-//! work done through `tungstenite`'s public API in the same run.
+//! work done through `tungstenite`'s public API in the same run, and unmasking and validating
+//! text in one pass beside doing it in two.
 //!
 //! Run with `cargo bench --bench codec`; `-- --quick` for a fast pass.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -139,5 +140,54 @@ fn utf8(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, masking, header_parse, utf8);
+/// A client's masked text made ready to hand out: unmasked and validated in one pass
+/// (`unmask_and_feed`, what a whole text frame past the short path takes) or in two.
+fn unmask_and_validate(c: &mut Criterion) {
+    let multibyte = "κόσμε 日本語のテキスト µ@ßöäü 𝄞 Ελληνικά 中文 ".repeat(1000);
+    let ascii = "The quick brown fox jumps over the lazy dog. ".repeat(1500);
+    let mut group = c.benchmark_group("unmask_and_validate");
+    for (name, text, size) in [
+        ("multibyte", &multibyte, 64 * 1024),
+        ("multibyte_16k", &multibyte, 16 * 1024),
+        ("multibyte_4k", &multibyte, 4 * 1024),
+        ("multibyte_1k", &multibyte, 1024),
+        ("ascii", &ascii, 64 * 1024),
+    ] {
+        let mut end = text.len().min(size);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        // Behind a 14-byte header, as a 64-bit-length frame's payload sits in the read buffer.
+        let mut masked = vec![0u8; 14];
+        masked.extend_from_slice(&text.as_bytes()[..end]);
+        apply_mask(&mut masked[14..], KEY, 0);
+        group.throughput(Throughput::Bytes(end as u64));
+        group.bench_function(BenchmarkId::new("wsflow_one_pass", name), |b| {
+            b.iter_batched_ref(
+                || masked.clone(),
+                |buf| {
+                    let mut validator = Utf8Validator::new();
+                    validator.unmask_and_feed(&mut buf[14..], KEY, 0).unwrap();
+                    validator.finish().unwrap();
+                },
+                criterion::BatchSize::SmallInput,
+            );
+        });
+        group.bench_function(BenchmarkId::new("wsflow_two_passes", name), |b| {
+            b.iter_batched_ref(
+                || masked.clone(),
+                |buf| {
+                    apply_mask(&mut buf[14..], KEY, 0);
+                    let mut validator = Utf8Validator::new();
+                    validator.feed(&buf[14..]).unwrap();
+                    validator.finish().unwrap();
+                },
+                criterion::BatchSize::SmallInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, masking, header_parse, utf8, unmask_and_validate);
 criterion_main!(benches);
