@@ -133,6 +133,38 @@ fn short_frame() -> impl Strategy<Value = Frame> {
         })
 }
 
+/// Text frames (and a few others) of every length class, most of them valid UTF-8, with the
+/// rest of `short_frame`'s variety: for the whole-text path.
+fn text_frame() -> impl Strategy<Value = Frame> {
+    (
+        prop_oneof![4 => Just(OpCode::Text), 1 => opcode()],
+        prop_oneof![4 => Just(true), 1 => Just(false)],
+        prop_oneof![4 => Just(false), 1 => Just(true)],
+        proptest::option::of(any::<[u8; 4]>()),
+        prop_oneof![
+            3 => (near_the_limits(), "[a-zé日本𝄞]{0,40}").prop_map(|(len, unit)| {
+                // Valid text of about `len` bytes.
+                let mut text = unit.repeat(len / unit.len().max(1) + 1);
+                while text.len() > len {
+                    text.pop();
+                }
+                text.into_bytes()
+            }),
+            1 => near_the_limits().prop_flat_map(|len| proptest::collection::vec(any::<u8>(), len)),
+            1 => (8180usize..8200).prop_map(|len| "é".repeat(len / 2).into_bytes()),
+        ],
+    )
+        .prop_map(|(opcode, fin, rsv1, mask, payload)| {
+            let mut frame = Frame::new(opcode, Bytes::from(payload)).with_mask(mask);
+            frame.fin = fin || opcode.is_control();
+            frame.rsv1 = rsv1 && !opcode.is_control();
+            if opcode.is_control() {
+                frame.payload.truncate(125);
+            }
+            frame
+        })
+}
+
 /// Lengths and limits close to one another and to where the length field grows (126 bytes,
 /// 64 KiB), where an off-by-one would show.
 fn near_the_limits() -> impl Strategy<Value = usize> {
@@ -222,5 +254,55 @@ proptest! {
         }
         prop_assert!(burst.is_empty() && burst.next().is_none());
         prop_assert_eq!(&burst_buf, &single_buf);
+    }
+
+    #[test]
+    fn the_whole_text_path_takes_what_decode_would_and_validates_like_str(
+        frames in proptest::collection::vec(text_frame(), 1..6),
+        garbage in proptest::collection::vec(any::<u8>(), 0..8),
+        server in any::<bool>(),
+        max_frame in prop_oneof![near_the_limits(), Just(1 << 20)],
+        max_payload in prop_oneof![near_the_limits(), Just(1 << 20)],
+    ) {
+        let mut buf = wire_of(&frames, &garbage);
+        let mut decoder = short_path_decoder(server, max_frame);
+        loop {
+            let original = buf.clone();
+            let mut text_buf = buf.clone();
+            let mut text_decoder = decoder.clone();
+            let text = text_decoder.decode_whole_text_frame(&mut text_buf, max_payload);
+            let general = decoder.decode(&mut buf);
+            match text {
+                Some(text) => {
+                    let frame = general.expect("the text path took a valid frame").expect("whole");
+                    prop_assert!(frame.fin && frame.header().rsv_bits() == 0);
+                    prop_assert_eq!(frame.opcode, OpCode::Text);
+                    prop_assert!(frame.payload.len() <= max_payload.min(max_frame));
+                    match std::str::from_utf8(&frame.payload) {
+                        Ok(expected) => {
+                            let text = text.unwrap();
+                            prop_assert_eq!(text.as_str(), expected);
+                        }
+                        Err(_) => prop_assert!(text.is_err()),
+                    }
+                    prop_assert_eq!(&text_buf, &buf);
+                }
+                None => {
+                    prop_assert_eq!(&text_buf, &original);
+                    match general {
+                        Ok(Some(frame)) => {
+                            // Only what the path must leave: not a whole message of its own,
+                            // not text, masked the wrong way, or over `max_payload`.
+                            let takeable = frame.opcode == OpCode::Text
+                                && frame.fin
+                                && frame.header().rsv_bits() == 0
+                                && frame.payload.len() <= max_payload;
+                            prop_assert!(!takeable, "left a frame it should take");
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
     }
 }

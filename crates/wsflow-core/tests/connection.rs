@@ -645,6 +645,28 @@ fn a_long_text_message_in_one_frame_is_unmasked_and_validated_whole() {
 }
 
 #[test]
+fn a_long_text_frame_in_a_burst_keeps_its_order() {
+    // The 10 KB text frame ends the short path's burst and takes the one-pass path; the
+    // frames after it start a new burst.
+    let long = "日本語のテキスト ".repeat(400);
+    let mut wire = client_frame(Frame::new(OpCode::Text, "first"));
+    wire.extend(client_frame(Frame::new(OpCode::Text, long.clone())));
+    wire.extend(client_frame(Frame::new(OpCode::Binary, "third")));
+    wire.extend(client_frame(Frame::new(OpCode::Text, "fourth")));
+    let mut pair = Pair::new();
+    pair.server.handle_bytes(&wire, pair.now);
+    assert_eq!(
+        messages(&drain_events(&mut pair.server)),
+        [
+            Message::text("first"),
+            Message::text(long),
+            Message::binary("third"),
+            Message::text("fourth")
+        ]
+    );
+}
+
+#[test]
 fn invalid_utf8_fails_at_the_fragment_that_breaks_it() {
     // Autobahn 6.4.1: valid first fragment, invalid second, third never needed.
     let mut pair = Pair::new();
