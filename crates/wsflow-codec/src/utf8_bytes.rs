@@ -5,9 +5,9 @@
 //! every reader validate again. `Utf8Bytes` keeps the zero-copy `Bytes` and remembers that the
 //! content was validated, so it derefs to `&str` for free.
 //!
-//! This is the only module of the crate with `unsafe` code: two calls that skip a validation
-//! the type's invariant already guarantees, and one that takes bytes the module has just
-//! validated itself.
+//! Its `unsafe` code (the crate's other is in `mask::wide` and `utf8::wide`, the vector
+//! paths) is two calls that skip a validation the type's invariant already guarantees, and one
+//! that takes bytes the module has just validated itself.
 #![allow(unsafe_code)]
 
 use std::borrow::Borrow;

@@ -245,6 +245,22 @@ mod avx512 {
             }
         }
 
+        /// Checks the next four blocks: skipped together if they are all ASCII, each checked
+        /// otherwise.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+        #[inline]
+        fn check_run(&mut self, [a, b, c, d]: [__m512i; 4]) {
+            let any = _mm512_or_si512(_mm512_or_si512(a, b), _mm512_or_si512(c, d));
+            if _mm512_movepi8_mask(any) == 0 {
+                self.skip_ascii(d);
+            } else {
+                self.check_all(a);
+                self.check_all(b);
+                self.check_all(c);
+                self.check_all(d);
+            }
+        }
+
         /// Checks the next 64 bytes, whatever they are.
         #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
         #[inline]
@@ -349,21 +365,12 @@ mod avx512 {
         // As in `is_valid`: ASCII runs of four blocks skip the checks.
         let (runs, blocks) = blocks.as_chunks_mut::<4>();
         for [a, b, c, d] in runs {
-            let [a, b, c, d] = [
+            checker.check_run([
                 unmask(a, key),
                 unmask(b, key),
                 unmask(c, key),
                 unmask(d, key),
-            ];
-            let any = _mm512_or_si512(_mm512_or_si512(a, b), _mm512_or_si512(c, d));
-            if _mm512_movepi8_mask(any) == 0 {
-                checker.skip_ascii(d);
-            } else {
-                checker.check_all(a);
-                checker.check_all(b);
-                checker.check_all(c);
-                checker.check_all(d);
-            }
+            ]);
         }
         for block in blocks {
             checker.check(unmask(block, key));
@@ -411,16 +418,7 @@ mod avx512 {
         // odd ASCII block saves).
         let (runs, blocks) = blocks.as_chunks::<4>();
         for [a, b, c, d] in runs {
-            let [a, b, c, d] = [load(a), load(b), load(c), load(d)];
-            let any = _mm512_or_si512(_mm512_or_si512(a, b), _mm512_or_si512(c, d));
-            if _mm512_movepi8_mask(any) == 0 {
-                checker.skip_ascii(d);
-            } else {
-                checker.check_all(a);
-                checker.check_all(b);
-                checker.check_all(c);
-                checker.check_all(d);
-            }
+            checker.check_run([load(a), load(b), load(c), load(d)]);
         }
         for block in blocks {
             checker.check(load(block));
