@@ -12,6 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::error::ProtocolError;
 use crate::frame::{Frame, FrameHeader, HeaderParse, OpCode};
 use crate::mask::{apply_mask, unmask_whole_payload};
+use crate::utf8::Utf8Validator;
 use crate::utf8_bytes::Utf8Bytes;
 
 /// Which end of the connection an endpoint is. Clients mask what they send; servers require
@@ -432,6 +433,69 @@ impl FrameDecoder {
         Ok(Some(Frame::from_header(header, payload)))
     }
 
+    /// For a masked data frame in progress whose payload is text: unmasks the payload bytes
+    /// that arrived since the last call (they follow, at the front of `src`, the ones
+    /// [`FrameDecoder::partial_frame`] showed) and feeds them to `utf8`, in one pass where
+    /// the CPU allows (see [`Utf8Validator::unmask_and_feed`]). `validated` says how many
+    /// bytes of this frame's payload `utf8` has seen; unless that is every byte unmasked so
+    /// far, nothing is done. Returns how many bytes of the payload are unmasked (and so
+    /// validated) now, or [`ProtocolError::InvalidUtf8`] (the bytes unmasked all the same).
+    ///
+    /// Returns `None`, changing nothing, between frames, for an unmasked frame or a control
+    /// frame, and when `validated` does not match: [`FrameDecoder::decode`] then unmasks the
+    /// new bytes, to be validated after, as for any frame. A frame too long for one read
+    /// arrives in pieces, and this path saves most of the unmasking of each piece but the
+    /// first (the one the header came with, unmasked by `decode`).
+    ///
+    /// [`Utf8Validator::unmask_and_feed`]: crate::Utf8Validator::unmask_and_feed
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use wsflow_codec::{Frame, FrameDecoder, OpCode, Role, Utf8Validator};
+    ///
+    /// let text = "κόσμε ".repeat(1_000);
+    /// let mut wire = BytesMut::new();
+    /// Frame::new(OpCode::Text, text.clone()).with_mask(Some([1, 2, 3, 4])).encode(&mut wire);
+    ///
+    /// let mut server = FrameDecoder::new(Role::Server);
+    /// let mut utf8 = Utf8Validator::new();
+    /// let mut src = BytesMut::new();
+    /// src.extend_from_slice(&wire.split_to(3_000)); // the header and a first piece
+    /// assert!(server.decode(&mut src).unwrap().is_none());
+    /// let first = server.partial_frame(&src).unwrap().1.len();
+    /// utf8.feed(&src[..first]).unwrap();
+    ///
+    /// src.extend_from_slice(&wire); // the rest
+    /// let validated = server.unmask_partial_text(&mut src, &mut utf8, first).unwrap().unwrap();
+    /// assert_eq!(validated, text.len());
+    /// utf8.finish().unwrap();
+    /// let frame = server.decode(&mut src).unwrap().unwrap();
+    /// assert_eq!(frame.payload, text.as_bytes());
+    /// ```
+    pub fn unmask_partial_text(
+        &mut self,
+        src: &mut BytesMut,
+        utf8: &mut Utf8Validator,
+        validated: usize,
+    ) -> Option<Result<usize, ProtocolError>> {
+        let partial = self.partial.as_mut()?;
+        let key = partial.header.mask?;
+        if !partial.header.opcode.is_data() || validated != partial.unmasked {
+            return None;
+        }
+        // Bounded by `check` when the header parsed (see `decode`).
+        let available = src.len().min(partial.header.payload_len as usize);
+        let start = partial.unmasked;
+        if available <= start {
+            return Some(Ok(start));
+        }
+        partial.unmasked = available;
+        Some(
+            utf8.unmask_and_feed(&mut src[start..available], key, start)
+                .map(|()| available),
+        )
+    }
+
     /// The frame in progress: its header and the unmasked payload received so far, which
     /// sits at the front of `src`. `None` between frames.
     pub fn partial_frame<'a>(&self, src: &'a BytesMut) -> Option<(&FrameHeader, &'a [u8])> {
@@ -831,5 +895,185 @@ mod tests {
         assert!(decoder.decode(&mut src).unwrap().is_none());
         src.extend_from_slice(&whole);
         assert!(decoder.decode_whole_text_frame(&mut src, 100).is_none());
+    }
+
+    /// Drives a decoder over `wire` in reads of the given sizes as a connection does: the
+    /// pieces after the first through `unmask_partial_text`, the first through `decode`
+    /// and a plain `feed`. Returns the frame, the validator's verdict, and how many pieces
+    /// took the one pass.
+    fn decode_text_in_pieces(
+        wire: &[u8],
+        reads: &[usize],
+    ) -> (Option<Frame>, Result<(), ProtocolError>, usize) {
+        let mut decoder = FrameDecoder::new(Role::Server);
+        let mut utf8 = Utf8Validator::new();
+        let mut validated = 0;
+        let mut fused = 0;
+        let mut src = BytesMut::new();
+        let mut rest = wire;
+        let mut sizes = reads.iter().copied().cycle();
+        loop {
+            let take = sizes.next().unwrap().min(rest.len());
+            src.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if let Some(done) = decoder.unmask_partial_text(&mut src, &mut utf8, validated) {
+                fused += 1;
+                match done {
+                    Ok(unmasked) => validated = unmasked,
+                    Err(err) => return (None, Err(err), fused),
+                }
+            }
+            match decoder.decode(&mut src).unwrap() {
+                Some(frame) => {
+                    let verdict = utf8
+                        .feed(&frame.payload[validated..])
+                        .and_then(|()| utf8.finish());
+                    return (Some(frame), verdict, fused);
+                }
+                None => {
+                    let prefix = decoder.partial_frame(&src).map_or(&[][..], |(_, p)| p);
+                    if let Err(err) = utf8.feed(&prefix[validated..]) {
+                        return (None, Err(err), fused);
+                    }
+                    validated = prefix.len();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_in_pieces_is_unmasked_and_validated_in_one_pass_after_the_first() {
+        let text = "κόσμε, 日本語 🎉 ".repeat(400); // 10.8 KB, every length of code point
+        let bytes =
+            wire(&Frame::new(OpCode::Text, text.clone()).with_mask(Some([7, 0x9c, 3, 0xf1])));
+        for reads in [
+            &[1][..],
+            &[2],
+            &[3],
+            &[5, 64],
+            &[100],
+            &[777, 13],
+            &[4096],
+            &[10_000],
+        ] {
+            let (frame, verdict, fused) = decode_text_in_pieces(&bytes, reads);
+            let frame = frame.unwrap();
+            assert_eq!(frame.payload, text.as_bytes(), "reads of {reads:?}");
+            assert_eq!(verdict, Ok(()), "reads of {reads:?}");
+            if reads[0] < bytes.len() {
+                assert!(fused > 0, "reads of {reads:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_text_in_a_later_piece_is_refused_and_the_piece_unmasked() {
+        let text = "é".repeat(3000).into_bytes();
+        for (at, wrong) in [(2000, 0x80), (3001, 0xff), (5999, 0xc3), (4500, 0xed)] {
+            let mut bad = text.clone();
+            bad[at] = wrong;
+            let bytes = wire(&Frame::new(OpCode::Text, bad).with_mask(Some([9, 8, 7, 6])));
+            for reads in [&[1500][..], &[1000, 7], &[4100]] {
+                let (_, verdict, _) = decode_text_in_pieces(&bytes, reads);
+                assert_eq!(
+                    verdict,
+                    Err(ProtocolError::InvalidUtf8),
+                    "{wrong:x} at {at}"
+                );
+            }
+        }
+        // The piece that failed is unmasked all the same.
+        let mut bad = text.clone();
+        bad[2500] = 0xff;
+        let bytes = wire(&Frame::new(OpCode::Text, bad.clone()).with_mask(Some([1, 2, 3, 4])));
+        let mut decoder = FrameDecoder::new(Role::Server);
+        let mut src = BytesMut::from(&bytes[..1000]);
+        assert!(decoder.decode(&mut src).unwrap().is_none());
+        let first = src.len();
+        let mut utf8 = Utf8Validator::new();
+        utf8.feed(&src).unwrap();
+        src.extend_from_slice(&bytes[1000..]);
+        let outcome = decoder.unmask_partial_text(&mut src, &mut utf8, first);
+        assert_eq!(outcome, Some(Err(ProtocolError::InvalidUtf8)));
+        assert_eq!(&src[..], &bad[..]);
+    }
+
+    #[test]
+    fn unmask_partial_text_leaves_every_other_frame_to_decode() {
+        let key = Some([1, 2, 3, 4]);
+        let cut = |frame: Frame, role: Role| {
+            let bytes = wire(&frame);
+            let mut decoder = FrameDecoder::new(role);
+            let mut src = BytesMut::from(&bytes[..bytes.len() - 30]);
+            assert!(decoder.decode(&mut src).unwrap().is_none());
+            src.extend_from_slice(&bytes[bytes.len() - 30..]);
+            (decoder, src)
+        };
+        let text = "héllo".repeat(20);
+        let cases = [
+            (
+                "a ping",
+                cut(
+                    Frame::new(OpCode::Ping, text.clone()).with_mask(key),
+                    Role::Server,
+                ),
+                0,
+            ),
+            (
+                "unmasked",
+                cut(Frame::new(OpCode::Text, text.clone()), Role::Client),
+                0,
+            ),
+            (
+                "validated behind",
+                cut(
+                    Frame::new(OpCode::Text, text.clone()).with_mask(key),
+                    Role::Server,
+                ),
+                3,
+            ),
+        ];
+        for (what, (mut decoder, src), behind) in cases {
+            let mut after = src.clone();
+            let seen = decoder.partial_frame(&src).unwrap().1.len();
+            let mut utf8 = Utf8Validator::new();
+            assert!(
+                decoder
+                    .unmask_partial_text(&mut after, &mut utf8, seen - behind)
+                    .is_none(),
+                "{what}"
+            );
+            assert_eq!(after, src, "{what}: left untouched");
+            assert_eq!(
+                decoder.decode(&mut after).unwrap().unwrap().payload,
+                text.as_bytes(),
+                "{what}"
+            );
+        }
+        // Between frames: nothing in progress.
+        let mut src = wire(&Frame::new(OpCode::Text, text.clone()).with_mask(key));
+        let mut decoder = FrameDecoder::new(Role::Server);
+        assert!(
+            decoder
+                .unmask_partial_text(&mut src, &mut Utf8Validator::new(), 0)
+                .is_none()
+        );
+        // A continuation frame of a text message takes the one pass.
+        let bytes = wire(&Frame::new(OpCode::Continuation, text.clone()).with_mask(key));
+        let mut decoder = FrameDecoder::new(Role::Server);
+        let mut src = BytesMut::from(&bytes[..20]);
+        assert!(decoder.decode(&mut src).unwrap().is_none());
+        let seen = decoder.partial_frame(&src).unwrap().1.len();
+        let mut utf8 = Utf8Validator::new();
+        utf8.feed(&src[..seen]).unwrap();
+        src.extend_from_slice(&bytes[20..]);
+        assert_eq!(
+            decoder.unmask_partial_text(&mut src, &mut utf8, seen),
+            Some(Ok(text.len()))
+        );
+        assert_eq!(
+            decoder.decode(&mut src).unwrap().unwrap().payload,
+            text.as_bytes()
+        );
     }
 }

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use wsflow_codec::{DecoderConfig, Frame, FrameDecoder, OpCode, Role};
+use wsflow_codec::{DecoderConfig, Frame, FrameDecoder, OpCode, Role, Utf8Validator};
 
 fn opcode() -> impl Strategy<Value = OpCode> {
     prop_oneof![
@@ -304,5 +304,76 @@ proptest! {
                 }
             }
         }
+    }
+
+    /// Text read in pieces, as a connection takes it: each piece of a data frame in
+    /// progress through `unmask_partial_text` (one pass), the first through `decode` and a
+    /// plain `feed`. The frames are those `decode` returns from the whole input, exactly
+    /// unmasked, and each data frame's verdict is `str`'s.
+    #[test]
+    fn text_in_pieces_unmasks_like_decode_and_validates_like_str(
+        frames in proptest::collection::vec(text_frame(), 1..4),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        server in any::<bool>(),
+    ) {
+        let wire = wire_of(&frames, &[]);
+        let mut expected = Vec::new();
+        let mut all = wire.clone();
+        let mut plain = short_path_decoder(server, 1 << 20);
+        let whole_failed = loop {
+            match plain.decode(&mut all) {
+                Ok(Some(frame)) => expected.push(frame),
+                Ok(None) => break false,
+                Err(_) => break true,
+            }
+        };
+        let mut decoder = short_path_decoder(server, 1 << 20);
+        let mut ends: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+        ends.push(wire.len());
+        ends.sort_unstable();
+        let (mut buf, mut got, mut start) = (BytesMut::new(), Vec::new(), 0);
+        let (mut utf8, mut validated, mut valid) = (Utf8Validator::new(), 0, true);
+        let mut failed = false;
+        'pieces: for end in ends {
+            buf.extend_from_slice(&wire[start..end]);
+            start = end;
+            loop {
+                if valid
+                    && let Some(done) = decoder.unmask_partial_text(&mut buf, &mut utf8, validated)
+                {
+                    match done {
+                        Ok(unmasked) => validated = unmasked,
+                        Err(_) => valid = false,
+                    }
+                }
+                match decoder.decode(&mut buf) {
+                    Ok(Some(frame)) => {
+                        if frame.opcode.is_data() {
+                            let verdict = valid
+                                && utf8.feed(&frame.payload[validated..]).and_then(|()| utf8.finish()).is_ok();
+                            prop_assert_eq!(verdict, std::str::from_utf8(&frame.payload).is_ok());
+                        }
+                        got.push(frame);
+                        (utf8, validated, valid) = (Utf8Validator::new(), 0, true);
+                    }
+                    Ok(None) => {
+                        if valid
+                            && let Some((header, prefix)) = decoder.partial_frame(&buf)
+                            && header.opcode.is_data()
+                        {
+                            valid = utf8.feed(&prefix[validated..]).is_ok();
+                            validated = prefix.len();
+                        }
+                        break;
+                    }
+                    Err(_) => {
+                        failed = true;
+                        break 'pieces;
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(failed, whole_failed);
+        prop_assert_eq!(got, expected);
     }
 }

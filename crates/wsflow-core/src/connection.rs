@@ -1061,6 +1061,12 @@ impl Connection {
             // takes one.
             return Ok(FrameProgress::Event(Event::Message(Message::Text(text?))));
         }
+        if self.frame_checked
+            && let Some(message) = &mut self.message
+        {
+            // More of a frame in progress: text is unmasked and validated in one pass.
+            message.unmask_partial(&mut self.decoder, &mut self.pending)?;
+        }
         let Some(frame) = self.decoder.decode(&mut self.pending)? else {
             let partial = self
                 .decoder

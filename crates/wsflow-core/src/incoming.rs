@@ -13,7 +13,7 @@
 #![allow(unsafe_code)]
 
 use bytes::{Bytes, BytesMut};
-use wsflow_codec::{ProtocolError, Utf8Bytes, Utf8Validator};
+use wsflow_codec::{FrameDecoder, ProtocolError, Utf8Bytes, Utf8Validator};
 
 use crate::event::Message;
 use crate::extension::Extension;
@@ -72,6 +72,24 @@ impl IncomingMessage {
         if self.validates_frames() && prefix.len() > self.frame_validated {
             self.utf8.feed(&prefix[self.frame_validated..])?;
             self.frame_validated = prefix.len();
+        }
+        Ok(())
+    }
+
+    /// Unmasks and validates the newly arrived part of the frame in progress in one pass, when
+    /// that is a masked frame of this message and the message is text to validate (see
+    /// [`FrameDecoder::unmask_partial_text`]); for any other frame it does nothing, and the
+    /// decoder unmasks the new part, for `validate_partial` to validate after.
+    pub(crate) fn unmask_partial(
+        &mut self,
+        decoder: &mut FrameDecoder,
+        src: &mut BytesMut,
+    ) -> Result<(), ProtocolError> {
+        if self.validates_frames()
+            && let Some(unmasked) =
+                decoder.unmask_partial_text(src, &mut self.utf8, self.frame_validated)
+        {
+            self.frame_validated = unmasked?;
         }
         Ok(())
     }

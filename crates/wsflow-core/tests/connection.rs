@@ -645,6 +645,79 @@ fn a_long_text_message_in_one_frame_is_unmasked_and_validated_whole() {
 }
 
 #[test]
+fn text_read_in_pieces_is_unmasked_and_validated_as_it_arrives() {
+    // A 100 KB text message in two fragments with a ping between them, read in pieces: the
+    // pieces of a frame after its first are unmasked and validated in one pass.
+    let text = "κόσμε 日本語 𝄞 ".repeat(4000);
+    let (first, second) = text.as_bytes().split_at(30_001); // inside a code point
+    let config = Config::server()
+        .max_received_frame_size(1 << 20)
+        .max_received_message_size(1 << 20);
+    let mut wire = client_frame(Frame::new(OpCode::Text, first.to_vec()).with_fin(false));
+    wire.extend(client_frame(Frame::new(OpCode::Ping, "mid")));
+    wire.extend(client_frame(Frame::new(
+        OpCode::Continuation,
+        second.to_vec(),
+    )));
+    for piece in [1000, 4096, 9_999, 65_536] {
+        let mut pair = Pair::with_configs(Config::client(), config.clone());
+        let mut events = Vec::new();
+        for chunk in wire.chunks(piece) {
+            pair.server.handle_bytes(chunk, pair.now);
+            events.extend(drain_events(&mut pair.server));
+        }
+        assert!(
+            matches!(&events[0], Event::Ping(p) if &p[..] == b"mid"),
+            "pieces of {piece}"
+        );
+        assert_eq!(
+            messages(&events),
+            [Message::text(text.clone())],
+            "pieces of {piece}"
+        );
+        // Frame by frame, without assembly: the same text.
+        let mut pair =
+            Pair::with_configs(Config::client(), config.clone().assemble_fragments(false));
+        let mut received = Vec::new();
+        for chunk in wire.chunks(piece) {
+            pair.server.handle_bytes(chunk, pair.now);
+            for event in drain_events(&mut pair.server) {
+                if let Event::Frame(frame) = event
+                    && frame.opcode.is_data()
+                {
+                    received.extend_from_slice(&frame.payload);
+                }
+            }
+        }
+        assert_eq!(received, text.as_bytes(), "frames in pieces of {piece}");
+    }
+    // A wrong byte in the second fragment fails the connection (1007) at the piece that
+    // brings it, before the fragment is complete.
+    let mut bad = second.to_vec();
+    bad[40_000] = 0xc0;
+    let mut wire = client_frame(Frame::new(OpCode::Text, first.to_vec()).with_fin(false));
+    let bad_at = wire.len() + 14 + 40_000;
+    wire.extend(client_frame(Frame::new(OpCode::Continuation, bad)));
+    let mut pair = Pair::with_configs(Config::client(), config);
+    let mut fed = 0;
+    let failed_at = wire.chunks(8192).find_map(|chunk| {
+        pair.server.handle_bytes(chunk, pair.now);
+        fed += chunk.len();
+        drain_events(&mut pair.server)
+            .iter()
+            .any(|e| matches!(e, Event::Error(Error::Protocol(ProtocolError::InvalidUtf8))))
+            .then_some(fed)
+    });
+    let failed_at = failed_at.expect("the wrong byte is found");
+    assert!(failed_at > bad_at && failed_at < wire.len(), "{failed_at}");
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(
+        sent.last().unwrap().close_status(),
+        Some(CloseCode::INVALID_DATA)
+    );
+}
+
+#[test]
 fn a_long_text_frame_in_a_burst_keeps_its_order() {
     // The 10 KB text frame ends the short path's burst and takes the one-pass path; the
     // frames after it start a new burst.
