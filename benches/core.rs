@@ -8,6 +8,10 @@
 //!   text (mostly multi-byte UTF-8).
 //! - `core_one_way_16`: sixteen messages per iteration from the client to the server in one
 //!   transfer, as when messages are pipelined: the server parses them all from one read.
+//! - `core_read_in_pieces`: one 256 KiB message from the client to the server, read by the
+//!   server in pieces of 16 KiB or 64 KiB, as a socket delivers a message longer than one read:
+//!   the server buffers the frame in progress, unmasks each piece and validates text as it
+//!   arrives.
 //! - `core_compressed_fan_out`: one 2 KiB JSON message sent by a server to 100 connections
 //!   with permessage-deflate, as a broadcast does (wsflow only: the peer has no compression).
 //!   Without context takeover the connections share the thread's compressor, and the same
@@ -297,6 +301,61 @@ fn one_way_batch(c: &mut Criterion) {
     group.finish();
 }
 
+fn read_in_pieces(c: &mut Criterion) {
+    const SIZE: usize = 256 * 1024;
+    let mut group = c.benchmark_group("core_read_in_pieces");
+    group.throughput(Throughput::Bytes(SIZE as u64));
+    for text in [false, true] {
+        let kind = if text { "text" } else { "binary" };
+        let payload = payload(SIZE, text);
+        for piece in [16 * 1024, 64 * 1024] {
+            let mut pair = WsflowPair::new();
+            pair.client.send(wsflow_message(&payload, text)).unwrap();
+            let mut wire = Vec::new();
+            for chunk in pair.client.poll_transmit().unwrap() {
+                wire.extend_from_slice(chunk);
+            }
+            let id = BenchmarkId::new(format!("wsflow_{kind}"), format!("{}k", piece / 1024));
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    for chunk in wire.chunks(piece) {
+                        pair.server.handle_bytes(chunk, pair.now);
+                    }
+                    let Some(Event::Message(message)) = pair.server.poll_event() else {
+                        panic!("the server received no message");
+                    };
+                    black_box(message);
+                });
+            });
+            let mut pair = TungstenitePair::new();
+            pair.client
+                .send(tungstenite_message(&payload, text))
+                .unwrap();
+            let wire = std::mem::take(&mut pair.client.get_mut().output);
+            let id = BenchmarkId::new(format!("tungstenite_{kind}"), format!("{}k", piece / 1024));
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    for chunk in wire.chunks(piece) {
+                        let input = pair.server.get_mut();
+                        input.input.clear();
+                        input.input.extend_from_slice(chunk);
+                        input.read = 0;
+                        match pair.server.read() {
+                            Ok(message) => {
+                                black_box(message);
+                            }
+                            Err(tungstenite::Error::Io(err))
+                                if err.kind() == io::ErrorKind::WouldBlock => {}
+                            Err(err) => panic!("{err}"),
+                        }
+                    }
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
 /// A server connection with permessage-deflate agreed as `agreed` says.
 fn compressing_server(agreed: &DeflateConfig) -> Connection {
     let negotiated = Negotiated::new()
@@ -368,5 +427,11 @@ fn compressed_fan_out(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, echo, one_way_batch, compressed_fan_out);
+criterion_group!(
+    benches,
+    echo,
+    one_way_batch,
+    read_in_pieces,
+    compressed_fan_out
+);
 criterion_main!(benches);

@@ -504,13 +504,21 @@ impl FrameDecoder {
             .map(|partial| (&partial.header, &src[..partial.unmasked.min(src.len())]))
     }
 
-    /// How many more bytes `src` needs before the next call can make progress: the rest of
-    /// the header, or the rest of the payload once the header is known.
+    /// How many more bytes `src` needs to hold the whole frame it starts with (or the rest of
+    /// the frame in progress): the rest of the header while it is incomplete, then the rest
+    /// of the frame. 0 once the frame is whole, and for a header that breaks a rule (which
+    /// [`FrameDecoder::decode`] reports), so the answer never exceeds the frame size limit
+    /// by more than a header. A reader can size its next read by it.
     pub fn bytes_needed(&self, src: &BytesMut) -> usize {
         match &self.partial {
             Some(partial) => (partial.header.payload_len as usize).saturating_sub(src.len()),
             None => match FrameHeader::parse(src) {
                 Ok(HeaderParse::Incomplete { needed }) => needed,
+                // `check` bounds the length by the configured limit, which is a usize.
+                Ok(HeaderParse::Complete { header, len }) if self.config.check(&header).is_ok() => {
+                    len.saturating_add(header.payload_len as usize)
+                        .saturating_sub(src.len())
+                }
                 _ => 0,
             },
         }
@@ -735,6 +743,15 @@ mod tests {
         src.extend_from_slice(&bytes[3..10]);
         assert!(decoder.decode(&mut src).unwrap().is_none());
         assert_eq!(decoder.bytes_needed(&src), 300 - 6);
+        // A whole header not yet taken by `decode`: the rest of its frame.
+        let src = BytesMut::from(&bytes[..10]);
+        let fresh = FrameDecoder::new(Role::Client);
+        assert_eq!(fresh.bytes_needed(&src), 4 + 300 - 10);
+        assert_eq!(fresh.bytes_needed(&bytes), 0);
+        // Over the frame size limit: nothing to read for, `decode` refuses it.
+        let small = FrameDecoder::with_config(DecoderConfig::new(Role::Client).max_frame_size(100));
+        assert_eq!(small.bytes_needed(&src), 0);
+        assert!(small.clone().decode(&mut src.clone()).is_err());
     }
 
     #[test]

@@ -1068,6 +1068,52 @@ fn the_read_buffer_grows_for_bulk_reads_and_shrinks_back_when_traffic_is_small()
 }
 
 #[test]
+fn a_long_frame_read_in_pieces_is_not_copied_read_after_read() {
+    // 256 KiB messages one after another, read in pieces of at most 16 KiB (less when the
+    // buffer offers less, as a socket's read takes), with events taken after each read as a
+    // driver does, or only at the end: once a frame's header is in, its buffer holds the
+    // whole frame, and every read lands right behind the last; the frame in progress is not
+    // copied to offer a read more room.
+    let now = std::time::Instant::now();
+    let frame = client_frame(Frame::new(OpCode::Binary, vec![5u8; 256 * 1024]));
+    for poll_each_read in [true, false] {
+        let mut server = Connection::new(
+            Role::Server,
+            Config::server().max_received_frame_size(1 << 20),
+            Negotiated::new(),
+            BytesMut::new(),
+            now,
+        );
+        let mut received = Vec::new();
+        for round in 0..4 {
+            let (mut moves, mut next_at) = (0, 0);
+            let mut wire = &frame[..];
+            while !wire.is_empty() {
+                let buf = server.read_buffer();
+                let n = (buf.capacity() - buf.len()).min(16 * 1024).min(wire.len());
+                let at = buf.as_ptr() as usize + buf.len();
+                moves += usize::from(at != next_at);
+                buf.extend_from_slice(&wire[..n]);
+                wire = &wire[n..];
+                next_at = at + n;
+                server.handle_read(now);
+                if poll_each_read {
+                    received.extend(messages(&drain_events(&mut server)));
+                }
+            }
+            received.extend(messages(&drain_events(&mut server)));
+            assert_eq!(received.len(), round + 1);
+            // The first read, and the one after the header, when the buffer is sized for
+            // the frame.
+            assert!(
+                moves <= 2,
+                "round {round}, events after each read: {poll_each_read}: the input moved {moves} times"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_quiet_connection_gives_its_read_buffer_back_but_never_with_input_in_it() {
     let start = std::time::Instant::now();
     let interval = std::time::Duration::from_secs(20);
