@@ -666,6 +666,42 @@ impl Connection {
             // an event before reading, decided without a call.
             return None;
         }
+        if let Some(message) = self.poll_burst_message() {
+            return Some(Event::Message(message));
+        }
+        self.next_event()
+    }
+
+    /// The next event if it is the next message of a burst of short messages read together,
+    /// already cut from the input: what [`Connection::poll_event`] would return as
+    /// [`Event::Message`], without building the event. `None` when the next event is anything
+    /// else, or when there is none yet; [`Connection::poll_event`] then tells which.
+    ///
+    /// A shortcut for a driver that delivers messages, worth having when many messages arrive
+    /// in each read: a message handed through fewer layers is copied fewer times.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use bytes::BytesMut;
+    /// use wsflow_core::{Config, Connection, Event, Message, Negotiated, Role};
+    ///
+    /// let now = Instant::now();
+    /// let mut client = Connection::new(Role::Client, Config::client(), Negotiated::new(), BytesMut::new(), now);
+    /// let mut server = Connection::new(Role::Server, Config::server(), Negotiated::new(), BytesMut::new(), now);
+    /// for n in 0..3u8 {
+    ///     client.send(Message::binary(vec![n])).unwrap();
+    /// }
+    /// // All three arrive in one read.
+    /// let wire: Vec<u8> = client.poll_transmit().unwrap().flatten().copied().collect();
+    /// server.handle_bytes(&wire, now);
+    /// // The first message of a burst comes as an event, the rest also as bare messages.
+    /// assert!(matches!(server.poll_event(), Some(Event::Message(_))));
+    /// assert_eq!(server.poll_burst_message(), Some(Message::binary(vec![1])));
+    /// assert_eq!(server.poll_burst_message(), Some(Message::binary(vec![2])));
+    /// assert_eq!(server.poll_burst_message(), None);
+    /// ```
+    #[inline]
+    pub fn poll_burst_message(&mut self) -> Option<Message> {
         // The rest of a burst of short messages (see `cut_short_frames`), in the state
         // `next_event` would take it in: no event or pong before it, input flowing.
         if !self.short_frames.is_empty()
@@ -676,11 +712,12 @@ impl Connection {
             && let Some((opcode, payload)) = self.short_frames.next()
         {
             match short_message_of(opcode, payload) {
-                Ok(message) => return Some(Event::Message(message)),
+                Ok(message) => return Some(message),
+                // The error is the next event.
                 Err(err) => self.fail(err),
             }
         }
-        self.next_event()
+        None
     }
 
     fn next_event(&mut self) -> Option<Event> {

@@ -942,6 +942,49 @@ fn pausing_in_a_burst_holds_the_rest_until_resumed() {
 }
 
 #[test]
+fn a_burst_comes_bare_from_poll_burst_message_until_something_else_is_next() {
+    let wire = one_read([
+        Frame::new(OpCode::Binary, vec![0u8; 10]),
+        Frame::new(OpCode::Text, "one"),
+        Frame::new(OpCode::Binary, vec![2u8; 10]),
+        Frame::new(OpCode::Text, vec![b'a', 0xff, b'b']),
+        Frame::new(OpCode::Text, "never delivered"),
+    ]);
+    let mut pair = Pair::new();
+    // Nothing read yet: nothing, and no event lost.
+    assert_eq!(pair.server.poll_burst_message(), None);
+    pair.server.handle_bytes(&wire, pair.now);
+    // The first message of a read is taken by `poll_event`, which cuts the rest.
+    assert_eq!(pair.server.poll_burst_message(), None);
+    assert_eq!(
+        messages(&[pair.server.poll_event().unwrap()]),
+        [Message::binary(vec![0u8; 10])]
+    );
+    assert_eq!(pair.server.poll_burst_message(), Some(Message::text("one")));
+    // Paused: held, whichever way it is asked for.
+    pair.server.pause();
+    assert_eq!(pair.server.poll_burst_message(), None);
+    assert!(pair.server.poll_event().is_none());
+    pair.server.resume();
+    assert_eq!(
+        pair.server.poll_burst_message(),
+        Some(Message::binary(vec![2u8; 10]))
+    );
+    // The bad text is no message: the error is the next event, and nothing after it.
+    assert_eq!(pair.server.poll_burst_message(), None);
+    assert!(
+        matches!(
+            pair.server.poll_event(),
+            Some(Event::Error(Error::Protocol(ProtocolError::InvalidUtf8)))
+        ),
+        "the error comes next"
+    );
+    assert_eq!(pair.server.poll_burst_message(), None);
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(sent[0].close_status(), Some(CloseCode::INVALID_DATA));
+}
+
+#[test]
 fn buffered_amount_and_high_water_mark() {
     let mut pair = Pair::with_configs(Config::client(), Config::server().send_high_water_mark(100));
     assert_eq!(pair.server.buffered_amount(), 0);

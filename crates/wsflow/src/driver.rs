@@ -383,6 +383,17 @@ impl Driver {
         }
     }
 
+    /// The next message of a burst already read, when nothing comes before it: see
+    /// [`Connection::poll_burst_message`]. `None` means only that [`Driver::poll_event`] is
+    /// to be asked.
+    #[inline]
+    pub(crate) fn poll_burst_message(&mut self) -> Option<Message> {
+        if self.queues.is_none() && !self.shared.commands_waiting.load(Ordering::Acquire) {
+            return self.conn.poll_burst_message();
+        }
+        None
+    }
+
     /// The next event; `None` once the connection is closed and its last event was taken.
     /// Cancel-safe: nothing is lost if the future polling this is dropped.
     #[inline]

@@ -402,6 +402,10 @@ impl Stream for WebSocket {
     /// them.
     #[inline]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // The rest of a burst, handed over without being wrapped in an event first.
+        if let Some(message) = self.driver.poll_burst_message() {
+            return Poll::Ready(Some(Ok(message)));
+        }
         loop {
             match self.driver.poll_event(cx) {
                 Poll::Ready(Some(Event::Message(message))) => {
