@@ -175,25 +175,31 @@ pub struct Connection {
     decoder: FrameDecoder,
     /// The frame in progress passed the message-level checks.
     frame_checked: bool,
-    /// The message in progress. Boxed, since most messages are single frames read whole,
-    /// which never need one; the box is kept in `spare_message` between messages, so
-    /// messages read in pieces do not allocate one each.
+    /// The message in progress, if `message_in_progress`. Boxed, since most messages are
+    /// single frames read whole, which never need one; the box is kept between messages
+    /// (with the flag clear), so messages read in pieces do not allocate one each.
     message: Option<Box<IncomingMessage>>,
-    spare_message: Option<Box<IncomingMessage>>,
+    message_in_progress: bool,
     eof: bool,
     paused: bool,
 
     events: VecDeque<Event>,
     out: Outgoing,
-    pending_pong: Option<Bytes>,
+    /// The answer to the last ping, until it is queued or cancelled. Boxed: pings are rare
+    /// next to the connection's size, which counts when a server holds many idle ones.
+    pending_pong: Option<Box<Bytes>>,
 
     phase: Phase,
     /// How the connection is ending, once it is; boxed, since open connections need none.
     close: Option<Box<CloseEvent>>,
     /// The latest time passed in, for deadlines started while handling input.
     now: Instant,
-    last_received: Instant,
-    keepalive_ping_sent: Option<Instant>,
+    /// When the keepalive's current wait began: the last input, or the keepalive ping sent
+    /// since, if `keepalive_ping_sent`. One instant for both, since input ends the wait for
+    /// a pong: a connection's size counts when a server holds many idle ones.
+    quiet_since: Instant,
+    /// A keepalive ping went out at `quiet_since` and no input came since.
+    keepalive_ping_sent: bool,
 }
 
 /// What the handshake agreed on beyond the plain protocol.
@@ -263,7 +269,7 @@ impl Connection {
             decoder,
             frame_checked: false,
             message: None,
-            spare_message: None,
+            message_in_progress: false,
             eof: false,
             paused: false,
             events: VecDeque::new(),
@@ -272,8 +278,8 @@ impl Connection {
             phase: Phase::Open,
             close: None,
             now,
-            last_received: now,
-            keepalive_ping_sent: None,
+            quiet_since: now,
+            keepalive_ping_sent: false,
         }
     }
 
@@ -451,7 +457,9 @@ impl Connection {
             self.rx = BytesMut::new();
             self.pending = BytesMut::new();
             self.read_chunk = saturating_u32(MIN_READ_CHUNK);
-            self.spare_message = None;
+            if !self.message_in_progress {
+                self.message = None;
+            }
         }
         self.read_buffer_released()
     }
@@ -547,8 +555,8 @@ impl Connection {
             self.read_chunk = saturating_u32((chunk / 2).max(MIN_READ_CHUNK));
         }
         self.now = now;
-        self.last_received = now;
-        self.keepalive_ping_sent = None;
+        self.quiet_since = now;
+        self.keepalive_ping_sent = false;
         if matches!(self.phase, Phase::TearingDown { .. } | Phase::Closed) {
             // Draining after the close: nothing more is processed.
             self.rx.clear();
@@ -600,19 +608,20 @@ impl Connection {
             Phase::Open if self.config.keepalive => {
                 let interval = self.config.keepalive_interval;
                 let drop = self.config.drop_connection_on_keepalive_timeout;
+                let since = self.quiet_since;
                 match self.keepalive_ping_sent {
-                    None if now >= self.last_received + interval => {
+                    false if now >= since + interval => {
                         // Quiet for a whole interval: no reason to keep a read buffer.
                         self.release_read_buffer();
                         self.send_keepalive_ping(now);
                     }
-                    Some(sent) if drop && now >= sent + self.config.keepalive_grace_period => {
+                    true if drop && now >= since + self.config.keepalive_grace_period => {
                         self.end_abnormally(
                             "Peer not responding.".to_owned(),
                             CloseInitiator::Local,
                         );
                     }
-                    Some(sent) if !drop && now >= sent.max(self.last_received) + interval => {
+                    true if !drop && now >= since + interval => {
                         self.send_keepalive_ping(now);
                     }
                     _ => {}
@@ -631,7 +640,8 @@ impl Connection {
     }
 
     fn send_keepalive_ping(&mut self, now: Instant) {
-        self.keepalive_ping_sent = Some(now);
+        self.quiet_since = now;
+        self.keepalive_ping_sent = true;
         self.push_control(OpCode::Ping, Bytes::new());
     }
 
@@ -639,13 +649,16 @@ impl Connection {
     #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Open if self.config.keepalive => Some(match self.keepalive_ping_sent {
-                None => self.last_received + self.config.keepalive_interval,
-                Some(sent) if self.config.drop_connection_on_keepalive_timeout => {
-                    sent + self.config.keepalive_grace_period
-                }
-                Some(sent) => sent.max(self.last_received) + self.config.keepalive_interval,
-            }),
+            Phase::Open if self.config.keepalive => Some(
+                self.quiet_since
+                    + if self.keepalive_ping_sent
+                        && self.config.drop_connection_on_keepalive_timeout
+                    {
+                        self.config.keepalive_grace_period
+                    } else {
+                        self.config.keepalive_interval
+                    },
+            ),
             Phase::Open | Phase::Closed => None,
             Phase::Ending { deadline } | Phase::TearingDown { deadline, .. } => Some(deadline),
         }
@@ -1069,7 +1082,7 @@ impl Connection {
             && let Some(payload) = self.pending_pong.take()
             && self.phase == Phase::Open
         {
-            self.push_control(OpCode::Pong, payload);
+            self.push_control(OpCode::Pong, *payload);
         }
     }
 
@@ -1097,7 +1110,7 @@ impl Connection {
             return Ok(FrameProgress::NeedMore);
         }
         if !self.frame_checked
-            && self.message.is_none()
+            && !self.message_in_progress
             && self.config.assemble_fragments
             && let Some(text) = self
                 .decoder
@@ -1109,6 +1122,7 @@ impl Connection {
             return Ok(FrameProgress::Event(Event::Message(Message::Text(text?))));
         }
         if self.frame_checked
+            && self.message_in_progress
             && let Some(message) = &mut self.message
         {
             // More of a frame in progress: text is unmasked and validated in one pass.
@@ -1125,6 +1139,7 @@ impl Connection {
                     self.frame_checked = true;
                 }
                 if header.opcode.is_data()
+                    && self.message_in_progress
                     && let Some(message) = &mut self.message
                 {
                     message.validate_partial(&self.pending[..prefix_len])?;
@@ -1165,7 +1180,7 @@ impl Connection {
         if let Some((opcode, payload)) = self.short_frames.next() {
             return Some(short_message_of(opcode, payload));
         }
-        if self.frame_checked || self.message.is_some() || !self.config.assemble_fragments {
+        if self.frame_checked || self.message_in_progress || !self.config.assemble_fragments {
             return None;
         }
         let (opcode, payload) = self
@@ -1198,7 +1213,7 @@ impl Connection {
     /// this one leaves to it, such as a message over the limit).
     fn single_frame_message(&self, frame: Frame) -> Result<Result<Message, Frame>, ProtocolError> {
         let plain = frame.fin
-            && self.message.is_none()
+            && !self.message_in_progress
             && self.config.assemble_fragments
             && frame.payload.len() <= self.config.max_received_message_size
             && !self.is_compressed(&frame.header());
@@ -1241,9 +1256,9 @@ impl Connection {
             }
             return Ok(());
         }
-        let message = match (header.opcode, &mut self.message) {
-            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
-            (OpCode::Continuation, Some(message)) => {
+        let compressed = self.is_compressed(header);
+        let message = match (header.opcode, self.message_in_progress, &mut self.message) {
+            (OpCode::Continuation, true, Some(message)) => {
                 if header.rsv_bits() != 0 {
                     // Extension bits belong on the first frame of a message only.
                     return Err(ProtocolError::ReservedBitsSet(header.rsv_bits()));
@@ -1251,18 +1266,19 @@ impl Connection {
                 message.fragments += 1;
                 message
             }
-            (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
-            (opcode, None) => {
-                let fresh =
-                    IncomingMessage::new(opcode == OpCode::Text, self.is_compressed(header));
-                let message = match self.spare_message.take() {
+            (OpCode::Continuation, ..) => return Err(ProtocolError::UnexpectedContinuation),
+            (_, true, _) => return Err(ProtocolError::ExpectedContinuation),
+            (opcode, false, slot) => {
+                let fresh = IncomingMessage::new(opcode == OpCode::Text, compressed);
+                self.message_in_progress = true;
+                // The box of an earlier message is reused.
+                match slot.take() {
                     Some(mut spare) => {
                         *spare = fresh;
-                        spare
+                        slot.insert(spare)
                     }
-                    None => Box::new(fresh),
-                };
-                self.message.insert(message)
+                    None => slot.insert(Box::new(fresh)),
+                }
             }
         };
         if self.config.assemble_fragments {
@@ -1282,14 +1298,14 @@ impl Connection {
 
     /// Takes a data frame into the message in progress; returns the event it completes.
     fn handle_data_frame(&mut self, frame: Frame) -> Result<Option<Event>, ProtocolError> {
-        let Some(message) = &mut self.message else {
+        let Some(message) = self.message.as_mut().filter(|_| self.message_in_progress) else {
             return Err(ProtocolError::UnexpectedContinuation);
         };
         message.wire_len += frame.payload.len() as u64;
         if !self.config.assemble_fragments {
             message.validate_frame(&frame.payload, frame.fin)?;
             if frame.fin {
-                self.spare_message = self.message.take();
+                self.message_in_progress = false;
             }
             return Ok(Some(Event::Frame(frame)));
         }
@@ -1308,7 +1324,7 @@ impl Connection {
             message.push_frame(frame.payload, frame.fin)?
         };
         if complete.is_some() {
-            self.spare_message = self.message.take();
+            self.message_in_progress = false;
         }
         Ok(complete.map(Event::Message))
     }
@@ -1322,7 +1338,7 @@ impl Connection {
                 if self.phase == Phase::Open && self.config.auto_pong {
                     // Answer every ping: an earlier one still pending is queued first.
                     self.commit_pong();
-                    self.pending_pong = Some(frame.payload.clone());
+                    self.pending_pong = Some(Box::new(frame.payload.clone()));
                 }
                 self.events.push_back(Event::Ping(frame.payload));
             }
@@ -1410,7 +1426,7 @@ impl Connection {
         self.pending.clear();
         self.short_frames = ShortDataFrames::default();
         self.message = None;
-        self.spare_message = None;
+        self.message_in_progress = false;
         self.check_teardown_done();
     }
 
@@ -1449,7 +1465,7 @@ impl Connection {
         self.short_frames = ShortDataFrames::default();
         self.rx = BytesMut::new();
         self.message = None;
-        self.spare_message = None;
+        self.message_in_progress = false;
         self.pending_pong = None;
         let close = self.close.get_or_insert_with(|| {
             Box::new(CloseEvent {

@@ -435,6 +435,40 @@ fn control_frames_are_handled_in_the_middle_of_a_fragmented_message() {
     assert_eq!(messages(&events), [Message::binary(vec![1u8, 2, 3])]);
 }
 
+#[test]
+fn a_message_in_progress_survives_giving_the_read_buffer_back_and_its_box_serves_the_next() {
+    let mut pair = Pair::new();
+    for round in 0..3u8 {
+        let first = client_frame(Frame::new(OpCode::Text, "Hel").with_fin(false));
+        pair.server.handle_bytes(&first, pair.now);
+        assert!(drain_events(&mut pair.server).is_empty());
+        // Quiet between the fragments: the buffer goes, the message in progress stays.
+        assert!(pair.server.release_read_buffer());
+        let mut rest = client_frame(Frame::new(OpCode::Ping, vec![round]));
+        rest.extend(client_frame(Frame::new(OpCode::Continuation, "lo")));
+        pair.server.handle_bytes(&rest, pair.now);
+        let events = drain_events(&mut pair.server);
+        assert_eq!(messages(&events), [Message::text("Hello")], "round {round}");
+        assert!(pair.server.is_connected());
+    }
+    // With the box kept but no message in progress, a continuation is still refused.
+    let stray = client_frame(Frame::new(OpCode::Continuation, "x"));
+    pair.server.handle_bytes(&stray, pair.now);
+    let events = drain_events(&mut pair.server);
+    assert!(
+        events.iter().any(|event| matches!(
+            event,
+            Event::Error(Error::Protocol(ProtocolError::UnexpectedContinuation))
+        )),
+        "{events:?}"
+    );
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(
+        sent.last().unwrap().close_status(),
+        Some(CloseCode::PROTOCOL_ERROR)
+    );
+}
+
 /// Feeds raw client bytes to a fresh server and returns the error, the close frame it sent and
 /// its close event.
 fn server_violation(

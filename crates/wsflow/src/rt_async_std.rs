@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
 use wsflow_async_std::{AsyncIoListener, AsyncIoStream, AsyncIoTcpStream, AsyncIoTimer};
 
-use crate::runtime::{Listener, Timer, Transport};
+use crate::runtime::{ArmedTimer, Listener, RuntimeTimer, Timer, Transport};
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for AsyncIoStream<T> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
@@ -76,7 +76,7 @@ impl Transport for AsyncIoTcpStream {
     }
 }
 
-impl Timer for AsyncIoTimer {
+impl RuntimeTimer for AsyncIoTimer {
     fn reset(&mut self, deadline: Instant) {
         AsyncIoTimer::reset(self, deadline);
     }
@@ -110,7 +110,7 @@ impl Listener for Tcp {
 }
 
 pub(crate) fn timer(deadline: Instant) -> Box<dyn Timer> {
-    Box::new(AsyncIoTimer::new(deadline))
+    Box::new(ArmedTimer::new(AsyncIoTimer::new(deadline), deadline))
 }
 
 pub(crate) fn bind(addr: SocketAddr, nodelay: bool) -> io::Result<Box<dyn Listener>> {

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use wsflow_tokio::{TokioListener, TokioStream, TokioTimer};
 
-use crate::runtime::{Listener, Timer, Transport};
+use crate::runtime::{ArmedTimer, Listener, RuntimeTimer, Timer, Transport};
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for TokioStream<T> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
@@ -102,7 +102,7 @@ impl Transport for TcpTransport {
     }
 }
 
-impl Timer for TokioTimer {
+impl RuntimeTimer for TokioTimer {
     fn reset(&mut self, deadline: Instant) {
         TokioTimer::reset(self, deadline);
     }
@@ -136,7 +136,7 @@ impl Listener for Tcp {
 }
 
 pub(crate) fn timer(deadline: Instant) -> Box<dyn Timer> {
-    Box::new(TokioTimer::new(deadline))
+    Box::new(ArmedTimer::new(TokioTimer::new(deadline), deadline))
 }
 
 pub(crate) async fn bind(addr: SocketAddr, nodelay: bool) -> io::Result<Box<dyn Listener>> {

@@ -60,10 +60,65 @@ pub(crate) trait Transport: Send + Unpin {
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
-/// A timer with a movable deadline.
+/// A timer with a movable deadline: a runtime's timer with the deadline it is armed for (see
+/// [`ArmedTimer`]).
 pub(crate) trait Timer: Send + Unpin {
+    /// Moves the deadline.
+    fn reset(&mut self, deadline: Instant);
+    /// Ready once the deadline has passed.
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Ready once `deadline` has passed. A timer armed at or before `deadline` is left as
+    /// it is: it fires early at worst, and is moved on the next poll. This avoids moving
+    /// the timer on every read that pushes the keepalive back.
+    fn poll_until(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A runtime's timer with a movable deadline.
+pub(crate) trait RuntimeTimer: Send + Unpin {
     fn reset(&mut self, deadline: Instant);
     fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A runtime's timer and the deadline it is armed for, in the timer's allocation rather
+/// than in the driver: most connections never have a timer, and every connection's size
+/// counts when a server holds many idle ones.
+#[derive(Debug)]
+pub(crate) struct ArmedTimer<T> {
+    timer: T,
+    /// `None` once it fired.
+    armed: Option<Instant>,
+}
+
+impl<T> ArmedTimer<T> {
+    /// `timer`, created for `deadline`.
+    pub(crate) fn new(timer: T, deadline: Instant) -> Self {
+        Self {
+            timer,
+            armed: Some(deadline),
+        }
+    }
+}
+
+impl<T: RuntimeTimer> Timer for ArmedTimer<T> {
+    fn reset(&mut self, deadline: Instant) {
+        self.timer.reset(deadline);
+        self.armed = Some(deadline);
+    }
+
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let elapsed = self.timer.poll_elapsed(cx);
+        if elapsed.is_ready() {
+            self.armed = None;
+        }
+        elapsed
+    }
+
+    fn poll_until(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        if self.armed.is_none_or(|armed| armed > deadline) {
+            self.reset(deadline);
+        }
+        self.poll_elapsed(cx)
+    }
 }
 
 /// A TCP listener producing transports.

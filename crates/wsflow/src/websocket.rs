@@ -29,7 +29,8 @@ pub(crate) struct PeerInfo {
     pub(crate) peer_addr: Option<SocketAddr>,
     /// The whole `X-Forwarded-For` chain followed by the socket's peer IP. Set from the start
     /// when the chain is not empty; otherwise built from `peer_addr` when first asked for.
-    remote_addresses: OnceLock<Box<[String]>>,
+    /// Boxed twice: a thin pointer keeps every connection's shared state 8 bytes smaller.
+    remote_addresses: OnceLock<Box<Box<[String]>>>,
     /// The subprotocol and extensions, if any were agreed (as the connection has them).
     names: Option<Box<(Option<String>, Vec<String>)>>,
     pub(crate) version: u8,
@@ -46,7 +47,7 @@ impl PeerInfo {
         let remote_addresses = OnceLock::new();
         if addresses.len() > usize::from(peer_addr.is_some()) {
             // A forwarded chain: it cannot be rebuilt later.
-            let _ = remote_addresses.set(addresses.into_boxed_slice());
+            let _ = remote_addresses.set(Box::new(addresses.into_boxed_slice()));
         }
         let names = (conn.protocol().is_some() || !conn.extensions().is_empty()).then(|| {
             Box::new((
@@ -71,10 +72,12 @@ impl PeerInfo {
     /// address the application should consider the peer's.
     pub(crate) fn remote_addresses(&self) -> &[String] {
         self.remote_addresses.get_or_init(|| {
-            self.peer_addr
-                .map(|addr| addr.ip().to_string())
-                .into_iter()
-                .collect()
+            Box::new(
+                self.peer_addr
+                    .map(|addr| addr.ip().to_string())
+                    .into_iter()
+                    .collect(),
+            )
         })
     }
 
