@@ -312,20 +312,25 @@ connections one after another from one address. The raw TCP echo has no handshak
 connections are idle TCP connections. Per-connection figures are (RSS − RSS at start) /
 connections; socket buffers live in the kernel and are not part of RSS.
 
-An idle wsflow connection is its driver (the connection state machine, about 500 bytes), the
-state it shares with senders (about 220), the runtime's registration of its socket (about 250
-on tokio, 220 on async-io), the server's registry entry and the task that serves it. The echo
-server's task is 64 bytes of future: its per-connection loop is a plain `fn` returning an
-`async move` block (an `async fn` keeps its arguments twice) and holds nothing it received
-across an `.await`, which keeps tokio's task cell, rounded up to 128 bytes, at 256 bytes
-instead of 384. A server of your own pays for whatever its per-connection future holds.
+An idle wsflow connection is its driver (the connection state machine, 440 bytes), the
+state it shares with senders (216 with its reference counts), the runtime's registration of
+its socket (about 250 on tokio, 220 on async-io), the server's registry entry and the task
+that serves it. The echo server's task is 64 bytes of future: its per-connection loop is a
+plain `fn` returning an `async move` block (an `async fn` keeps its arguments twice) and holds
+nothing it received across an `.await`, which keeps tokio's task cell, rounded up to 128
+bytes, at 256 bytes instead of 384. A server of your own pays for whatever its
+per-connection future holds. What a connection rarely needs stays out of the driver until
+it does: a pending pong, the box of a message read in pieces, a timer and the deadline it is
+armed for are allocated when first used.
 
-Why tokio's connections cost more than async-io's: a heap profile (valgrind's DHAT, 2,000
-idle connections) finds the same two wsflow allocations on both (the driver, 512 bytes, and
-the shared state, 224), but tokio's task cell (256 bytes, against async-task's 128) and its
-socket registration (256 bytes, against async-io's 216) are larger, and both are aligned to
-128 bytes against false sharing. The live allocations differ by about 160 bytes per
-connection, RSS by about 300. The rest is, as far as we can tell, what glibc (2.36) leaves
-unused around those aligned allocations: it serves each by carving it out of a larger free
-chunk, and the pieces cut off before and after it are too small for the allocations that
-follow.";
+Why tokio's connections cost more than async-io's: the two wsflow allocations are the same
+on both, but tokio's task cell (256 bytes, against async-task's 128) and its socket
+registration (256 bytes, against async-io's 216) are larger, and both are aligned to 128
+bytes against false sharing. A trace of the echo server's allocations (2,000 connections
+opened one after another, glibc 2.36) shows what the alignment does: each connection's
+registration starts 1,536 bytes after the last one's, a whole number of 128-byte lines; its
+task cell starts 384 bytes in, 112 bytes after the registration ends, and the wsflow
+allocations follow it. When the driver shrank from 512 to 440 bytes, async-io's connections
+took about 70 bytes less each and tokio's none: the space freed before the next
+registration stays unused, since that registration starts at the next free line. On tokio a
+connection's memory falls by whole lines of 128 bytes or not at all.";
