@@ -80,8 +80,8 @@ pub(crate) trait RuntimeTimer: Send + Unpin {
 }
 
 /// A runtime's timer and the deadline it is armed for, in the timer's allocation rather
-/// than in the driver: most connections never have a timer, and every connection's size
-/// counts when a server holds many idle ones.
+/// than in the driver: a connection without deadlines (keepalive off, not closing) has no
+/// timer, and every connection's size counts when a server holds many idle ones.
 #[derive(Debug)]
 pub(crate) struct ArmedTimer<T> {
     timer: T,
