@@ -21,8 +21,8 @@ pub(crate) struct Outgoing {
     chunks: VecDeque<Bytes>,
     /// Small frames and headers accumulated since the last frozen slice.
     staging: BytesMut,
-    // No count of the bytes queued: `len` adds them up from the few slices, which keeps
-    // every connection 8 bytes smaller. No slice in `chunks` is empty.
+    /// Total bytes queued.
+    len: usize,
 }
 
 impl Outgoing {
@@ -39,10 +39,12 @@ impl Outgoing {
         let first = FrameHeader::new(opcode, len as u64).first_byte();
         // The length bytes have the mask bit clear.
         if len < 126 {
+            self.len += 2 + len;
             self.staging.reserve(2 + len);
             self.staging.extend_from_slice(&[first, len as u8]);
         } else {
             let [high, low] = (len as u16).to_be_bytes();
+            self.len += 4 + len;
             self.staging.reserve(4 + len);
             self.staging.extend_from_slice(&[first, 126, high, low]);
         }
@@ -53,6 +55,7 @@ impl Outgoing {
     /// Queues one frame. `header.mask`, if set, is applied to the payload.
     pub(crate) fn push_frame(&mut self, header: FrameHeader, payload: Bytes) {
         let payload_len = payload.len();
+        self.len += header.encoded_len() + payload_len;
         header.encode_to(&mut self.staging);
         match header.mask {
             None if payload_len <= COPY_THRESHOLD => self.staging.extend_from_slice(&payload),
@@ -93,11 +96,12 @@ impl Outgoing {
     /// Drops the first `n` queued bytes, which were written.
     #[inline]
     pub(crate) fn advance(&mut self, n: usize) {
-        if self.chunks.is_empty() && n >= self.staging.len() {
+        if n >= self.len && self.chunks.is_empty() {
             // The usual case: all written, and all of it was staged. Clearing (rather than
             // advancing) keeps the buffer's start, so the next frames reuse it from there
             // with no reclaiming.
             self.staging.clear();
+            self.len = 0;
             return;
         }
         self.advance_in_part(n);
@@ -105,6 +109,8 @@ impl Outgoing {
 
     /// [`Outgoing::advance`] through the frozen slices, or part of the way.
     fn advance_in_part(&mut self, mut n: usize) {
+        n = n.min(self.len);
+        self.len -= n;
         while n > 0 {
             if let Some(front) = self.chunks.front_mut() {
                 if n >= front.len() {
@@ -126,18 +132,18 @@ impl Outgoing {
         }
     }
 
-    /// The bytes queued.
     pub(crate) fn len(&self) -> usize {
-        self.chunks.iter().map(Bytes::len).sum::<usize>() + self.staging.len()
+        self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.chunks.is_empty() && self.staging.is_empty()
+        self.len == 0
     }
 
     pub(crate) fn clear(&mut self) {
         self.chunks.clear();
         self.staging.clear();
+        self.len = 0;
     }
 }
 

@@ -1566,8 +1566,8 @@ mod size_tests {
     /// with senders, in an `Arc` (two counts ahead of it). glibc serves a request of n bytes
     /// from a chunk of n + 8 rounded up to 16: at most 440 bytes take a 448-byte chunk (528
     /// before the keepalive's two instants, the pending pong, the spare message box, the
-    /// send queue's count and the timer's deadline were folded away), and at most 216 a
-    /// 224-byte one (240 before the forwarded chain's pointer was made thin).
+    /// event queue and the timer's deadline were folded away), and at most 216 a 224-byte
+    /// one (240 before the forwarded chain's pointer was made thin).
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn a_connection_s_two_allocations_stay_small() {
