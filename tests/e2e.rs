@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use support::*;
+use wsflow::codec::{Frame, OpCode};
 use wsflow::{
     Client, CloseCode, CloseInitiator, Config, DeflateConfig, Error, Event, HandshakeError,
     Message, Router, Runtime, Server, ServerConfig, WebSocket,
@@ -559,6 +560,79 @@ fn frames_sent_right_after_the_101_are_not_lost() {
             .unwrap();
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("early"));
         blocking::unblock(move || server.join().unwrap()).await;
+    });
+}
+
+#[test]
+fn try_recv_hands_out_the_rest_of_a_burst_and_stops_before_anything_else() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        let addr = server.local_addr();
+        // A raw client writes four binary messages, a ping and two text messages in one
+        // write, then reads the pong and the server's close and answers it.
+        let (written_tx, written_rx) = std::sync::mpsc::channel();
+        let peer = std::thread::spawn(move || {
+            let mut stream = raw_client(addr);
+            stream.write_all(UPGRADE.as_bytes()).unwrap();
+            assert!(read_head(&mut stream).starts_with("HTTP/1.1 101"));
+            let mut burst = bytes::BytesMut::new();
+            let masked = |frame: Frame, wire: &mut bytes::BytesMut| {
+                frame.with_mask(Some([7, 1, 9, 3])).encode(wire);
+            };
+            for payload in ["one", "two", "three", "four"] {
+                masked(Frame::new(OpCode::Binary, payload), &mut burst);
+            }
+            masked(Frame::new(OpCode::Ping, "p"), &mut burst);
+            for payload in ["five", "six"] {
+                masked(Frame::new(OpCode::Text, payload), &mut burst);
+            }
+            stream.write_all(&burst).unwrap();
+            // On loopback the bytes are in the server's receive queue once written.
+            written_tx.send(()).unwrap();
+            let mut pong_and_close = [0u8; 5];
+            stream.read_exact(&mut pong_and_close).unwrap();
+            assert_eq!(pong_and_close[..4], [0x8a, 1, b'p', 0x88]);
+            let mut close_payload = vec![0; usize::from(pong_and_close[4])];
+            stream.read_exact(&mut close_payload).unwrap();
+            assert_eq!(close_payload[..2], [0x03, 0xe8]);
+            let mut close = bytes::BytesMut::new();
+            masked(Frame::close(CloseCode::NORMAL, "").unwrap(), &mut close);
+            stream.write_all(&close).unwrap();
+            read_to_end(&mut stream)
+        });
+        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+        // Nothing read yet, and `try_recv` does not read.
+        assert_eq!(ws.try_recv(), None);
+        blocking::unblock(move || written_rx.recv().unwrap()).await;
+        assert_eq!(ws.try_recv(), None);
+        // (message, whether `try_recv` handed it out)
+        let mut received = Vec::new();
+        while received.len() < 6 {
+            received.push((ws.recv().await.unwrap().unwrap(), false));
+            while let Some(message) = ws.try_recv() {
+                received.push((message, true));
+            }
+        }
+        let expected = [
+            (Message::binary("one"), false),
+            (Message::binary("two"), true),
+            (Message::binary("three"), true),
+            (Message::binary("four"), true),
+            // The ping comes first: `recv` answers it, then reads on.
+            (Message::text("five"), false),
+            (Message::text("six"), true),
+        ];
+        assert_eq!(received, expected);
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+        assert_eq!(ws.try_recv(), None);
+        assert!(ws.closed().await.was_clean);
+        assert!(ws.recv().await.is_none());
+        assert_eq!(ws.try_recv(), None);
+        assert!(
+            blocking::unblock(move || peer.join().unwrap())
+                .await
+                .is_empty()
+        );
     });
 }
 

@@ -137,6 +137,12 @@ fn echo(mut ws: WebSocket) -> impl Future<Output = ()> + Send {
                     // Fails only once the connection is closing; keep reading to finish the
                     // close.
                     let _ = ws.queue(message);
+                    // The rest of the messages that came in the same read, without a round
+                    // trip through the future for each.
+                    while !ws.is_output_buffer_full() {
+                        let Some(message) = ws.try_recv() else { break };
+                        let _ = ws.queue(message);
+                    }
                 }
                 Some(Err(_)) => {}
                 None => break,

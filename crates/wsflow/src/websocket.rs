@@ -256,6 +256,31 @@ impl WebSocket {
         Recv { ws: self }
     }
 
+    /// The next message if it is already read and decoded, without waiting and without
+    /// touching the socket: the rest of a burst of messages that arrived together.
+    ///
+    /// `None` means only that nothing of that kind is next, not that the connection ended:
+    /// [`WebSocket::recv`] then handles whatever it is (a ping, a close, an error, a message
+    /// still to be read) and waits for more. Draining a burst this way before awaiting again
+    /// saves the future's round trip per message in tight loops such as an echo:
+    ///
+    /// ```no_run
+    /// # async fn example(mut ws: wsflow::WebSocket) -> Result<(), wsflow::Error> {
+    /// while let Some(message) = ws.recv().await {
+    ///     ws.queue(message?)?;
+    ///     while let Some(message) = ws.try_recv() {
+    ///         ws.queue(message)?;
+    ///     }
+    ///     // Whatever was queued is written once the connection has nothing more to read,
+    ///     // when `recv` is next awaited.
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn try_recv(&mut self) -> Option<Message> {
+        self.driver.poll_burst_message()
+    }
+
     /// Cancels the automatic pong for the ping just received (WebSocket-Node's `cancel`);
     /// call it before polling the connection again.
     pub fn cancel_pong(&mut self) -> bool {
@@ -514,6 +539,12 @@ impl ReadHalf {
     /// The next message (see [`WebSocket::recv`]). Cancel-safe.
     pub fn recv(&mut self) -> Recv<'_> {
         self.0.recv()
+    }
+
+    /// The next message if it is already read (see [`WebSocket::try_recv`]).
+    #[inline]
+    pub fn try_recv(&mut self) -> Option<Message> {
+        self.0.try_recv()
     }
 
     /// The connection, for its properties.

@@ -138,8 +138,9 @@ pub(crate) const SERVERS: &[ServerSpec] = &[
         program: Program::Release("examples/echo_server"),
         args: &["--runtime", "tokio"],
         origin: Origin::Workspace,
-        notes: "wsflow `echo_server --runtime tokio`: queues each echo, one corked write per \
-                wakeup; tokio current-thread on one core (as under taskset), multi-thread otherwise",
+        notes: "wsflow `echo_server --runtime tokio`: queues each echo (the rest of a read's \
+                burst taken with `try_recv`), one corked write per wakeup; tokio current-thread \
+                on one core (as under taskset), multi-thread otherwise",
     },
     ServerSpec {
         name: "wsflow-async-std",
