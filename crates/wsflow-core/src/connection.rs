@@ -1,8 +1,7 @@
 //! The connection state machine.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use wsflow_codec::{
@@ -16,6 +15,7 @@ use crate::error::Error;
 use crate::event::{CloseEvent, CloseInitiator, ConnectionState, Event, Message};
 use crate::extension::Extension;
 use crate::incoming::IncomingMessage;
+use crate::lazy_deque::LazyDeque;
 use crate::outgoing::Outgoing;
 
 /// The first read buffer size; doubled (up to [`MAX_READ_CHUNK`]) while reads fill it.
@@ -183,7 +183,9 @@ pub struct Connection {
     eof: bool,
     paused: bool,
 
-    events: EventQueue,
+    /// Events put aside to be handed out in order. Messages are handed out without it, so
+    /// most connections queue nothing until they close.
+    events: LazyDeque<Event>,
     out: Outgoing,
     /// The answer to the last ping, until it is queued or cancelled. Boxed: pings are rare
     /// next to the connection's size, which counts when a server holds many idle ones.
@@ -194,36 +196,12 @@ pub struct Connection {
     close: Option<Box<CloseEvent>>,
     /// The latest time passed in, for deadlines started while handling input.
     now: Instant,
-    /// When the keepalive's current wait began: the last input, or the keepalive ping sent
-    /// since, if `keepalive_ping_sent`. One instant for both, since input ends the wait for
-    /// a pong: a connection's size counts when a server holds many idle ones.
-    quiet_since: Instant,
+    /// How long before `now` the keepalive's current wait began (see
+    /// [`Connection::quiet_since`]), in nanoseconds: 8 bytes where an `Instant` takes 16,
+    /// since a connection's size counts when a server holds many idle ones.
+    quiet_lag_nanos: u64,
     /// A keepalive ping went out at `quiet_since` and no input came since.
     keepalive_ping_sent: bool,
-}
-
-/// Events waiting to be handed out, in order. The queue is boxed and allocated by the first
-/// event queued: messages are handed out without queueing, so most connections queue nothing
-/// until they close, and every connection's size counts when a server holds many idle ones.
-/// (The box is the point: an empty `VecDeque` is 32 bytes inline, a `None` 8.)
-#[allow(clippy::box_collection)]
-#[derive(Debug, Default)]
-struct EventQueue(Option<Box<VecDeque<Event>>>);
-
-impl EventQueue {
-    #[inline]
-    fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|queue| queue.is_empty())
-    }
-
-    fn push_back(&mut self, event: Event) {
-        self.0.get_or_insert_default().push_back(event);
-    }
-
-    #[inline]
-    fn pop_front(&mut self) -> Option<Event> {
-        self.0.as_mut()?.pop_front()
-    }
 }
 
 /// What the handshake agreed on beyond the plain protocol.
@@ -296,13 +274,13 @@ impl Connection {
             message_in_progress: false,
             eof: false,
             paused: false,
-            events: EventQueue::default(),
+            events: LazyDeque::default(),
             out: Outgoing::default(),
             pending_pong: None,
             phase: Phase::Open,
             close: None,
             now,
-            quiet_since: now,
+            quiet_lag_nanos: 0,
             keepalive_ping_sent: false,
         }
     }
@@ -578,8 +556,8 @@ impl Connection {
         } else if read < chunk / 8 {
             self.read_chunk = saturating_u32((chunk / 2).max(MIN_READ_CHUNK));
         }
-        self.now = now;
-        self.quiet_since = now;
+        self.set_now(now);
+        self.quiet_lag_nanos = 0;
         self.keepalive_ping_sent = false;
         if matches!(self.phase, Phase::TearingDown { .. } | Phase::Closed) {
             // Draining after the close: nothing more is processed.
@@ -605,7 +583,7 @@ impl Connection {
 
     /// The transport reached end of file. Frames already received are still delivered.
     pub fn handle_eof(&mut self, now: Instant) {
-        self.now = now;
+        self.set_now(now);
         self.eof = true;
         self.check_teardown_done();
     }
@@ -627,17 +605,17 @@ impl Connection {
 
     /// Time passed: sends keepalive pings, drops a silent peer, ends a close that timed out.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = now;
+        self.set_now(now);
         match self.phase {
             Phase::Open if self.config.keepalive => {
                 let interval = self.config.keepalive_interval;
                 let drop = self.config.drop_connection_on_keepalive_timeout;
-                let since = self.quiet_since;
+                let since = self.quiet_since();
                 match self.keepalive_ping_sent {
                     false if now >= since + interval => {
                         // Quiet for a whole interval: no reason to keep a read buffer.
                         self.release_read_buffer();
-                        self.send_keepalive_ping(now);
+                        self.send_keepalive_ping();
                     }
                     true if drop && now >= since + self.config.keepalive_grace_period => {
                         self.end_abnormally(
@@ -646,7 +624,7 @@ impl Connection {
                         );
                     }
                     true if !drop && now >= since + interval => {
-                        self.send_keepalive_ping(now);
+                        self.send_keepalive_ping();
                     }
                     _ => {}
                 }
@@ -663,10 +641,34 @@ impl Connection {
         }
     }
 
-    fn send_keepalive_ping(&mut self, now: Instant) {
-        self.quiet_since = now;
+    /// Sends a keepalive ping; `now` has just been set.
+    fn send_keepalive_ping(&mut self) {
+        self.quiet_lag_nanos = 0;
         self.keepalive_ping_sent = true;
         self.push_control(OpCode::Ping, Bytes::new());
+    }
+
+    /// When the keepalive's current wait began: the last input, or the keepalive ping sent
+    /// since, if `keepalive_ping_sent`. One instant serves both, since input ends the wait
+    /// for a pong.
+    #[inline]
+    fn quiet_since(&self) -> Instant {
+        self.now
+            .checked_sub(Duration::from_nanos(self.quiet_lag_nanos))
+            .unwrap_or(self.now)
+    }
+
+    /// Takes `now` as the latest time passed in, keeping [`Connection::quiet_since`] where
+    /// it was (or at `now`, if time was passed in going backwards past it).
+    #[inline]
+    fn set_now(&mut self, now: Instant) {
+        let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        self.quiet_lag_nanos = if now >= self.now {
+            self.quiet_lag_nanos.saturating_add(nanos(now - self.now))
+        } else {
+            self.quiet_lag_nanos.saturating_sub(nanos(self.now - now))
+        };
+        self.now = now;
     }
 
     /// The next deadline: call [`Connection::handle_timeout`] when it passes.
@@ -674,7 +676,7 @@ impl Connection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Open if self.config.keepalive => Some(
-                self.quiet_since
+                self.quiet_since()
                     + if self.keepalive_ping_sent
                         && self.config.drop_connection_on_keepalive_timeout
                     {
@@ -926,7 +928,7 @@ impl Connection {
         if self.phase != Phase::Open {
             return Ok(());
         }
-        self.now = now;
+        self.set_now(now);
         self.queue_close_frame(Some(code), reason);
         self.close = Some(Box::new(CloseEvent {
             code,
@@ -951,7 +953,7 @@ impl Connection {
     ) -> Result<(), Error> {
         let reason = description.unwrap_or_else(|| code.default_description().unwrap_or(""));
         CloseFrame::check(code, reason)?;
-        self.now = now;
+        self.set_now(now);
         match self.phase {
             Phase::Open => self.queue_close_frame(Some(code), reason),
             Phase::Ending { .. } => {}

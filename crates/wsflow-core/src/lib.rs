@@ -38,6 +38,7 @@ mod error;
 mod event;
 mod extension;
 mod incoming;
+mod lazy_deque;
 mod outgoing;
 
 pub use config::Config;

@@ -7,18 +7,19 @@
 //! its header. Client frames are masked while being copied, or in place when the payload's
 //! buffer is not shared.
 
-use std::collections::VecDeque;
-
 use bytes::{Buf, Bytes, BytesMut};
 use wsflow_codec::{FrameHeader, OpCode, apply_mask};
+
+use crate::lazy_deque::LazyDeque;
 
 /// Payloads up to this size are copied into the staging buffer; larger ones are referenced.
 const COPY_THRESHOLD: usize = 2048;
 
 #[derive(Debug, Default)]
 pub(crate) struct Outgoing {
-    /// Frozen slices, written before `staging`.
-    chunks: VecDeque<Bytes>,
+    /// Frozen slices, written before `staging`: payloads too large to copy, and what was
+    /// staged before them. Allocated by the first.
+    chunks: LazyDeque<Bytes>,
     /// Small frames and headers accumulated since the last frozen slice.
     staging: BytesMut,
     /// Total bytes queued.

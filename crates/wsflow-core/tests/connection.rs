@@ -365,6 +365,35 @@ fn any_incoming_byte_resets_the_keepalive() {
 }
 
 #[test]
+fn the_keepalive_deadline_holds_to_the_nanosecond_across_timeouts_that_do_not_fire() {
+    let mut pair = Pair::new();
+    let start = pair.now;
+    let deadline = start + Duration::from_secs(20);
+    for step in [1_500_000_000, 5_623_456_789, 1, 12_876_543_209] {
+        pair.advance(Duration::from_nanos(step));
+        assert_eq!(pair.server.poll_timeout(), Some(deadline));
+    }
+    assert_eq!(pair.now, deadline - Duration::from_nanos(1));
+    assert!(take_output(&mut pair.server).is_empty());
+    pair.advance(Duration::from_nanos(1));
+    let sent = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(sent[0].opcode, OpCode::Ping);
+    // The grace period runs from the ping, through timeouts that do not end it.
+    pair.advance(Duration::from_millis(2_345));
+    assert_eq!(
+        pair.server.poll_timeout(),
+        Some(deadline + Duration::from_secs(10))
+    );
+    // Time passed in going backwards, before the ping: the wait restarts there, no panic.
+    pair.server.handle_timeout(start);
+    assert_eq!(
+        pair.server.poll_timeout(),
+        Some(start + Duration::from_secs(10))
+    );
+    assert!(pair.server.is_connected());
+}
+
+#[test]
 fn keepalive_without_drop_keeps_pinging() {
     let mut pair = Pair::with_configs(
         Config::client(),
