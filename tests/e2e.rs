@@ -345,10 +345,12 @@ fn messages_from_other_threads_wake_an_idle_connection_every_time() {
                 })
             })
             .collect();
+        let got = std::sync::atomic::AtomicUsize::new(0);
         let receive_all = async {
             let mut next = [0usize; THREADS];
             for _ in 0..THREADS * PER_THREAD {
                 let message = ws.next().await.unwrap().unwrap();
+                got.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let (thread, i) = message.as_text().unwrap().split_once(' ').unwrap();
                 let thread: usize = thread.parse().unwrap();
                 // Each thread's messages arrive in the order it sent them.
@@ -361,7 +363,13 @@ fn messages_from_other_threads_wake_an_idle_connection_every_time() {
         if let futures_util::future::Either::Right(_) =
             futures_util::future::select(Box::pin(receive_all), Box::pin(deadline)).await
         {
-            panic!("messages from other threads were not all delivered within 5 s");
+            panic!(
+                "messages from other threads were not all delivered within 5 s on {runtime}: \
+                 {} of {} received, {} bytes still waiting to be sent",
+                got.load(std::sync::atomic::Ordering::Relaxed),
+                THREADS * PER_THREAD,
+                sender.buffered_amount()
+            );
         }
         for thread in threads {
             thread.join().unwrap();

@@ -16,7 +16,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
 use wsflow_core::{CloseCode, Connection, Event, Frame, Message};
 
 use crate::runtime::{Runtime, Timer, Transport};
@@ -82,12 +81,11 @@ pub(crate) struct Shared {
     has_waiters: AtomicBool,
     /// Set once the driver is gone (or the connection closed): senders fail from then on.
     pub(crate) closed: AtomicBool,
-    /// Set by senders after queuing a command, before waking `driver_waker`: lets the driver
-    /// skip the queue's lock entirely when nothing was sent.
+    /// Set by the sender that queues the first command since the driver last took them, in
+    /// the queue's lock, and cleared by the driver before it takes them: lets the driver skip
+    /// the lock entirely when nothing was sent, and only the sender that sets it wakes the
+    /// driver.
     commands_waiting: AtomicBool,
-    /// The driver's task, woken by senders after they queued a command and set
-    /// `commands_waiting`.
-    driver_waker: AtomicWaker,
 }
 
 /// A batch of commands, boxed (see [`CommandQueue::commands`]).
@@ -103,6 +101,9 @@ struct CommandQueue {
     commands: Option<CommandBatch>,
     /// The driver is gone: nothing will take commands any more.
     receiver_gone: bool,
+    /// The task polling the driver, registered by the driver before it waits, and woken
+    /// (not taken: it stays registered) by the sender that sets `commands_waiting`.
+    driver_waker: Option<Waker>,
 }
 
 impl Shared {
@@ -117,22 +118,27 @@ impl Shared {
             has_waiters: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             commands_waiting: AtomicBool::new(false),
-            driver_waker: AtomicWaker::new(),
         }
     }
 
     /// Queues a command for the driver and wakes it; gives the command back if the driver
     /// is gone.
     pub(crate) fn push_command(&self, command: Command) -> Result<(), Command> {
-        {
+        let waker = {
             let mut queue = self.lock_commands();
             if queue.receiver_gone {
                 return Err(command);
             }
             queue.commands.get_or_insert_default().push_back(command);
+            // The first command since the driver took the last ones wakes it; the driver
+            // takes the later ones with it.
+            let first = !self.commands_waiting.swap(true, Ordering::AcqRel);
+            first.then(|| queue.driver_waker.clone()).flatten()
+        };
+        // Woken outside the lock: waking may take the executor's own locks.
+        if let Some(waker) = waker {
+            waker.wake();
         }
-        self.commands_waiting.store(true, Ordering::Release);
-        self.driver_waker.wake();
         Ok(())
     }
 
@@ -141,8 +147,15 @@ impl Shared {
     }
 
     /// Bytes waiting: queued in commands plus buffered in the connection.
+    ///
+    /// Sequentially consistent, as are the driver's store of `buffered` after a write, its
+    /// store of `closed`, and both sides' accesses to `has_waiters`: a sender stores
+    /// `has_waiters` and then loads these, the driver stores these and then loads
+    /// `has_waiters`, and with weaker orderings both loads could see the old values (a
+    /// store can wait in a core's store buffer while a later load goes ahead), leaving the
+    /// sender waiting for room that was made without waking it.
     pub(crate) fn pending_bytes(&self) -> usize {
-        self.queued.load(Ordering::Acquire) + self.buffered.load(Ordering::Acquire)
+        self.queued.load(Ordering::SeqCst) + self.buffered.load(Ordering::SeqCst)
     }
 
     pub(crate) fn add_queued(&self, bytes: usize) {
@@ -156,14 +169,15 @@ impl Shared {
         if !waiters.iter().any(|w| w.will_wake(waker)) {
             waiters.push(waker.clone());
         }
-        self.has_waiters.store(true, Ordering::Release);
+        // See `pending_bytes` for the ordering.
+        self.has_waiters.store(true, Ordering::SeqCst);
     }
 
     #[inline]
     fn wake_waiters(&self) {
         // The load keeps the common case (nobody waiting) free of a read-modify-write, and
         // of a call.
-        if self.has_waiters.load(Ordering::Acquire) {
+        if self.has_waiters.load(Ordering::SeqCst) {
             self.wake_flagged_waiters();
         }
     }
@@ -208,8 +222,8 @@ pub(crate) struct Driver {
     /// The queues of commands and kept events, which most connections never use: boxed,
     /// and allocated only when first needed, since every idle connection's size counts.
     queues: Option<Box<Queues>>,
-    /// The waker last registered in `shared.driver_waker`, while it is known to still be
-    /// there: no sender has flagged a command since (a sender's wake takes it).
+    /// A clone of the waker registered in the shared queue (`CommandQueue::driver_waker`),
+    /// to tell without the lock whether the task polling the driver changed.
     registered_waker: Option<Waker>,
     pub(crate) shared: Arc<Shared>,
     read_eof: bool,
@@ -444,7 +458,9 @@ impl Driver {
                 return self.deliver(cx, event);
             }
             if self.conn.is_closed() {
-                self.shared.closed.store(true, Ordering::Release);
+                self.shared.closed.store(true, Ordering::SeqCst);
+                // Senders waiting for room learn that none will come.
+                self.shared.wake_waiters();
                 return Poll::Ready(None);
             }
             // Input is used up: write what became ready meanwhile, in one go.
@@ -666,10 +682,14 @@ impl Driver {
     /// Applies the commands senders queued; returns whether there were any. With `register`
     /// (the caller may return `Pending`), also makes sure the next command wakes this task.
     ///
-    /// Senders queue a command, then set `commands_waiting`, then wake `driver_waker`. So
-    /// while the flag is clear, a waker registered earlier is still in place (every wake that
-    /// takes it comes after a flag was set) and need not be registered again: the message
-    /// path costs one atomic load here, not a lock and a waker registration.
+    /// Senders queue a command and, if it is the first since the driver last took them, set
+    /// `commands_waiting` and wake the registered waker, all but the wake in the queue's
+    /// lock. A wake does not take the registration away, so a waker registered earlier
+    /// stays in place until the task polling the driver changes: the message path costs one
+    /// atomic load here and a comparison of wakers, not a lock and a registration. (A waker
+    /// that a wake takes, as `AtomicWaker`'s does, cannot be known to be in place without
+    /// registering again: a sender could take a registration made after the driver looked
+    /// at the flag, or a registration could be consumed by a wake that raced with it.)
     #[inline]
     fn apply_commands(&mut self, cx: &mut Context<'_>, register: bool) -> bool {
         let mut applied = self.take_flagged_commands();
@@ -679,7 +699,7 @@ impl Driver {
                 .as_ref()
                 .is_some_and(|waker| waker.will_wake(cx.waker()))
         {
-            self.shared.driver_waker.register(cx.waker());
+            self.shared.lock_commands().driver_waker = Some(cx.waker().clone());
             self.registered_waker = Some(cx.waker().clone());
             // A command flagged before the registration would not wake this waker: look
             // again, once. (`will_wake` may say no even for a clone of the same waker, as for
@@ -700,8 +720,6 @@ impl Driver {
     #[cold]
     #[inline(never)]
     fn take_commands(&mut self) -> bool {
-        // The flag was set, so a wake may have taken the registered waker.
-        self.registered_waker = None;
         // Cleared before draining: a command queued from now on sets it again.
         self.shared.commands_waiting.store(false, Ordering::Release);
         self.drain_commands()
@@ -796,9 +814,10 @@ impl Driver {
             wrote = true;
         };
         if wrote {
+            // Sequentially consistent: see `Shared::pending_bytes`.
             self.shared
                 .buffered
-                .store(self.conn.buffered_amount(), Ordering::Release);
+                .store(self.conn.buffered_amount(), Ordering::SeqCst);
             self.shared.wake_waiters();
         }
         match result {
@@ -840,10 +859,12 @@ impl Drop for Driver {
         let orphans = {
             let mut queue = self.shared.lock_commands();
             queue.receiver_gone = true;
+            // The task may outlive the senders' hold on the shared state: let it go now.
+            queue.driver_waker = None;
             std::mem::take(&mut queue.commands)
         };
         drop(orphans);
-        self.shared.closed.store(true, Ordering::Release);
+        self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.wake_waiters();
     }
 }
@@ -1551,6 +1572,128 @@ mod tests {
     #[test]
     fn the_close_timeout_ends_a_silent_peer() {
         on_both_runtimes(close_timeout_scenario);
+    }
+
+    /// A peer that sends nothing (reads wait, and nothing wakes them) and takes every write.
+    struct Quiet {
+        written: Arc<Mutex<Written>>,
+    }
+
+    impl Transport for Quiet {
+        fn poll_read(&mut self, _cx: &mut Context<'_>, _buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_read_buf(
+            &mut self,
+            _cx: &mut Context<'_>,
+            _buf: &mut BytesMut,
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_write_vectored(
+            &mut self,
+            _cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut written = self.written.lock().unwrap();
+            written.write_calls += 1;
+            let n = bufs.iter().map(|buf| buf.len()).sum();
+            bufs.iter()
+                .for_each(|buf| written.bytes.extend_from_slice(buf));
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Wakes a parked thread, remembering the wake for a thread not parked yet.
+    struct Unpark {
+        thread: std::thread::Thread,
+        woken: AtomicBool,
+    }
+
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.woken.store(true, Ordering::SeqCst);
+            self.thread.unpark();
+        }
+    }
+
+    // Senders on other threads queue commands while the driver takes them and goes back to
+    // waiting, over and over: every command must wake the waiting driver. A wake lost
+    // where a sender's wake races the driver taking the commands and registering again
+    // (the waker taken out of its slot while the driver believes it is still there) leaves
+    // the driver asleep with commands queued.
+    #[test]
+    fn every_command_from_another_thread_wakes_the_waiting_driver() {
+        const THREADS: usize = 4;
+        const PER_THREAD: usize = 5_000;
+        const COMMANDS: usize = THREADS * PER_THREAD;
+        let conn = Connection::new(
+            Role::Server,
+            Config::server().keepalive(false),
+            Negotiated::new(),
+            BytesMut::new(),
+            Instant::now(),
+        );
+        let info = PeerInfo::direct(None, &conn);
+        let written = Arc::new(Mutex::new(Written::default()));
+        let transport = Quiet {
+            written: written.clone(),
+        };
+        let mut driver = Driver::new(conn, Box::new(transport), Runtime::default(), info);
+        let senders: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let shared = driver.shared.clone();
+                std::thread::spawn(move || {
+                    for i in 0..PER_THREAD {
+                        // An empty ping: two bytes on the wire.
+                        shared.push_command(Command::Ping(Bytes::new())).unwrap();
+                        if i % 4 == 0 {
+                            // Let the driver take them and go back to waiting.
+                            std::thread::sleep(std::time::Duration::from_micros(20));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let unpark = Arc::new(Unpark {
+            thread: std::thread::current(),
+            woken: AtomicBool::new(false),
+        });
+        let waker = Waker::from(unpark.clone());
+        let bytes = || written.lock().unwrap().bytes.len();
+        while bytes() < 2 * COMMANDS {
+            unpark.woken.store(false, Ordering::SeqCst);
+            assert!(
+                driver
+                    .poll_event(&mut Context::from_waker(&waker))
+                    .is_pending()
+            );
+            if bytes() == 2 * COMMANDS {
+                break;
+            }
+            let since = Instant::now();
+            while !unpark.woken.load(Ordering::SeqCst) {
+                assert!(
+                    since.elapsed() < std::time::Duration::from_secs(5),
+                    "a lost wake-up: {} of {COMMANDS} commands applied, the driver not woken",
+                    bytes() / 2
+                );
+                std::thread::park_timeout(std::time::Duration::from_millis(10));
+            }
+        }
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        assert_eq!(written.lock().unwrap().bytes, [0x89, 0].repeat(COMMANDS));
     }
 }
 

@@ -680,7 +680,7 @@ impl Sender {
 
     /// Whether the connection has been dropped or closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
+        self.shared.closed.load(Ordering::SeqCst)
     }
 
     /// Bytes waiting to be written (queued here plus buffered in the connection).
