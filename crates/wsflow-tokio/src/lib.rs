@@ -100,6 +100,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TokioStream<T> {
 /// Returns the number of bytes appended (0: end of file), or `WouldBlock` when nothing has
 /// arrived; it never registers for a wake-up.
 ///
+/// `stream` is tokio's `TcpStream`, or std's for a socket taken out of the reactor (any
+/// socket `socket2` can borrow).
+///
 /// tokio holds a socket "not readable" from the read that drained it until its reactor
 /// reports new data, and under load the reactor turns only when the scheduler runs out of
 /// tasks (or every so many of them). The driver uses this to read a drained socket again
@@ -118,7 +121,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TokioStream<T> {
 /// }
 /// # Ok(()) }
 /// ```
-pub fn try_read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+pub fn try_read_buf<S>(stream: &S, buf: &mut BytesMut) -> io::Result<usize>
+where
+    for<'s> socket2::SockRef<'s>: From<&'s S>,
+{
     if buf.capacity() == buf.len() {
         buf.reserve(MIN_READ);
     }
@@ -130,7 +136,7 @@ pub fn try_read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize>
 /// bookkeeping of its `poll_write` (the cooperative budget, the waker). Returns the number of
 /// bytes written, or `WouldBlock` when the socket is full; it never registers for a wake-up,
 /// so follow a `WouldBlock` with tokio's `poll_write` (or `writable`), which writes again
-/// and registers.
+/// and registers. Like [`try_read_buf`], it takes std's `TcpStream` too.
 ///
 /// ```no_run
 /// # async fn example(stream: tokio::net::TcpStream) -> std::io::Result<()> {
@@ -149,7 +155,10 @@ pub fn try_read_buf(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize>
 /// }
 /// # Ok(()) }
 /// ```
-pub fn try_write_vectored(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+pub fn try_write_vectored<S>(stream: &S, bufs: &[IoSlice<'_>]) -> io::Result<usize>
+where
+    for<'s> socket2::SockRef<'s>: From<&'s S>,
+{
     let socket = socket2::SockRef::from(stream);
     match bufs {
         [one] => socket.send_with_flags(one, SEND_FLAGS),

@@ -11,11 +11,13 @@
 use std::io;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 
 /// Receives into the spare capacity of `buf` and extends it by what arrived (0: end of file);
 /// `WouldBlock` when nothing has. `buf` must have spare capacity.
-pub(crate) fn recv_into_spare(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+pub(crate) fn recv_into_spare<S>(stream: &S, buf: &mut BytesMut) -> io::Result<usize>
+where
+    for<'s> socket2::SockRef<'s>: From<&'s S>,
+{
     let spare = buf.spare_capacity_mut();
     let offered = spare.len();
     let received = socket2::SockRef::from(stream).recv(spare)?;
@@ -31,7 +33,7 @@ pub(crate) fn recv_into_spare(stream: &TcpStream, buf: &mut BytesMut) -> io::Res
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
 

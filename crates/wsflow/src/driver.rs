@@ -239,8 +239,10 @@ pub(crate) struct Driver {
 ///
 /// Under load the guess nearly always holds: by the time the executor has run the other
 /// connections' tasks, the peer has answered. It then saves the wait: on tokio the wake-up
-/// through the reactor, on async-io also an `epoll_ctl` to arm the one-shot interest again
-/// and the five system calls of a reactor turn. A guess that finds nothing costs a yield
+/// through the reactor (and a tokio socket whose reads keep finding data this way leaves the
+/// reactor, so its packets no longer make events at all: see `rt_tokio.rs`), on async-io
+/// also an `epoll_ctl` to arm the one-shot interest again and the five system calls of a
+/// reactor turn. A guess that finds nothing costs a yield
 /// and a read that says `WouldBlock`, and then the wait happens as before; so after each
 /// such wait the guess sits out twice as many waits as after the last (1, 2, 4, ... up to
 /// [`ReadGuess::MAX_SKIP`]), and a hit makes the next wait guess again. A connection whose
