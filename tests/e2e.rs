@@ -378,6 +378,44 @@ fn messages_from_other_threads_wake_an_idle_connection_every_time() {
 }
 
 #[test]
+fn a_stream_and_sink_split_across_tasks_still_applies_sender_commands() {
+    // `StreamExt::split` gives the `Stream` to one task and the `Sink` to another. The reading
+    // task must stay the one that senders wake: a flush by the writing task must not take that
+    // over, or a command from a `Sender` would wake a task that never polls the connection.
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        let (mut ws, accepted) = connect_and_accept(&mut server, &client(runtime), &url).await;
+        let sender = accepted.sender();
+        let (mut sink, mut stream) = StreamExt::split(accepted);
+        spawn(
+            runtime,
+            async move { while stream.next().await.is_some() {} },
+        );
+        // Let the reading task poll first and wait.
+        sleep(runtime, Duration::from_millis(50)).await;
+        // The writing task (this one) sends through the sink, then goes on to other things.
+        sink.send(Message::text("through the sink")).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text("through the sink")
+        );
+        sender.try_send("through a sender").unwrap();
+        let next = Box::pin(ws.next());
+        let deadline = Box::pin(sleep(runtime, Duration::from_secs(5)));
+        match futures_util::future::select(next, deadline).await {
+            futures_util::future::Either::Left((message, _)) => {
+                assert_eq!(message.unwrap().unwrap(), Message::text("through a sender"));
+            }
+            futures_util::future::Either::Right(_) => {
+                panic!("the sender's message was not sent: the reading task was not woken")
+            }
+        }
+        drop(sink);
+    });
+}
+
+#[test]
 fn close_codes_and_reasons_reach_the_other_side() {
     on_both_runtimes(|runtime| async move {
         let mut server = echo_server(runtime, ServerConfig::default()).await;

@@ -292,6 +292,71 @@ fn a_peer_that_never_reads_makes_senders_wait_at_the_high_water_mark() {
 }
 
 #[test]
+fn a_send_waiting_for_room_fails_when_the_connection_closes_under_it() {
+    on_both_runtimes(|runtime| async move {
+        let hwm = 64 * 1024;
+        let (mut server, addr) =
+            server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
+        // A client that completes the handshake, never reads, and then goes away.
+        let (peer_may_go, go) = std::sync::mpsc::channel::<()>();
+        let peer = blocking::unblock(move || {
+            let raw = raw_upgraded(addr);
+            let _ = go.recv_timeout(Duration::from_secs(60));
+            drop(raw);
+        });
+        let ws = server.next().await.unwrap().accept(None).await.unwrap();
+        let (mut reader, sender) = ws.split();
+        // The reading task stops at the close but keeps its half: the senders must learn of
+        // the close from the close itself, not from the connection being dropped.
+        let (closed, closed_seen) = futures_channel::oneshot::channel::<()>();
+        spawn(runtime, async move {
+            while reader.next().await.is_some() {}
+            let _ = closed.send(());
+            std::future::pending::<()>().await;
+            drop(reader);
+        });
+        // Send until a send waits for room.
+        let chunk = vec![0u8; 64 * 1024];
+        let mut sent = 0usize;
+        let waiting = loop {
+            let send = Box::pin(sender.send_binary(chunk.clone()));
+            let timeout = Box::pin(sleep(runtime, Duration::from_millis(300)));
+            match futures_util::future::select(send, timeout).await {
+                futures_util::future::Either::Left((result, _)) => {
+                    result.unwrap();
+                    sent += chunk.len();
+                    assert!(sent < 64 << 20, "the sender never had to wait");
+                }
+                futures_util::future::Either::Right((_, send))
+                    if sender.buffered_amount() > hwm =>
+                {
+                    break send;
+                }
+                futures_util::future::Either::Right((_, send)) => send.await.unwrap(),
+            }
+        };
+        assert!(!sender.is_closed());
+        peer_may_go.send(()).unwrap();
+        peer.await;
+        let deadline = Box::pin(sleep(runtime, Duration::from_secs(10)));
+        match futures_util::future::select(waiting, deadline).await {
+            futures_util::future::Either::Left((result, _)) => {
+                assert!(matches!(result, Err(Error::ConnectionGone)), "{result:?}");
+            }
+            futures_util::future::Either::Right(_) => {
+                panic!("the send waiting for room was not woken by the close")
+            }
+        }
+        closed_seen.await.unwrap();
+        assert!(sender.is_closed());
+        assert!(matches!(
+            sender.try_send("late"),
+            Err(Error::ConnectionGone)
+        ));
+    });
+}
+
+#[test]
 fn broadcast_skips_a_slow_reader_without_stalling_the_others() {
     on_both_runtimes(|runtime| async move {
         let hwm = 64 * 1024;

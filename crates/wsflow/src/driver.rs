@@ -173,6 +173,13 @@ impl Shared {
         self.has_waiters.store(true, Ordering::SeqCst);
     }
 
+    /// Marks the connection closed (senders fail from now on) and wakes the senders waiting
+    /// for room or a flush, which look again and see it.
+    fn mark_closed(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake_waiters();
+    }
+
     #[inline]
     fn wake_waiters(&self) {
         // The load keeps the common case (nobody waiting) free of a read-modify-write, and
@@ -460,15 +467,20 @@ impl Driver {
                 return self.deliver(cx, event);
             }
             if self.conn.is_closed() {
-                self.shared.closed.store(true, Ordering::SeqCst);
-                // Senders waiting for room learn that none will come.
-                self.shared.wake_waiters();
+                self.shared.mark_closed();
                 return Poll::Ready(None);
             }
             // Input is used up: write what became ready meanwhile, in one go.
-            if let Poll::Ready(Err(err)) = self.poll_write_queued(cx, true) {
-                self.conn.handle_io_error(err);
-                continue;
+            match self.poll_write_queued(cx, true) {
+                Poll::Ready(Err(err)) => {
+                    self.conn.handle_io_error(err);
+                    continue;
+                }
+                // The write finished the close (a client's, whose reply to the peer's close
+                // was the last thing queued): its event is ready now, and nothing else would
+                // wake this task for it.
+                _ if self.conn.is_closed() => continue,
+                _ => {}
             }
             if self.poll_shutdown(cx) {
                 continue;
@@ -589,12 +601,17 @@ impl Driver {
     /// the socket.
     #[inline(never)]
     fn deliver_other(&mut self, cx: &mut Context<'_>, event: Event) -> Poll<Option<Event>> {
-        if matches!(event, Event::Closed(_)) && self.shutdown != Shutdown::Done {
-            if self.io.poll_shutdown(cx).is_pending() {
-                self.queues.get_or_insert_default().stash.push_front(event);
-                return Poll::Pending;
+        if matches!(event, Event::Closed(_)) {
+            if self.shutdown != Shutdown::Done {
+                if self.io.poll_shutdown(cx).is_pending() {
+                    self.queues.get_or_insert_default().stash.push_front(event);
+                    return Poll::Pending;
+                }
+                self.shutdown = Shutdown::Done;
             }
-            self.shutdown = Shutdown::Done;
+            // Senders learn it now, not when the application polls again after the close
+            // (which a loop that ends at the close never does) or drops the connection.
+            self.shared.mark_closed();
         }
         #[cfg(feature = "tracing")]
         match &event {
@@ -619,15 +636,25 @@ impl Driver {
 
     /// Writes everything queued and flushes the transport. Events that arrive meanwhile are
     /// kept for `poll_event`.
+    ///
+    /// A flush applies the senders' commands but does not register for them: when the
+    /// connection's `Stream` and `Sink` are polled by two tasks (`StreamExt::split`), the
+    /// reading task keeps that registration. And a flush that waits also waits as a sender
+    /// does, for the driver's progress: the reading task may write what is queued first,
+    /// with its own waker on the socket, and its write then wakes this task too.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.apply_commands(cx, true);
+        self.apply_commands(cx, false);
         match self.poll_write_queued(cx, false) {
             Poll::Ready(Err(err)) => {
                 let kind = err.kind();
                 self.conn.handle_io_error(err);
                 Poll::Ready(Err(kind.into()))
             }
-            other => other,
+            Poll::Pending => {
+                self.shared.wait(cx.waker());
+                Poll::Pending
+            }
+            ready => ready,
         }
     }
 
@@ -701,7 +728,14 @@ impl Driver {
                 .as_ref()
                 .is_some_and(|waker| waker.will_wake(cx.waker()))
         {
-            self.shared.lock_commands().driver_waker = Some(cx.waker().clone());
+            // The waker it replaces is dropped after the lock (dropping a waker may run an
+            // executor's code).
+            let replaced = self
+                .shared
+                .lock_commands()
+                .driver_waker
+                .replace(cx.waker().clone());
+            drop(replaced);
             self.registered_waker = Some(cx.waker().clone());
             // A command flagged before the registration would not wake this waker: look
             // again, once. (`will_wake` may say no even for a clone of the same waker, as for
@@ -760,7 +794,8 @@ impl Driver {
             self.shared
                 .buffered
                 .store(self.conn.buffered_amount(), Ordering::Release);
-            self.shared.queued.fetch_sub(weight, Ordering::AcqRel);
+            // Sequentially consistent, as `buffered` (see `Shared::pending_bytes`).
+            self.shared.queued.fetch_sub(weight, Ordering::SeqCst);
         }
         self.queues.get_or_insert_default().taken = Some(taken);
         applied
@@ -861,13 +896,14 @@ impl Drop for Driver {
         let orphans = {
             let mut queue = self.shared.lock_commands();
             queue.receiver_gone = true;
-            // The task may outlive the senders' hold on the shared state: let it go now.
-            queue.driver_waker = None;
             std::mem::take(&mut queue.commands)
         };
+        // The task may outlive the senders' hold on the shared state: let it go now (out of
+        // the lock, as dropping a waker may run an executor's code).
+        let waker = self.shared.lock_commands().driver_waker.take();
         drop(orphans);
-        self.shared.closed.store(true, Ordering::SeqCst);
-        self.shared.wake_waiters();
+        self.shared.mark_closed();
+        drop(waker);
     }
 }
 

@@ -634,6 +634,9 @@ impl Sender {
 
     /// Queues a message without waiting for room (used by broadcast).
     pub fn try_send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::ConnectionGone);
+        }
         self.check_room()?;
         self.queue(Command::Send(message.into()))
     }
@@ -668,7 +671,9 @@ impl Sender {
             if self.shared.pending_bytes() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            self.shared.wait(cx.waker());
+            if let Err(err) = self.wait_for_progress(cx) {
+                return Poll::Ready(Err(err));
+            }
             if self.shared.pending_bytes() == 0 {
                 Poll::Ready(Ok(()))
             } else {
@@ -681,6 +686,17 @@ impl Sender {
     /// Whether the connection has been dropped or closed.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// Registers `cx`'s waker to be woken when the driver makes progress, then looks again
+    /// whether the connection closed: the driver marks it closed and then looks for waiters,
+    /// so a close between the caller's first look and the registration would wake nobody.
+    fn wait_for_progress(&self, cx: &Context<'_>) -> Result<(), Error> {
+        self.shared.wait(cx.waker());
+        if self.is_closed() {
+            return Err(Error::ConnectionGone);
+        }
+        Ok(())
     }
 
     /// Bytes waiting to be written (queued here plus buffered in the connection).
@@ -741,7 +757,9 @@ impl Sender {
             if self.check_room().is_ok() {
                 return Poll::Ready(Ok(()));
             }
-            self.shared.wait(cx.waker());
+            if let Err(err) = self.wait_for_progress(cx) {
+                return Poll::Ready(Err(err));
+            }
             if self.check_room().is_ok() {
                 Poll::Ready(Ok(()))
             } else {
@@ -752,6 +770,11 @@ impl Sender {
     }
 
     fn queue(&self, command: Command) -> Result<(), Error> {
+        // A connection that closed but is not dropped yet would take the command and never
+        // apply it.
+        if self.is_closed() {
+            return Err(Error::ConnectionGone);
+        }
         let weight = command.weight();
         self.shared.add_queued(weight);
         self.shared.push_command(command).map_err(|_| {
@@ -774,7 +797,9 @@ impl Sink<Message> for Sender {
         if self.fail_fast {
             return Poll::Ready(self.check_room());
         }
-        self.shared.wait(cx.waker());
+        if let Err(err) = self.wait_for_progress(cx) {
+            return Poll::Ready(Err(err));
+        }
         if self.check_room().is_ok() {
             Poll::Ready(Ok(()))
         } else {
@@ -793,7 +818,9 @@ impl Sink<Message> for Sender {
         if self.shared.pending_bytes() == 0 {
             return Poll::Ready(Ok(()));
         }
-        self.shared.wait(cx.waker());
+        if let Err(err) = self.wait_for_progress(cx) {
+            return Poll::Ready(Err(err));
+        }
         if self.shared.pending_bytes() == 0 {
             Poll::Ready(Ok(()))
         } else {
