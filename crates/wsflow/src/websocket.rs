@@ -572,7 +572,15 @@ impl Stream for ReadHalf {
 /// Messages are queued (a short lock: one push) and written by the connection's driver, the
 /// task that polls the [`WebSocket`] (or its [`ReadHalf`]). When more than the send
 /// high-water mark is waiting, `send` waits for room (or fails with [`Error::BufferFull`]
-/// after [`Sender::fail_fast`]).
+/// after [`Sender::fail_fast`]). Once the connection has closed, sends fail with
+/// [`Error::ConnectionGone`], and a send waiting for room ends with it.
+///
+/// Room is made only while something polls the connection. A task that holds both the
+/// [`ReadHalf`] and a `Sender` must not await a `send` between its reads: past the high-water
+/// mark it would wait for room that only its own next read makes. A task that both reads and
+/// sends is better served by the unsplit [`WebSocket`], whose own sends write as they wait
+/// (or by [`Sender::try_send`], handling [`Error::BufferFull`]); otherwise leave the reading
+/// to another task.
 ///
 /// ```no_run
 /// # async fn example(ws: wsflow::WebSocket) -> Result<(), wsflow::Error> {
