@@ -24,6 +24,19 @@ fn raw_upgraded(addr: SocketAddr) -> TcpStream {
     raw
 }
 
+/// A raw client that completes the handshake and then never reads, on a blocking thread,
+/// until it is told to go (or 60 s pass): the sender that tells it, and the task to await to
+/// know it has gone.
+fn silent_peer(addr: SocketAddr) -> (std::sync::mpsc::Sender<()>, blocking::Task<()>) {
+    let (may_go, go) = std::sync::mpsc::channel::<()>();
+    let peer = blocking::unblock(move || {
+        let raw = raw_upgraded(addr);
+        let _ = go.recv_timeout(Duration::from_secs(60));
+        drop(raw);
+    });
+    (may_go, peer)
+}
+
 fn masked(frame: Frame) -> Vec<u8> {
     let mut wire = bytes::BytesMut::new();
     frame.with_mask(Some([1, 2, 3, 4])).encode(&mut wire);
@@ -244,12 +257,7 @@ fn a_peer_that_never_reads_makes_senders_wait_at_the_high_water_mark() {
         let (mut server, addr) =
             server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
         // A client that completes the handshake and then never reads (until the test ends).
-        let (test_done, socket_may_go) = std::sync::mpsc::channel::<()>();
-        let idle = blocking::unblock(move || {
-            let raw = raw_upgraded(addr);
-            let _ = socket_may_go.recv_timeout(Duration::from_secs(60));
-            drop(raw);
-        });
+        let (test_done, idle) = silent_peer(addr);
         let ws = server.next().await.unwrap().accept(None).await.unwrap();
         let (mut reader, sender) = ws.split();
         spawn(
@@ -298,12 +306,7 @@ fn a_send_waiting_for_room_fails_when_the_connection_closes_under_it() {
         let (mut server, addr) =
             server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
         // A client that completes the handshake, never reads, and then goes away.
-        let (peer_may_go, go) = std::sync::mpsc::channel::<()>();
-        let peer = blocking::unblock(move || {
-            let raw = raw_upgraded(addr);
-            let _ = go.recv_timeout(Duration::from_secs(60));
-            drop(raw);
-        });
+        let (peer_may_go, peer) = silent_peer(addr);
         let ws = server.next().await.unwrap().accept(None).await.unwrap();
         let (mut reader, sender) = ws.split();
         // The reading task stops at the close but keeps its half: the senders must learn of
@@ -364,12 +367,7 @@ fn broadcast_skips_a_slow_reader_without_stalling_the_others() {
             server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
         let url = format!("ws://{addr}/");
         // One peer that never reads...
-        let (test_done, socket_may_go) = std::sync::mpsc::channel::<()>();
-        let slow = blocking::unblock(move || {
-            let raw = raw_upgraded(addr);
-            let _ = socket_may_go.recv_timeout(Duration::from_secs(60));
-            drop(raw);
-        });
+        let (test_done, slow) = silent_peer(addr);
         let request = server.next().await.unwrap();
         let (mut slow_reader, slow_sender) = request.accept(None).await.unwrap().split();
         spawn(runtime, async move {
