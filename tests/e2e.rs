@@ -415,6 +415,153 @@ fn a_stream_and_sink_split_across_tasks_still_applies_sender_commands() {
     });
 }
 
+/// A raw client with a small receive buffer that completes the handshake and then reads
+/// at most 8 KiB a millisecond, on its own thread, until `stop` is set or the connection
+/// ends: counts the text messages "marker" in `markers`.
+fn slow_reader(
+    addr: std::net::SocketAddr,
+    markers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        // Before connecting, so the window stays small and the kernel holds little.
+        socket.set_recv_buffer_size(32 * 1024).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let mut raw: std::net::TcpStream = socket.into();
+        raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        raw.write_all(UPGRADE.as_bytes()).unwrap();
+        assert!(read_head(&mut raw).starts_with("HTTP/1.1 101"));
+        let mut decoder = wsflow::codec::FrameDecoder::new(wsflow::Role::Client);
+        let mut wire = bytes::BytesMut::new();
+        let mut chunk = [0u8; 8 * 1024];
+        while !stop.load(Ordering::SeqCst) {
+            match raw.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => wire.extend_from_slice(&chunk[..n]),
+            }
+            while let Some(frame) = decoder.decode(&mut wire).unwrap() {
+                if frame.opcode == OpCode::Text && frame.payload[..] == b"marker"[..] {
+                    markers.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
+
+#[test]
+fn a_sender_flush_waits_for_what_was_sent_before_it_not_for_later_sends() {
+    // Another thread keeps at least 256 KiB waiting to be sent to a client that reads slowly,
+    // so the connection's buffer does not empty while the flushes wait. A flush must still
+    // end once the messages sent before it are written (a flush that waited for an empty
+    // buffer would not), through `Sender::flush` and through the `Sink`'s flush.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    on_both_runtimes(|runtime| async move {
+        // Small kernel buffers on both ends (accepted sockets take the listener's), which
+        // therefore fill at once and do not grow.
+        let listener =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        listener.set_send_buffer_size(32 * 1024).unwrap();
+        listener
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        listener.listen(16).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let mut server =
+            Server::from_std_listener(listener.into(), ServerConfig::default().runtime(runtime))
+                .unwrap();
+        let markers = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let client = slow_reader(server.local_addr(), markers.clone(), stop.clone());
+        let accepted = server.next().await.unwrap().accept(None).await.unwrap();
+        let (mut reader, sender) = accepted.split();
+        spawn(
+            runtime,
+            async move { while reader.next().await.is_some() {} },
+        );
+        let flushing = Arc::new(AtomicBool::new(false));
+        let stop_busy = Arc::new(AtomicBool::new(false));
+        let busy = {
+            let sender = sender.clone();
+            let (stop, flushing) = (stop_busy.clone(), flushing.clone());
+            std::thread::spawn(move || {
+                let chunk = bytes::Bytes::from(vec![1u8; 8 * 1024]);
+                // The least waiting while the flushes waited.
+                let mut lowest = usize::MAX;
+                while !stop.load(Ordering::SeqCst) {
+                    let waiting = sender.buffered_amount();
+                    if flushing.load(Ordering::SeqCst) {
+                        lowest = lowest.min(waiting);
+                    }
+                    if waiting < 512 * 1024 {
+                        sender.try_send(Message::binary(chunk.clone())).unwrap();
+                    } else {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                }
+                lowest
+            })
+        };
+        // Until the kernel's buffers are full: the connection's own holds 256 KiB or more
+        // for 200 ms in a row.
+        let mut full_for = 0;
+        while full_for < 20 {
+            sleep(runtime, Duration::from_millis(10)).await;
+            full_for = if sender.buffered_amount() >= 256 * 1024 {
+                full_for + 1
+            } else {
+                0
+            };
+        }
+        flushing.store(true, Ordering::SeqCst);
+        let flushes = async {
+            let mut sink = sender.clone();
+            SinkExt::send(&mut sink, Message::text("marker"))
+                .await
+                .unwrap();
+            sender.send_text("marker").await.unwrap();
+            sender.flush().await.unwrap();
+        };
+        let deadline = sleep(runtime, Duration::from_secs(20));
+        let flushed = matches!(
+            futures_util::future::select(Box::pin(flushes), Box::pin(deadline)).await,
+            futures_util::future::Either::Left(_)
+        );
+        flushing.store(false, Ordering::SeqCst);
+        stop_busy.store(true, Ordering::SeqCst);
+        let lowest = busy.join().unwrap();
+        // Both markers were written when the flushes ended: the client reads them soon.
+        for _ in 0..1000 {
+            if markers.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            sleep(runtime, Duration::from_millis(10)).await;
+        }
+        stop.store(true, Ordering::SeqCst);
+        client.join().unwrap();
+        assert!(
+            flushed,
+            "a flush on {runtime} waited for messages sent after it \
+             ({lowest} bytes were waiting at the least)"
+        );
+        // The buffer did not empty meanwhile, so the flushes did not end by waiting for that.
+        assert!(
+            lowest > 0,
+            "the send buffer emptied during the flushes on {runtime}: the test shows nothing"
+        );
+        assert_eq!(markers.load(Ordering::SeqCst), 2);
+    });
+}
+
 #[test]
 fn close_codes_and_reasons_reach_the_other_side() {
     on_both_runtimes(|runtime| async move {

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -86,6 +86,11 @@ pub(crate) struct Shared {
     /// the lock entirely when nothing was sent, and only the sender that sets it wakes the
     /// driver.
     commands_waiting: AtomicBool,
+    /// How many commands, counted from the first one senders queued, have been written to
+    /// the transport: a sender's flush waits for the count it saw queued (see
+    /// [`Shared::commands_queued`]), not for the buffer to empty, which steady sending by
+    /// others could put off for ever. Stored before waking waiters, as `buffered`.
+    flushed: AtomicU64,
 }
 
 /// A batch of commands, boxed (see [`CommandQueue::commands`]).
@@ -104,6 +109,8 @@ struct CommandQueue {
     /// The task polling the driver, registered by the driver before it waits, and woken
     /// (not taken: it stays registered) by the sender that sets `commands_waiting`.
     driver_waker: Option<Waker>,
+    /// Commands queued so far, ever: the number of the last one.
+    pushed: u64,
 }
 
 impl Shared {
@@ -118,28 +125,46 @@ impl Shared {
             has_waiters: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             commands_waiting: AtomicBool::new(false),
+            flushed: AtomicU64::new(0),
         }
     }
 
-    /// Queues a command for the driver and wakes it; gives the command back if the driver
-    /// is gone.
-    pub(crate) fn push_command(&self, command: Command) -> Result<(), Command> {
-        let waker = {
+    /// Queues a command for the driver and wakes it; gives the command's number (see
+    /// [`Shared::commands_queued`]), or the command back if the driver is gone.
+    pub(crate) fn push_command(&self, command: Command) -> Result<u64, Command> {
+        let (number, waker) = {
             let mut queue = self.lock_commands();
             if queue.receiver_gone {
                 return Err(command);
             }
             queue.commands.get_or_insert_default().push_back(command);
+            queue.pushed += 1;
             // The first command since the driver took the last ones wakes it; the driver
             // takes the later ones with it.
             let first = !self.commands_waiting.swap(true, Ordering::AcqRel);
-            first.then(|| queue.driver_waker.clone()).flatten()
+            (
+                queue.pushed,
+                first.then(|| queue.driver_waker.clone()).flatten(),
+            )
         };
         // Woken outside the lock: waking may take the executor's own locks.
         if let Some(waker) = waker {
             waker.wake();
         }
-        Ok(())
+        Ok(number)
+    }
+
+    /// How many commands senders have queued so far: a flush started now waits until
+    /// [`Shared::commands_flushed`] reaches it.
+    pub(crate) fn commands_queued(&self) -> u64 {
+        self.lock_commands().pushed
+    }
+
+    /// How many of the commands queued have been written to the transport (or came to
+    /// nothing: a send on a closing connection). Sequentially consistent, see
+    /// [`Shared::pending_bytes`].
+    pub(crate) fn commands_flushed(&self) -> u64 {
+        self.flushed.load(Ordering::SeqCst)
     }
 
     fn lock_commands(&self) -> std::sync::MutexGuard<'_, CommandQueue> {
@@ -218,6 +243,36 @@ struct Queues {
     /// Events taken from the connection but not yet handed out (by `poll_closed`, or the
     /// final close while the transport shuts down).
     stash: VecDeque<Event>,
+    /// Commands applied so far (the number of the last one).
+    applied: u64,
+    /// Bytes written to the transport since these queues were made.
+    written: u64,
+    /// Where each batch of commands ends in the output, oldest first: once `written`
+    /// reaches a mark's end, its commands are flushed.
+    flush_marks: VecDeque<FlushMark>,
+}
+
+/// The end of a batch of applied commands in the connection's output.
+struct FlushMark {
+    /// The number of the batch's last command.
+    commands: u64,
+    /// `Queues::written` once the batch's last byte is written.
+    end: u64,
+}
+
+impl Queues {
+    /// The number of the last command all of whose bytes are written, if that changed.
+    fn settle_flush_marks(&mut self) -> Option<u64> {
+        let mut flushed = None;
+        while let Some(mark) = self.flush_marks.front() {
+            if mark.end > self.written {
+                break;
+            }
+            flushed = Some(mark.commands);
+            self.flush_marks.pop_front();
+        }
+        flushed
+    }
 }
 
 /// Drives one connection over one transport.
@@ -773,6 +828,7 @@ impl Driver {
             return false;
         };
         let applied = !taken.is_empty();
+        let count = taken.len() as u64;
         while let Some(command) = taken.pop_front() {
             let weight = command.weight();
             let now = Instant::now();
@@ -797,7 +853,21 @@ impl Driver {
             // Sequentially consistent, as `buffered` (see `Shared::pending_bytes`).
             self.shared.queued.fetch_sub(weight, Ordering::SeqCst);
         }
-        self.queues.get_or_insert_default().taken = Some(taken);
+        let queues = self.queues.get_or_insert_default();
+        queues.taken = Some(taken);
+        if applied {
+            queues.applied += count;
+            let end = queues.written + self.conn.buffered_amount() as u64;
+            queues.flush_marks.push_back(FlushMark {
+                commands: queues.applied,
+                end,
+            });
+            // Commands that wrote nothing (or an output already written) are flushed now.
+            if let Some(flushed) = queues.settle_flush_marks() {
+                self.shared.flushed.store(flushed, Ordering::SeqCst);
+                self.shared.wake_waiters();
+            }
+        }
         applied
     }
 
@@ -817,7 +887,7 @@ impl Driver {
 
     /// [`Driver::poll_write_queued`] once something is queued.
     fn write_queued(&mut self, cx: &mut Context<'_>, eager: bool) -> Poll<io::Result<()>> {
-        let mut wrote = false;
+        let mut wrote = 0;
         let result = loop {
             let written = {
                 let Some(mut chunks) = self.conn.poll_transmit() else {
@@ -848,17 +918,23 @@ impl Driver {
                 }
             };
             self.conn.advance_transmit(written);
-            wrote = true;
+            wrote += written;
         };
-        if wrote {
+        if wrote > 0 {
             // Sequentially consistent: see `Shared::pending_bytes`.
             self.shared
                 .buffered
                 .store(self.conn.buffered_amount(), Ordering::SeqCst);
+            if let Some(queues) = &mut self.queues {
+                queues.written += wrote as u64;
+                if let Some(flushed) = queues.settle_flush_marks() {
+                    self.shared.flushed.store(flushed, Ordering::SeqCst);
+                }
+            }
             self.shared.wake_waiters();
         }
         match result {
-            Poll::Ready(Ok(())) if wrote => self.io.poll_flush(cx),
+            Poll::Ready(Ok(())) if wrote > 0 => self.io.poll_flush(cx),
             other => other,
         }
     }
@@ -1733,6 +1809,120 @@ mod tests {
         }
         assert_eq!(written.lock().unwrap().bytes, [0x89, 0].repeat(COMMANDS));
     }
+
+    /// A peer that sends nothing and takes at most `allowance` more bytes: a write with
+    /// none left waits.
+    struct Gate {
+        allowance: Arc<Mutex<usize>>,
+    }
+
+    impl Transport for Gate {
+        fn poll_read(&mut self, _cx: &mut Context<'_>, _buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_read_buf(
+            &mut self,
+            _cx: &mut Context<'_>,
+            _buf: &mut BytesMut,
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_write_vectored(
+            &mut self,
+            _cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut allowance = self.allowance.lock().unwrap();
+            let n = bufs
+                .iter()
+                .map(|buf| buf.len())
+                .sum::<usize>()
+                .min(*allowance);
+            if n == 0 {
+                return Poll::Pending;
+            }
+            *allowance -= n;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    // A sender's flush waits for the commands queued before it, each counted flushed once
+    // its last byte is written: not before (an empty ping weighs nothing against the
+    // high-water mark, yet is not written until it is), and not only once the whole output
+    // is empty (later commands do not hold back earlier ones).
+    #[test]
+    fn commands_count_as_flushed_once_their_last_byte_is_written() {
+        // In a runtime: the close arms its timer.
+        on_both_runtimes(|runtime| async move { flush_marks_scenario(runtime) });
+    }
+
+    fn flush_marks_scenario(runtime: Runtime) {
+        let conn = Connection::new(
+            Role::Server,
+            Config::server().keepalive(false),
+            Negotiated::new(),
+            BytesMut::new(),
+            Instant::now(),
+        );
+        let info = PeerInfo::direct(None, &conn);
+        let allowance = Arc::new(Mutex::new(0));
+        let transport = Gate {
+            allowance: allowance.clone(),
+        };
+        let mut driver = Driver::new(conn, Box::new(transport), runtime, info);
+        let shared = driver.shared.clone();
+        let waker = Waker::noop();
+        let mut poll = |allow: usize| {
+            *allowance.lock().unwrap() += allow;
+            assert!(
+                driver
+                    .poll_event(&mut Context::from_waker(waker))
+                    .is_pending()
+            );
+        };
+        // As a `Sender` queues: counted against the high-water mark, then pushed.
+        let push = |command: Command| {
+            shared.add_queued(command.weight());
+            shared.push_command(command).unwrap()
+        };
+        assert_eq!(shared.commands_flushed(), 0);
+        // Two commands in one batch (a 1,000-byte message: 4 header bytes), a third alone.
+        assert_eq!(push(Command::Send(Message::binary(vec![7; 1000]))), 1);
+        assert_eq!(push(Command::Ping(Bytes::new())), 2);
+        poll(0);
+        assert_eq!(push(Command::Ping(Bytes::from_static(b"x"))), 3);
+        poll(0);
+        assert_eq!(shared.commands_queued(), 3);
+        assert_eq!(shared.commands_flushed(), 0);
+        assert_eq!(shared.pending_bytes(), 1004 + 2 + 3);
+        // The first batch's bytes but one: nothing flushed.
+        poll(1005);
+        assert_eq!(shared.commands_flushed(), 0);
+        // Its last byte: both of its commands, though the third is still waiting.
+        poll(1);
+        assert_eq!(shared.commands_flushed(), 2);
+        assert_eq!(shared.pending_bytes(), 3);
+        poll(3);
+        assert_eq!(shared.commands_flushed(), 3);
+        // The close frame, with the code's default description.
+        assert_eq!(push(Command::Close(CloseCode::NORMAL, None)), 4);
+        poll(0);
+        let close_frame = shared.pending_bytes();
+        assert!(close_frame >= 4);
+        poll(close_frame);
+        assert_eq!(shared.commands_flushed(), 4);
+        // A send after the close began comes to nothing: flushed at once, nothing written.
+        assert_eq!(push(Command::Send(Message::text("late"))), 5);
+        poll(0);
+        assert_eq!(shared.commands_flushed(), 5);
+        assert_eq!(shared.pending_bytes(), 0);
+    }
 }
 
 /// Every connection holds these, and every receive moves a result: their sizes are part of
@@ -1766,14 +1956,15 @@ mod size_tests {
     /// before the keepalive's two instants, the pending pong, the spare message box, the
     /// event queue, the timer's deadline and the send queue's list of large payloads were
     /// folded away or boxed, and the keepalive's instant became an 8-byte lag), and at most
-    /// 176 a 192-byte one (240 before the forwarded chain's pointer was made thin and the
-    /// senders' command queue and list of waiters were boxed).
+    /// 184 a 192-byte one (240 before the forwarded chain's pointer was made thin and the
+    /// senders' command queue and list of waiters were boxed; 168 before the counts of
+    /// commands queued and flushed that senders' flushes wait on).
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn a_connection_s_two_allocations_stay_small() {
         let driver = std::mem::size_of::<Driver>();
         assert!(driver <= 392, "driver: {driver} bytes");
         let shared = std::mem::size_of::<Shared>() + 2 * std::mem::size_of::<usize>();
-        assert!(shared <= 176, "shared state in its Arc: {shared} bytes");
+        assert!(shared <= 184, "shared state in its Arc: {shared} bytes");
     }
 }

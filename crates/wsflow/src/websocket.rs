@@ -411,6 +411,7 @@ impl WebSocket {
         Sender {
             shared: self.driver.shared.clone(),
             fail_fast: false,
+            sink_sent: 0,
         }
     }
 
@@ -594,6 +595,9 @@ impl Stream for ReadHalf {
 pub struct Sender {
     shared: Arc<Shared>,
     fail_fast: bool,
+    /// The number of the last message this `Sender` sent as a [`Sink`], which the `Sink`'s
+    /// flush waits for.
+    sink_sent: u64,
 }
 
 impl Sender {
@@ -669,26 +673,39 @@ impl Sender {
         self.queue(Command::Drop(code, description.map(str::to_owned)))
     }
 
-    /// Waits until everything sent so far has been written to the socket (or the
-    /// connection is gone). Cancel-safe.
+    /// Waits until everything sent before the call, through any `Sender` of the connection,
+    /// has been written to the socket; fails with [`Error::ConnectionGone`] if the connection
+    /// closes first. What is sent after the call is not waited for, so other tasks that keep
+    /// sending cannot keep a flush waiting. Cancel-safe.
+    ///
+    /// ```no_run
+    /// # async fn example(ws: wsflow::WebSocket) -> Result<(), wsflow::Error> {
+    /// let sender = ws.sender();
+    /// sender.send_text("written before flush returns").await?;
+    /// sender.flush().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn flush(&self) -> Result<(), Error> {
-        poll_fn(|cx| {
-            if self.is_closed() {
-                return Poll::Ready(Err(Error::ConnectionGone));
-            }
-            if self.shared.pending_bytes() == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            if let Err(err) = self.wait_for_progress(cx) {
-                return Poll::Ready(Err(err));
-            }
-            if self.shared.pending_bytes() == 0 {
-                Poll::Ready(Ok(()))
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
+        let sent = self.shared.commands_queued();
+        poll_fn(|cx| self.poll_flushed(cx, sent)).await
+    }
+
+    /// Whether the commands up to number `sent` are written; registers `cx` if not.
+    fn poll_flushed(&self, cx: &Context<'_>, sent: u64) -> Poll<Result<(), Error>> {
+        if self.shared.commands_flushed() >= sent {
+            return Poll::Ready(Ok(()));
+        }
+        if self.is_closed() {
+            return Poll::Ready(Err(Error::ConnectionGone));
+        }
+        if let Err(err) = self.wait_for_progress(cx) {
+            return Poll::Ready(Err(err));
+        }
+        if self.shared.commands_flushed() >= sent {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Whether the connection has been dropped or closed.
@@ -778,6 +795,11 @@ impl Sender {
     }
 
     fn queue(&self, command: Command) -> Result<(), Error> {
+        self.queue_numbered(command).map(drop)
+    }
+
+    /// Queues a command; gives its number (see [`Shared::commands_queued`]).
+    fn queue_numbered(&self, command: Command) -> Result<u64, Error> {
         // A connection that closed but is not dropped yet would take the command and never
         // apply it.
         if self.is_closed() {
@@ -815,25 +837,15 @@ impl Sink<Message> for Sender {
         }
     }
 
-    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
-        self.queue(Command::Send(message))
+    fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.sink_sent = self.queue_numbered(Command::Send(message))?;
+        Ok(())
     }
 
+    /// Waits until the messages this `Sender` sent as a `Sink` are written (not those sent
+    /// after, or by others).
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self.is_closed() {
-            return Poll::Ready(Err(Error::ConnectionGone));
-        }
-        if self.shared.pending_bytes() == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        if let Err(err) = self.wait_for_progress(cx) {
-            return Poll::Ready(Err(err));
-        }
-        if self.shared.pending_bytes() == 0 {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
+        self.poll_flushed(cx, self.sink_sent)
     }
 
     /// Asks the connection to close with 1000.
