@@ -415,6 +415,32 @@ fn a_stream_and_sink_split_across_tasks_still_applies_sender_commands() {
     });
 }
 
+/// A server whose connections have a small kernel send buffer (accepted sockets take the
+/// listener's), which fills at once and does not grow.
+fn small_buffer_server(runtime: Runtime) -> Server {
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener.set_send_buffer_size(32 * 1024).unwrap();
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&addr.into()).unwrap();
+    listener.listen(16).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    Server::from_std_listener(listener.into(), ServerConfig::default().runtime(runtime)).unwrap()
+}
+
+/// A raw blocking client with a small kernel receive buffer (set before connecting, so the
+/// window stays small), upgraded to WebSocket.
+fn small_buffer_client(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(32 * 1024).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut raw: std::net::TcpStream = socket.into();
+    raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    raw.write_all(UPGRADE.as_bytes()).unwrap();
+    assert!(read_head(&mut raw).starts_with("HTTP/1.1 101"));
+    raw
+}
+
 /// A raw client with a small receive buffer that completes the handshake and then reads
 /// at most 8 KiB a millisecond, on its own thread, until `stop` is set or the connection
 /// ends: counts the text messages "marker" in `markers`.
@@ -425,15 +451,7 @@ fn slow_reader(
 ) -> std::thread::JoinHandle<()> {
     use std::sync::atomic::Ordering;
     std::thread::spawn(move || {
-        let socket =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        // Before connecting, so the window stays small and the kernel holds little.
-        socket.set_recv_buffer_size(32 * 1024).unwrap();
-        socket.connect(&addr.into()).unwrap();
-        let mut raw: std::net::TcpStream = socket.into();
-        raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        raw.write_all(UPGRADE.as_bytes()).unwrap();
-        assert!(read_head(&mut raw).starts_with("HTTP/1.1 101"));
+        let mut raw = small_buffer_client(addr);
         let mut decoder = wsflow::codec::FrameDecoder::new(wsflow::Role::Client);
         let mut wire = bytes::BytesMut::new();
         let mut chunk = [0u8; 8 * 1024];
@@ -461,24 +479,7 @@ fn a_sender_flush_waits_for_what_was_sent_before_it_not_for_later_sends() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     on_both_runtimes(|runtime| async move {
-        // Small kernel buffers on both ends (accepted sockets take the listener's), which
-        // therefore fill at once and do not grow.
-        let listener =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        listener.set_send_buffer_size(32 * 1024).unwrap();
-        listener
-            .bind(
-                &"127.0.0.1:0"
-                    .parse::<std::net::SocketAddr>()
-                    .unwrap()
-                    .into(),
-            )
-            .unwrap();
-        listener.listen(16).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let mut server =
-            Server::from_std_listener(listener.into(), ServerConfig::default().runtime(runtime))
-                .unwrap();
+        let mut server = small_buffer_server(runtime);
         let markers = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let client = slow_reader(server.local_addr(), markers.clone(), stop.clone());
@@ -559,6 +560,100 @@ fn a_sender_flush_waits_for_what_was_sent_before_it_not_for_later_sends() {
             "the send buffer emptied during the flushes on {runtime}: the test shows nothing"
         );
         assert_eq!(markers.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn a_stream_and_sink_split_across_tasks_both_go_on_after_waiting_on_a_full_socket() {
+    // With `StreamExt::split`, the writing task's flush and the reading task's own write (the
+    // pong to a ping) both wait on one full socket, and tokio keeps one write wake-up per
+    // socket, for whichever task asked last. Once the peer reads, both must go on: the
+    // writes all arrive, then the pong.
+    const MESSAGES: usize = 4;
+    const SIZE: usize = 256 * 1024;
+    on_both_runtimes(|runtime| async move {
+        let mut server = small_buffer_server(runtime);
+        let addr = server.local_addr();
+        let (ping_now, may_ping) = std::sync::mpsc::channel::<()>();
+        let (read_now, may_read) = std::sync::mpsc::channel::<()>();
+        let peer = blocking::unblock(move || {
+            let mut raw = small_buffer_client(addr);
+            may_ping.recv().unwrap();
+            let mut ping = bytes::BytesMut::new();
+            Frame::new(OpCode::Ping, &b"still there?"[..])
+                .with_mask(Some([1, 2, 3, 4]))
+                .encode(&mut ping);
+            raw.write_all(&ping).unwrap();
+            may_read.recv().unwrap();
+            let mut decoder = wsflow::codec::FrameDecoder::new(wsflow::Role::Client);
+            let mut wire = bytes::BytesMut::new();
+            let mut chunk = [0u8; 64 * 1024];
+            let mut data = 0;
+            let mut pong_after = None;
+            while pong_after.is_none() {
+                match raw.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => wire.extend_from_slice(&chunk[..n]),
+                }
+                while let Some(frame) = decoder.decode(&mut wire).unwrap() {
+                    match frame.opcode {
+                        OpCode::Binary | OpCode::Continuation => data += frame.payload.len(),
+                        OpCode::Pong => {
+                            assert_eq!(&frame.payload[..], b"still there?");
+                            pong_after = Some(data);
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            }
+            // The pong may come between the messages' frames; the rest follows it.
+            while data < MESSAGES * SIZE {
+                match raw.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => wire.extend_from_slice(&chunk[..n]),
+                }
+                while let Some(frame) = decoder.decode(&mut wire).unwrap() {
+                    data += frame.payload.len();
+                }
+            }
+            (data, pong_after)
+        });
+        let ws = server.next().await.unwrap().accept(None).await.unwrap();
+        let (mut sink, mut stream) = StreamExt::split(ws);
+        spawn(
+            runtime,
+            async move { while stream.next().await.is_some() {} },
+        );
+        // The writing task on its own: woken by nothing but the connection.
+        let (written, writes) = futures_channel::oneshot::channel();
+        spawn(runtime, async move {
+            for i in 0..MESSAGES {
+                sink.send(Message::binary(vec![i as u8; SIZE]))
+                    .await
+                    .unwrap();
+            }
+            let _ = written.send(());
+        });
+        let peer_steps = async {
+            // The writes fill the socket and wait; then the ping comes, and its pong waits.
+            sleep(runtime, Duration::from_millis(200)).await;
+            ping_now.send(()).unwrap();
+            sleep(runtime, Duration::from_millis(200)).await;
+            read_now.send(()).unwrap();
+            peer.await
+        };
+        let both = futures_util::future::join(writes, peer_steps);
+        let deadline = sleep(runtime, Duration::from_secs(20));
+        match futures_util::future::select(Box::pin(both), Box::pin(deadline)).await {
+            futures_util::future::Either::Left(((Ok(()), (data, pong_after)), _)) => {
+                assert_eq!(data, MESSAGES * SIZE);
+                assert!(pong_after.is_some(), "no pong on {runtime}");
+            }
+            futures_util::future::Either::Left(((Err(_), _), _)) => panic!("the writes failed"),
+            futures_util::future::Either::Right(_) => {
+                panic!("the writing task or the reading task was not woken on {runtime}")
+            }
+        }
     });
 }
 
