@@ -352,6 +352,8 @@ fn a_send_waiting_for_room_fails_when_the_connection_closes_under_it() {
         }
         closed_seen.await.unwrap();
         assert!(sender.is_closed());
+        // The connection ended abnormally and discarded its output: nothing waits.
+        assert_eq!(sender.buffered_amount(), 0);
         assert!(matches!(
             sender.try_send("late"),
             Err(Error::ConnectionGone)

@@ -199,8 +199,11 @@ impl Shared {
     }
 
     /// Marks the connection closed (senders fail from now on) and wakes the senders waiting
-    /// for room or a flush, which look again and see it.
-    fn mark_closed(&self) {
+    /// for room or a flush, which look again and see it. `buffered`: what the connection
+    /// still holds, none once a connection that ended abnormally discarded its output, so
+    /// that senders report what the connection itself does.
+    fn mark_closed(&self, buffered: usize) {
+        self.buffered.store(buffered, Ordering::SeqCst);
         self.closed.store(true, Ordering::SeqCst);
         self.wake_waiters();
     }
@@ -522,7 +525,7 @@ impl Driver {
                 return self.deliver(cx, event);
             }
             if self.conn.is_closed() {
-                self.shared.mark_closed();
+                self.shared.mark_closed(self.conn.buffered_amount());
                 return Poll::Ready(None);
             }
             // Input is used up: write what became ready meanwhile, in one go.
@@ -666,7 +669,7 @@ impl Driver {
             }
             // Senders learn it now, not when the application polls again after the close
             // (which a loop that ends at the close never does) or drops the connection.
-            self.shared.mark_closed();
+            self.shared.mark_closed(self.conn.buffered_amount());
         }
         #[cfg(feature = "tracing")]
         match &event {
@@ -977,8 +980,15 @@ impl Drop for Driver {
         // The task may outlive the senders' hold on the shared state: let it go now (out of
         // the lock, as dropping a waker may run an executor's code).
         let waker = self.shared.lock_commands().driver_waker.take();
+        // Nor do they wait to be sent any more.
+        let orphaned: usize = orphans
+            .iter()
+            .flat_map(|batch| batch.iter())
+            .map(Command::weight)
+            .sum();
+        self.shared.queued.fetch_sub(orphaned, Ordering::SeqCst);
         drop(orphans);
-        self.shared.mark_closed();
+        self.shared.mark_closed(self.conn.buffered_amount());
         drop(waker);
     }
 }
@@ -1808,6 +1818,33 @@ mod tests {
             sender.join().unwrap();
         }
         assert_eq!(written.lock().unwrap().bytes, [0x89, 0].repeat(COMMANDS));
+    }
+
+    // Commands the driver never took are dropped with it, and no longer count as waiting.
+    #[test]
+    fn commands_never_applied_stop_counting_as_waiting_when_the_driver_goes() {
+        let conn = Connection::new(
+            Role::Server,
+            Config::server().keepalive(false),
+            Negotiated::new(),
+            BytesMut::new(),
+            Instant::now(),
+        );
+        let info = PeerInfo::direct(None, &conn);
+        let transport = Quiet {
+            written: Arc::new(Mutex::new(Written::default())),
+        };
+        let driver = Driver::new(conn, Box::new(transport), Runtime::default(), info);
+        let shared = driver.shared.clone();
+        for message in [Message::text("hello"), Message::binary(vec![0; 1000])] {
+            shared.add_queued(message.len());
+            shared.push_command(Command::Send(message)).unwrap();
+        }
+        assert_eq!(shared.pending_bytes(), 1005);
+        drop(driver);
+        assert_eq!(shared.pending_bytes(), 0);
+        assert!(shared.closed.load(Ordering::SeqCst));
+        assert!(shared.push_command(Command::Ping(Bytes::new())).is_err());
     }
 
     /// A peer that sends nothing and takes at most `allowance` more bytes: a write with

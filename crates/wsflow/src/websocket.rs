@@ -724,7 +724,8 @@ impl Sender {
         Ok(())
     }
 
-    /// Bytes waiting to be written (queued here plus buffered in the connection).
+    /// Bytes waiting to be written (queued here plus buffered in the connection), as the
+    /// connection last reported; 0 once a connection that ended abnormally discarded them.
     pub fn buffered_amount(&self) -> usize {
         self.shared.pending_bytes()
     }
