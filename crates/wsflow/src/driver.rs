@@ -988,7 +988,8 @@ impl Drop for Driver {
             .sum();
         self.shared.queued.fetch_sub(orphaned, Ordering::SeqCst);
         drop(orphans);
-        self.shared.mark_closed(self.conn.buffered_amount());
+        // What the connection held goes with it.
+        self.shared.mark_closed(0);
         drop(waker);
     }
 }
