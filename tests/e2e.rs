@@ -472,48 +472,59 @@ fn slow_reader(
 
 #[test]
 fn a_sender_flush_waits_for_what_was_sent_before_it_not_for_later_sends() {
-    // Another thread keeps at least 256 KiB waiting to be sent to a client that reads slowly,
-    // so the connection's buffer does not empty while the flushes wait. A flush must still
-    // end once the messages sent before it are written (a flush that waited for an empty
-    // buffer would not), through `Sender::flush` and through the `Sink`'s flush.
+    // Through `Sender::flush` and through a `Sender`'s `Sink` flush, the connection read by
+    // its own task.
+    on_both_runtimes(|runtime| flush_behind_busy_senders(runtime, false));
+}
+
+#[test]
+fn the_owners_flush_waits_for_what_was_queued_before_it_not_for_later_sends() {
+    // Through `WebSocket::send` and the `WebSocket`'s `Sink` flush, which also apply and
+    // write what the senders queue.
+    on_both_runtimes(|runtime| flush_behind_busy_senders(runtime, true));
+}
+
+/// Another thread keeps at least 256 KiB waiting to be sent to a client that reads slowly,
+/// so the connection's buffer does not empty while the flushes wait. A flush must still end
+/// once the messages sent before it are written (a flush that waited for an empty buffer
+/// would not): two markers, sent and flushed by `Sender`s, or by the `WebSocket` itself
+/// (`by_owner`).
+async fn flush_behind_busy_senders(runtime: Runtime, by_owner: bool) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    on_both_runtimes(|runtime| async move {
-        let mut server = small_buffer_server(runtime);
-        let markers = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let client = slow_reader(server.local_addr(), markers.clone(), stop.clone());
-        let accepted = server.next().await.unwrap().accept(None).await.unwrap();
-        let (mut reader, sender) = accepted.split();
-        spawn(
-            runtime,
-            async move { while reader.next().await.is_some() {} },
-        );
-        let flushing = Arc::new(AtomicBool::new(false));
-        let stop_busy = Arc::new(AtomicBool::new(false));
-        let busy = {
-            let sender = sender.clone();
-            let (stop, flushing) = (stop_busy.clone(), flushing.clone());
-            std::thread::spawn(move || {
-                let chunk = bytes::Bytes::from(vec![1u8; 8 * 1024]);
-                // The least waiting while the flushes waited.
-                let mut lowest = usize::MAX;
-                while !stop.load(Ordering::SeqCst) {
-                    let waiting = sender.buffered_amount();
-                    if flushing.load(Ordering::SeqCst) {
-                        lowest = lowest.min(waiting);
-                    }
-                    if waiting < 512 * 1024 {
-                        sender.try_send(Message::binary(chunk.clone())).unwrap();
-                    } else {
-                        std::thread::sleep(Duration::from_micros(100));
-                    }
+    let mut server = small_buffer_server(runtime);
+    let markers = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = slow_reader(server.local_addr(), markers.clone(), stop.clone());
+    let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+    let sender = ws.sender();
+    let flushing = Arc::new(AtomicBool::new(false));
+    let stop_busy = Arc::new(AtomicBool::new(false));
+    let busy = {
+        let sender = sender.clone();
+        let (stop, flushing) = (stop_busy.clone(), flushing.clone());
+        std::thread::spawn(move || {
+            let chunk = bytes::Bytes::from(vec![1u8; 8 * 1024]);
+            // The least waiting while the flushes waited.
+            let mut lowest = usize::MAX;
+            while !stop.load(Ordering::SeqCst) {
+                let waiting = sender.buffered_amount();
+                if flushing.load(Ordering::SeqCst) {
+                    lowest = lowest.min(waiting);
                 }
-                lowest
-            })
-        };
-        // Until the kernel's buffers are full: the connection's own holds 256 KiB or more
-        // for 200 ms in a row.
+                if waiting < 512 * 1024 {
+                    sender.try_send(Message::binary(chunk.clone())).unwrap();
+                } else {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            lowest
+        })
+    };
+    // Until the kernel's buffers are full: the connection's own holds 256 KiB or more for
+    // 200 ms in a row (while something reads the connection, which writes what senders
+    // queue).
+    let backed_up = async {
         let mut full_for = 0;
         while full_for < 20 {
             sleep(runtime, Duration::from_millis(10)).await;
@@ -523,44 +534,63 @@ fn a_sender_flush_waits_for_what_was_sent_before_it_not_for_later_sends() {
                 0
             };
         }
-        flushing.store(true, Ordering::SeqCst);
-        let flushes = async {
+    };
+    // The `WebSocket`, if it stays with this task.
+    let mut owner = if by_owner {
+        let reading = async { while ws.next().await.is_some() {} };
+        futures_util::future::select(Box::pin(reading), Box::pin(backed_up)).await;
+        Some(ws)
+    } else {
+        let (mut reader, _) = ws.split();
+        spawn(
+            runtime,
+            async move { while reader.next().await.is_some() {} },
+        );
+        backed_up.await;
+        None
+    };
+    flushing.store(true, Ordering::SeqCst);
+    let flushes = async {
+        if let Some(ws) = &mut owner {
+            SinkExt::send(ws, Message::text("marker")).await.unwrap();
+            ws.send_text("marker").await.unwrap();
+        } else {
             let mut sink = sender.clone();
             SinkExt::send(&mut sink, Message::text("marker"))
                 .await
                 .unwrap();
             sender.send_text("marker").await.unwrap();
             sender.flush().await.unwrap();
-        };
-        let deadline = sleep(runtime, Duration::from_secs(20));
-        let flushed = matches!(
-            futures_util::future::select(Box::pin(flushes), Box::pin(deadline)).await,
-            futures_util::future::Either::Left(_)
-        );
-        flushing.store(false, Ordering::SeqCst);
-        stop_busy.store(true, Ordering::SeqCst);
-        let lowest = busy.join().unwrap();
-        // Both markers were written when the flushes ended: the client reads them soon.
-        for _ in 0..1000 {
-            if markers.load(Ordering::SeqCst) == 2 {
-                break;
-            }
-            sleep(runtime, Duration::from_millis(10)).await;
         }
-        stop.store(true, Ordering::SeqCst);
-        client.join().unwrap();
-        assert!(
-            flushed,
-            "a flush on {runtime} waited for messages sent after it \
-             ({lowest} bytes were waiting at the least)"
-        );
-        // The buffer did not empty meanwhile, so the flushes did not end by waiting for that.
-        assert!(
-            lowest > 0,
-            "the send buffer emptied during the flushes on {runtime}: the test shows nothing"
-        );
-        assert_eq!(markers.load(Ordering::SeqCst), 2);
-    });
+    };
+    let deadline = sleep(runtime, Duration::from_secs(20));
+    let flushed = matches!(
+        futures_util::future::select(Box::pin(flushes), Box::pin(deadline)).await,
+        futures_util::future::Either::Left(_)
+    );
+    flushing.store(false, Ordering::SeqCst);
+    stop_busy.store(true, Ordering::SeqCst);
+    let lowest = busy.join().unwrap();
+    // Both markers were written when the flushes ended: the client reads them soon.
+    for _ in 0..1000 {
+        if markers.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        sleep(runtime, Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    client.join().unwrap();
+    assert!(
+        flushed,
+        "a flush on {runtime} waited for messages sent after it \
+         ({lowest} bytes were waiting at the least)"
+    );
+    // The buffer did not empty meanwhile, so the flushes did not end by waiting for that.
+    assert!(
+        lowest > 0,
+        "the send buffer emptied during the flushes on {runtime}: the test shows nothing"
+    );
+    assert_eq!(markers.load(Ordering::SeqCst), 2);
 }
 
 #[test]

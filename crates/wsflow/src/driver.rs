@@ -253,6 +253,10 @@ struct Queues {
     /// Where each batch of commands ends in the output, oldest first: once `written`
     /// reaches a mark's end, its commands are flushed.
     flush_marks: VecDeque<FlushMark>,
+    /// Where the output ended when the application's flush that is waiting began (in
+    /// `written`'s count): the flush is done once that much is written, whatever senders
+    /// queued after it.
+    flush_until: Option<u64>,
 }
 
 /// The end of a batch of applied commands in the connection's output.
@@ -474,12 +478,22 @@ impl Driver {
         }
     }
 
+    /// Nothing comes before the next event the input holds: no event put aside, no
+    /// sender's command waiting (the message path's check: a load or two).
+    #[inline(always)]
+    fn nothing_comes_first(&self) -> bool {
+        self.queues
+            .as_ref()
+            .is_none_or(|queues| queues.stash.is_empty())
+            && !self.shared.commands_waiting.load(Ordering::Acquire)
+    }
+
     /// The next message of a burst already read, when nothing comes before it: see
     /// [`Connection::poll_burst_message`]. `None` means only that [`Driver::poll_event`] is
     /// to be asked.
     #[inline]
     pub(crate) fn poll_burst_message(&mut self) -> Option<Message> {
-        if self.queues.is_none() && !self.shared.commands_waiting.load(Ordering::Acquire) {
+        if self.nothing_comes_first() {
             return self.conn.poll_burst_message();
         }
         None
@@ -491,7 +505,7 @@ impl Driver {
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         // The message path, inlined: input already read holds the next event, and nothing
         // else (an event put aside, a sender's command) comes first.
-        if self.queues.is_none() && !self.shared.commands_waiting.load(Ordering::Acquire) {
+        if self.nothing_comes_first() {
             if let Some(event) = self.conn.poll_event() {
                 return self.deliver(cx, event);
             }
@@ -700,19 +714,42 @@ impl Driver {
     /// reading task keeps that registration. And a flush that waits also waits as a sender
     /// does, for the driver's progress: the reading task may write what is queued first,
     /// with its own waker on the socket, and its write then wakes this task too.
+    ///
+    /// A flush that has to wait is done once what was queued when it first waited is
+    /// written: commands that senders queue meanwhile are applied and written too, but not
+    /// waited for, so senders that keep the output from emptying cannot hold the flush
+    /// back. [`Driver::start_flush`] forgets a flush given up before it was done.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.apply_commands(cx, false);
-        match self.poll_write_queued(cx, false) {
+        let result = match self.poll_write_queued(cx, false) {
             Poll::Ready(Err(err)) => {
                 let kind = err.kind();
                 self.conn.handle_io_error(err);
                 Poll::Ready(Err(kind.into()))
             }
             Poll::Pending => {
-                self.shared.wait(cx.waker());
-                Poll::Pending
+                let buffered = self.conn.buffered_amount() as u64;
+                let queues = self.queues.get_or_insert_default();
+                let until = *queues.flush_until.get_or_insert(queues.written + buffered);
+                if queues.written >= until && self.io.poll_flush(cx).is_ready() {
+                    Poll::Ready(Ok(()))
+                } else {
+                    self.shared.wait(cx.waker());
+                    return Poll::Pending;
+                }
             }
             ready => ready,
+        };
+        self.start_flush();
+        result
+    }
+
+    /// Forgets where a flush given up before it was done was to end: the next flush waits
+    /// for everything queued by then.
+    #[inline]
+    pub(crate) fn start_flush(&mut self) {
+        if let Some(queues) = &mut self.queues {
+            queues.flush_until = None;
         }
     }
 
@@ -1846,6 +1883,54 @@ mod tests {
         assert_eq!(shared.pending_bytes(), 0);
         assert!(shared.closed.load(Ordering::SeqCst));
         assert!(shared.push_command(Command::Ping(Bytes::new())).is_err());
+    }
+
+    // The application's flush that has to wait is done once what was queued when it began is
+    // written: what senders queue meanwhile is written too, not waited for. A flush given up
+    // and started again waits for everything queued by then.
+    #[test]
+    fn the_applications_flush_waits_for_what_was_queued_when_it_began() {
+        let conn = Connection::new(
+            Role::Server,
+            Config::server().keepalive(false),
+            Negotiated::new(),
+            BytesMut::new(),
+            Instant::now(),
+        );
+        let info = PeerInfo::direct(None, &conn);
+        let allowance = Arc::new(Mutex::new(0));
+        let transport = Gate {
+            allowance: allowance.clone(),
+        };
+        let mut driver = Driver::new(conn, Box::new(transport), Runtime::default(), info);
+        let shared = driver.shared.clone();
+        let flush = |driver: &mut Driver, allow: usize| {
+            *allowance.lock().unwrap() += allow;
+            driver.poll_flush(&mut Context::from_waker(Waker::noop()))
+        };
+        // 1,000-byte messages: 1,004 bytes each on the wire.
+        let message = || Message::binary(vec![3; 1000]);
+        driver.start_flush();
+        driver.conn.send(message()).unwrap();
+        assert!(flush(&mut driver, 0).is_pending());
+        // A sender's message comes behind it while the flush waits.
+        shared.add_queued(1000);
+        shared.push_command(Command::Send(message())).unwrap();
+        assert!(flush(&mut driver, 1000).is_pending());
+        assert_eq!(driver.conn.buffered_amount(), 4 + 1004);
+        assert!(flush(&mut driver, 4).is_ready());
+        // The sender's message is still waiting; a new flush waits for it.
+        assert_eq!(driver.conn.buffered_amount(), 1004);
+        driver.start_flush();
+        assert!(flush(&mut driver, 4).is_pending());
+        // Given up; the application queues another message and flushes again: the new flush
+        // waits for that one too, not only for where the one given up was to end.
+        driver.conn.send(message()).unwrap();
+        driver.start_flush();
+        assert!(flush(&mut driver, 1000).is_pending());
+        assert!(flush(&mut driver, 1000).is_pending());
+        assert!(flush(&mut driver, 4).is_ready());
+        assert_eq!(driver.conn.buffered_amount(), 0);
     }
 
     /// A peer that sends nothing and takes at most `allowance` more bytes: a write with

@@ -306,10 +306,12 @@ impl WebSocket {
         Ok(self.driver.conn.send(message)?)
     }
 
-    /// Writes everything queued.
+    /// Writes everything queued. Messages that [`Sender`]s queue meanwhile are written too,
+    /// but not waited for: the flush is done once what was queued when it began is written.
     ///
     /// Cancel-safe: dropping the future leaves the rest queued.
     pub fn flush(&mut self) -> Flush<'_> {
+        self.driver.start_flush();
         Flush { ws: self }
     }
 
@@ -457,6 +459,8 @@ impl Sink<Message> for WebSocket {
     }
 
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        // The next flush waits for this message too.
+        self.driver.start_flush();
         self.queue(message)
     }
 
