@@ -731,11 +731,14 @@ impl Driver {
                 let buffered = self.conn.buffered_amount() as u64;
                 let queues = self.queues.get_or_insert_default();
                 let until = *queues.flush_until.get_or_insert(queues.written + buffered);
-                if queues.written >= until && self.io.poll_flush(cx).is_ready() {
-                    Poll::Ready(Ok(()))
-                } else {
+                if queues.written < until {
                     self.shared.wait(cx.waker());
                     return Poll::Pending;
+                }
+                // What the flush waits for is written; then the transport's own buffer (TLS).
+                match self.io.poll_flush(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    done => done,
                 }
             }
             ready => ready,
@@ -760,7 +763,12 @@ impl Driver {
         }
         match self.poll_flush(cx) {
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            _ if self.conn.is_output_buffer_full() => Poll::Pending,
+            _ if self.conn.is_output_buffer_full() => {
+                // A flush may be done with the output still full (senders' messages behind
+                // what it waited for): wait for the driver's progress as the flush does.
+                self.shared.wait(cx.waker());
+                Poll::Pending
+            }
             _ => Poll::Ready(Ok(())),
         }
     }
