@@ -1744,9 +1744,46 @@ mod tests {
         on_both_runtimes(close_timeout_scenario);
     }
 
-    /// A peer that sends nothing (reads wait, and nothing wakes them) and takes every write.
+    /// A peer that sends nothing (reads wait, and nothing wakes them) and takes at most
+    /// `allowance` more bytes (`usize::MAX`: every write); a write with none left waits.
     struct Quiet {
         written: Arc<Mutex<Written>>,
+        allowance: Arc<Mutex<usize>>,
+    }
+
+    impl Quiet {
+        /// A peer that takes every write, and what it was sent.
+        fn taking_all() -> (Self, Arc<Mutex<Written>>) {
+            let written = Arc::new(Mutex::new(Written::default()));
+            let quiet = Self {
+                written: written.clone(),
+                allowance: Arc::new(Mutex::new(usize::MAX)),
+            };
+            (quiet, written)
+        }
+
+        /// A peer that takes nothing until given more through the allowance returned.
+        fn gated() -> (Self, Arc<Mutex<usize>>) {
+            let allowance = Arc::new(Mutex::new(0));
+            let quiet = Self {
+                written: Arc::new(Mutex::new(Written::default())),
+                allowance: allowance.clone(),
+            };
+            (quiet, allowance)
+        }
+    }
+
+    /// A server connection without keepalive over `transport`, on `runtime`.
+    fn quiet_driver(transport: Quiet, runtime: Runtime) -> Driver {
+        let conn = Connection::new(
+            Role::Server,
+            Config::server().keepalive(false),
+            Negotiated::new(),
+            BytesMut::new(),
+            Instant::now(),
+        );
+        let info = PeerInfo::direct(None, &conn);
+        Driver::new(conn, Box::new(transport), runtime, info)
     }
 
     impl Transport for Quiet {
@@ -1765,11 +1802,19 @@ mod tests {
             _cx: &mut Context<'_>,
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
+            let mut allowance = self.allowance.lock().unwrap();
             let mut written = self.written.lock().unwrap();
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(*allowance - n);
+                written.bytes.extend_from_slice(&buf[..take]);
+                n += take;
+            }
+            if n == 0 {
+                return Poll::Pending;
+            }
             written.write_calls += 1;
-            let n = bufs.iter().map(|buf| buf.len()).sum();
-            bufs.iter()
-                .for_each(|buf| written.bytes.extend_from_slice(buf));
+            *allowance -= n;
             Poll::Ready(Ok(n))
         }
         fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -1806,19 +1851,8 @@ mod tests {
         const THREADS: usize = 4;
         const PER_THREAD: usize = 5_000;
         const COMMANDS: usize = THREADS * PER_THREAD;
-        let conn = Connection::new(
-            Role::Server,
-            Config::server().keepalive(false),
-            Negotiated::new(),
-            BytesMut::new(),
-            Instant::now(),
-        );
-        let info = PeerInfo::direct(None, &conn);
-        let written = Arc::new(Mutex::new(Written::default()));
-        let transport = Quiet {
-            written: written.clone(),
-        };
-        let mut driver = Driver::new(conn, Box::new(transport), Runtime::default(), info);
+        let (transport, written) = Quiet::taking_all();
+        let mut driver = quiet_driver(transport, Runtime::default());
         let senders: Vec<_> = (0..THREADS)
             .map(|_| {
                 let shared = driver.shared.clone();
@@ -1869,18 +1903,7 @@ mod tests {
     // Commands the driver never took are dropped with it, and no longer count as waiting.
     #[test]
     fn commands_never_applied_stop_counting_as_waiting_when_the_driver_goes() {
-        let conn = Connection::new(
-            Role::Server,
-            Config::server().keepalive(false),
-            Negotiated::new(),
-            BytesMut::new(),
-            Instant::now(),
-        );
-        let info = PeerInfo::direct(None, &conn);
-        let transport = Quiet {
-            written: Arc::new(Mutex::new(Written::default())),
-        };
-        let driver = Driver::new(conn, Box::new(transport), Runtime::default(), info);
+        let driver = quiet_driver(Quiet::taking_all().0, Runtime::default());
         let shared = driver.shared.clone();
         for message in [Message::text("hello"), Message::binary(vec![0; 1000])] {
             shared.add_queued(message.len());
@@ -1898,19 +1921,8 @@ mod tests {
     // and started again waits for everything queued by then.
     #[test]
     fn the_applications_flush_waits_for_what_was_queued_when_it_began() {
-        let conn = Connection::new(
-            Role::Server,
-            Config::server().keepalive(false),
-            Negotiated::new(),
-            BytesMut::new(),
-            Instant::now(),
-        );
-        let info = PeerInfo::direct(None, &conn);
-        let allowance = Arc::new(Mutex::new(0));
-        let transport = Gate {
-            allowance: allowance.clone(),
-        };
-        let mut driver = Driver::new(conn, Box::new(transport), Runtime::default(), info);
+        let (transport, allowance) = Quiet::gated();
+        let mut driver = quiet_driver(transport, Runtime::default());
         let shared = driver.shared.clone();
         let flush = |driver: &mut Driver, allow: usize| {
             *allowance.lock().unwrap() += allow;
@@ -1941,48 +1953,6 @@ mod tests {
         assert_eq!(driver.conn.buffered_amount(), 0);
     }
 
-    /// A peer that sends nothing and takes at most `allowance` more bytes: a write with
-    /// none left waits.
-    struct Gate {
-        allowance: Arc<Mutex<usize>>,
-    }
-
-    impl Transport for Gate {
-        fn poll_read(&mut self, _cx: &mut Context<'_>, _buf: &mut [u8]) -> Poll<io::Result<usize>> {
-            Poll::Pending
-        }
-        fn poll_read_buf(
-            &mut self,
-            _cx: &mut Context<'_>,
-            _buf: &mut BytesMut,
-        ) -> Poll<io::Result<usize>> {
-            Poll::Pending
-        }
-        fn poll_write_vectored(
-            &mut self,
-            _cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            let mut allowance = self.allowance.lock().unwrap();
-            let n = bufs
-                .iter()
-                .map(|buf| buf.len())
-                .sum::<usize>()
-                .min(*allowance);
-            if n == 0 {
-                return Poll::Pending;
-            }
-            *allowance -= n;
-            Poll::Ready(Ok(n))
-        }
-        fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
     // A sender's flush waits for the commands queued before it, each counted flushed once
     // its last byte is written: not before (an empty ping weighs nothing against the
     // high-water mark, yet is not written until it is), and not only once the whole output
@@ -1994,19 +1964,8 @@ mod tests {
     }
 
     fn flush_marks_scenario(runtime: Runtime) {
-        let conn = Connection::new(
-            Role::Server,
-            Config::server().keepalive(false),
-            Negotiated::new(),
-            BytesMut::new(),
-            Instant::now(),
-        );
-        let info = PeerInfo::direct(None, &conn);
-        let allowance = Arc::new(Mutex::new(0));
-        let transport = Gate {
-            allowance: allowance.clone(),
-        };
-        let mut driver = Driver::new(conn, Box::new(transport), runtime, info);
+        let (transport, allowance) = Quiet::gated();
+        let mut driver = quiet_driver(transport, runtime);
         let shared = driver.shared.clone();
         let waker = Waker::noop();
         let mut poll = |allow: usize| {
