@@ -300,6 +300,131 @@ fn a_peer_that_never_reads_makes_senders_wait_at_the_high_water_mark() {
 }
 
 #[test]
+fn a_peer_that_floods_pings_and_never_reads_cannot_grow_the_send_buffer() {
+    on_both_runtimes(|runtime| async move {
+        let hwm = 64 * 1024;
+        let (mut server, addr) =
+            server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
+        // 16 MiB of pings, far more than the kernel buffers hold, then a message that marks
+        // the end; the peer reads nothing until told to, then reads until the pong of its
+        // last ping.
+        let pings = 128 * 1024u32;
+        let payload = |i: u32| format!("{i:0125}");
+        let (may_read, read) = std::sync::mpsc::channel::<()>();
+        let peer = blocking::unblock(move || {
+            let mut raw = raw_upgraded(addr);
+            let mut flood = Vec::with_capacity(1 << 20);
+            for i in 0..pings {
+                flood.extend(masked(Frame::new(OpCode::Ping, payload(i))));
+                if flood.len() >= 1 << 20 {
+                    raw.write_all(&flood).unwrap();
+                    flood.clear();
+                }
+            }
+            flood.extend(masked(Frame::new(OpCode::Text, "done")));
+            raw.write_all(&flood).unwrap();
+            read.recv_timeout(Duration::from_secs(60)).unwrap();
+            let mut decoder = wsflow::codec::FrameDecoder::new(wsflow::Role::Client);
+            let mut input = bytes::BytesMut::new();
+            let mut pongs = 0u32;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                while let Some(frame) = decoder.decode(&mut input).unwrap() {
+                    assert_eq!(frame.opcode, OpCode::Pong);
+                    pongs += 1;
+                    if frame.payload[..] == *payload(pings - 1).as_bytes() {
+                        return pongs;
+                    }
+                }
+                let n = raw.read(&mut buf).unwrap();
+                assert!(n > 0, "the pong of the last ping never came");
+                input.extend_from_slice(&buf[..n]);
+            }
+        });
+        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+        let mut seen = 0u32;
+        loop {
+            match ws.next_event().await.unwrap() {
+                Event::Ping(_) => seen += 1,
+                Event::Message(message) => {
+                    assert_eq!(message, Message::text("done"));
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(seen, pings);
+        // Past the mark the connection keeps one pong, the latest, not one per ping.
+        assert!(
+            ws.buffered_amount() <= hwm + 127,
+            "{} bytes of pongs queued",
+            ws.buffered_amount()
+        );
+        may_read.send(()).unwrap();
+        // Keep the connection going while the peer reads its pongs.
+        let pumping = Box::pin(async move { while ws.next_event().await.is_some() {} });
+        let pongs = match futures_util::future::select(Box::pin(peer), pumping).await {
+            futures_util::future::Either::Left((pongs, _)) => pongs,
+            futures_util::future::Either::Right(_) => panic!("the connection ended first"),
+        };
+        assert!(pongs < pings, "{pongs} pongs");
+    });
+}
+
+#[test]
+fn pings_from_senders_to_a_peer_that_never_reads_stop_at_the_high_water_mark() {
+    on_both_runtimes(|runtime| async move {
+        let hwm = 64 * 1024;
+        let (mut server, addr) =
+            server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
+        let (test_done, idle) = silent_peer(addr);
+        let ws = server.next().await.unwrap().accept(None).await.unwrap();
+        let (mut reader, sender) = ws.split();
+        let payload = bytes::Bytes::from(vec![b'p'; 125]);
+        let refused = |result: Result<(), Error>| match result {
+            Ok(()) => false,
+            Err(Error::BufferFull { .. }) => true,
+            Err(err) => panic!("{err}"),
+        };
+        // Nothing polls the connection yet: the pings wait in the senders' queue, where each
+        // counts its 127 bytes, so the queue stops at the mark.
+        let mut queued = 0;
+        while !refused(sender.ping(payload.clone())) {
+            queued += 1;
+            assert!(queued <= hwm / 127 + 1, "{queued} pings queued");
+        }
+        assert!(refused(sender.pong(payload.clone())));
+        // Now the connection writes them, until the peer's and our kernel buffers are full
+        // and its own buffer passes the mark; then pings are refused, not kept.
+        spawn(
+            runtime,
+            async move { while reader.next().await.is_some() {} },
+        );
+        let mut pinged = 0usize;
+        loop {
+            if refused(sender.ping(payload.clone())) {
+                break;
+            }
+            pinged += 1;
+            assert!(pinged < (64 << 20) / 127, "the pings were never refused");
+            // Let the connection take what was queued: between pauses the senders' queue
+            // holds at most 8 KiB, so the refusal comes from the connection's own buffer.
+            if pinged.is_multiple_of(64) {
+                sleep(runtime, Duration::from_millis(1)).await;
+            }
+        }
+        assert!(
+            sender.buffered_amount() <= hwm + 64 * 127,
+            "{} buffered",
+            sender.buffered_amount()
+        );
+        assert!(!sender.is_closed());
+        test_done.send(()).unwrap();
+        idle.await;
+    });
+}
+
+#[test]
 fn a_send_waiting_for_room_fails_when_the_connection_closes_under_it() {
     on_both_runtimes(|runtime| async move {
         let hwm = 64 * 1024;

@@ -134,7 +134,9 @@ impl Config {
         /// more messages.
         send_high_water_mark / get_send_high_water_mark: usize;
         /// Whether pings are answered automatically (each can still be cancelled with
-        /// [`Connection::cancel_pong`](crate::Connection::cancel_pong)).
+        /// [`Connection::cancel_pong`](crate::Connection::cancel_pong)). While the output is
+        /// above the send high-water mark, only the latest ping is answered, once the output
+        /// drains (RFC 6455 5.5.3), so a peer that pings and never reads cannot grow it.
         auto_pong / get_auto_pong: bool;
     }
 }

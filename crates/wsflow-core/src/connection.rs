@@ -1101,10 +1101,14 @@ impl Connection {
         self.out.push_frame(header, payload);
     }
 
+    /// Queues the pending automatic pong, unless the output is above the send high-water
+    /// mark: then the pong waits (and a later ping replaces it) until the output drains, so
+    /// a peer that pings and never reads cannot make it grow.
     #[inline]
     fn commit_pong(&mut self) {
         // Checked before taking: the message path never has a pong waiting.
         if self.pending_pong.is_some()
+            && !self.is_output_buffer_full()
             && let Some(payload) = self.pending_pong.take()
             && self.phase == Phase::Open
         {
@@ -1362,7 +1366,9 @@ impl Connection {
         match frame.opcode {
             OpCode::Ping => {
                 if self.phase == Phase::Open && self.config.auto_pong {
-                    // Answer every ping: an earlier one still pending is queued first.
+                    // Answer every ping: an earlier one still pending is queued first. Above
+                    // the high-water mark only the latest is answered, as RFC 6455 5.5.3
+                    // allows: the earlier one is replaced.
                     self.commit_pong();
                     self.pending_pong = Some(Box::new(frame.payload.clone()));
                 }

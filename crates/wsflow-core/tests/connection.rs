@@ -140,6 +140,42 @@ fn every_ping_of_a_burst_is_answered_in_order() {
 }
 
 #[test]
+fn a_peer_that_pings_without_reading_gets_only_its_latest_ping_answered_past_the_mark() {
+    let hwm = 1000;
+    let mut pair = Pair::with_configs(Config::client(), Config::server().send_high_water_mark(hwm));
+    let payload = |i: u32| format!("{i:0125}");
+    for i in 0..100 {
+        pair.client.ping(payload(i)).unwrap();
+    }
+    pair.client_to_server();
+    // The server reads every ping, but nothing it queues is written.
+    let events = drain_events(&mut pair.server);
+    assert_eq!(events.len(), 100);
+    assert!(pair.server.is_output_buffer_full());
+    assert!(
+        pair.server.buffered_amount() <= hwm + 127,
+        "{} bytes of pongs queued",
+        pair.server.buffered_amount()
+    );
+    // Once the peer reads, the pongs queued below the mark go out, then the latest.
+    let mut pongs = Vec::new();
+    while pair.server.has_transmit() {
+        pongs.extend(frames(&take_output(&mut pair.server), Role::Client));
+    }
+    assert!(pongs.iter().all(|frame| frame.opcode == OpCode::Pong));
+    assert!(pongs.len() < 100, "{} pongs", pongs.len());
+    let answered: Vec<_> = pongs.iter().map(|frame| frame.payload.clone()).collect();
+    assert_eq!(answered.last().unwrap(), payload(99).as_bytes());
+    // Below the mark again, every ping is answered.
+    pair.client.ping("again").unwrap();
+    pair.client.ping("and again").unwrap();
+    pair.client_to_server();
+    drain_events(&mut pair.server);
+    let pongs = frames(&take_output(&mut pair.server), Role::Client);
+    assert_eq!(pongs.len(), 2);
+}
+
+#[test]
 fn control_payloads_over_125_bytes_are_caller_errors() {
     let mut pair = Pair::new();
     assert!(matches!(

@@ -36,6 +36,9 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The header of a control frame a server sends (a client's adds a 4-byte mask key).
+const CONTROL_HEADER_LEN: usize = 2;
+
 /// A request from a [`crate::Sender`] (or the server's broadcast) to the connection's driver.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -50,12 +53,15 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// The payload bytes the command queues, counted against the send high-water mark.
+    /// The bytes the command queues, counted against the send high-water mark: a message's
+    /// payload, and a ping's or pong's with its two-byte header, so that even empty ones
+    /// count and a sender pinging a connection that cannot write reaches the mark.
     pub(crate) fn weight(&self) -> usize {
         match self {
             Self::Send(message) | Self::SendUncompressed(message) => message.len(),
             Self::Frame(frame) => frame.payload.len(),
-            _ => 0,
+            Self::Ping(payload) | Self::Pong(payload) => CONTROL_HEADER_LEN + payload.len(),
+            Self::Close(..) | Self::Drop(..) => 0,
         }
     }
 }

@@ -650,21 +650,20 @@ impl Sender {
 
     /// Queues a message without waiting for room (used by broadcast).
     pub fn try_send(&self, message: impl Into<Message>) -> Result<(), Error> {
-        if self.is_closed() {
-            return Err(Error::ConnectionGone);
-        }
-        self.check_room()?;
-        self.queue(Command::Send(message.into()))
+        self.try_queue(Command::Send(message.into()))
     }
 
-    /// Sends a ping (at most 125 bytes, checked when the connection applies it).
+    /// Sends a ping (at most 125 bytes, checked when the connection applies it). It does not
+    /// wait: like [`Sender::try_send`] it fails with [`Error::BufferFull`] while more than
+    /// the high-water mark is waiting, so pinging a peer that stopped reading cannot grow the
+    /// send buffer without bound. A ping counts its payload and its 2-byte header.
     pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.queue(Command::Ping(payload.into()))
+        self.try_queue(Command::Ping(payload.into()))
     }
 
-    /// Sends a pong.
+    /// Sends a pong; fails with [`Error::BufferFull`] as [`Sender::ping`] does.
     pub fn pong(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.queue(Command::Pong(payload.into()))
+        self.try_queue(Command::Pong(payload.into()))
     }
 
     /// Starts the close handshake.
@@ -797,6 +796,15 @@ impl Sender {
             }
         })
         .await
+    }
+
+    /// Queues a command if there is room, without waiting.
+    fn try_queue(&self, command: Command) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::ConnectionGone);
+        }
+        self.check_room()?;
+        self.queue(command)
     }
 
     fn queue(&self, command: Command) -> Result<(), Error> {
