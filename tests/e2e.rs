@@ -418,14 +418,11 @@ fn a_stream_and_sink_split_across_tasks_still_applies_sender_commands() {
 /// A server whose connections have a small kernel send buffer (accepted sockets take the
 /// listener's), which fills at once and does not grow.
 fn small_buffer_server(runtime: Runtime) -> Server {
-    let listener =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    listener.set_send_buffer_size(32 * 1024).unwrap();
-    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    listener.bind(&addr.into()).unwrap();
-    listener.listen(16).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    Server::from_std_listener(listener.into(), ServerConfig::default().runtime(runtime)).unwrap()
+    Server::from_std_listener(
+        small_send_buffer_listener(),
+        ServerConfig::default().runtime(runtime),
+    )
+    .unwrap()
 }
 
 /// A raw blocking client with a small kernel receive buffer (set before connecting, so the

@@ -139,3 +139,50 @@ fn wss_without_the_rustls_root_of_the_server_name_is_a_tls_error() {
         }
     });
 }
+
+/// Over TLS, a write can leave part of a message in rustls, which writes it only when
+/// flushed. A server whose last sends fill its socket (a small send buffer, a client that
+/// reads slowly) and that then only reads must still get every message to the client.
+#[test]
+fn wss_sends_that_fill_the_socket_all_reach_a_slow_reader() {
+    on_both_runtimes(|runtime| async move {
+        let certs = test_certs();
+        let mut server = Server::from_std_listener(
+            small_send_buffer_listener(),
+            ServerConfig::default()
+                .runtime(runtime)
+                .tls(certs.server_tls()),
+        )
+        .unwrap();
+        let url = format!("wss://127.0.0.1:{}/", server.local_addr().port());
+        let (count, size) = (32usize, 128 * 1024);
+        let message = move |i: usize| Message::binary(vec![i as u8; size]);
+        spawn(runtime, async move {
+            let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+            for i in 0..count {
+                ws.send(message(i)).await.unwrap();
+            }
+            // Nothing more to send: the connection is only read from now on.
+            while ws.next().await.is_some() {}
+        });
+        let mut ws = wss_client(runtime, certs.client_tls())
+            .connect(&url)
+            .await
+            .unwrap();
+        for i in 0..count {
+            // Slowly, so that the server's socket stays full.
+            sleep(runtime, std::time::Duration::from_millis(10)).await;
+            let next = Box::pin(ws.next());
+            let deadline = Box::pin(sleep(runtime, std::time::Duration::from_secs(10)));
+            match futures_util::future::select(next, deadline).await {
+                futures_util::future::Either::Left((received, _)) => {
+                    assert!(received.unwrap().unwrap() == message(i), "message {i}");
+                }
+                futures_util::future::Either::Right(_) => {
+                    panic!("message {i} of {count} never came")
+                }
+            }
+        }
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+    });
+}

@@ -216,3 +216,16 @@ impl Drop for TestCerts {
         }
     }
 }
+
+/// A listener on 127.0.0.1 whose accepted sockets inherit a 32 KiB kernel send buffer, so
+/// that a peer that reads slowly keeps them full.
+pub fn small_send_buffer_listener() -> std::net::TcpListener {
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener.set_send_buffer_size(32 * 1024).unwrap();
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&addr.into()).unwrap();
+    listener.listen(16).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    listener.into()
+}

@@ -302,6 +302,10 @@ pub(crate) struct Driver {
     registered_waker: Option<Waker>,
     pub(crate) shared: Arc<Shared>,
     read_eof: bool,
+    /// The transport's own flush (TLS: records it took but could not write yet) last said
+    /// `Pending`: the next write, or the next poll with nothing to write, flushes it again,
+    /// or those bytes would wait for the next message.
+    transport_unflushed: bool,
     /// The driver last stopped because the transport had nothing to read: the next poll is
     /// most likely the wake for new input.
     woken_for_input: bool,
@@ -478,6 +482,7 @@ impl Driver {
             registered_waker: None,
             shared,
             read_eof: false,
+            transport_unflushed: false,
             woken_for_input: false,
             read_guess: ReadGuess::default(),
             shutdown: Shutdown::NotYet,
@@ -742,7 +747,7 @@ impl Driver {
                     return Poll::Pending;
                 }
                 // What the flush waits for is written; then the transport's own buffer (TLS).
-                match self.io.poll_flush(cx) {
+                match self.poll_transport_flush(cx) {
                     Poll::Pending => return Poll::Pending,
                     done => done,
                 }
@@ -933,10 +938,21 @@ impl Driver {
     #[inline]
     fn poll_write_queued(&mut self, cx: &mut Context<'_>, eager: bool) -> Poll<io::Result<()>> {
         if !self.conn.has_transmit() {
-            // Nothing queued, as on every poll that comes to read: no write path at all.
+            // Nothing queued, as on every poll that comes to read: no write path at all,
+            // unless the transport still holds bytes of an earlier write.
+            if self.transport_unflushed {
+                return self.poll_transport_flush(cx);
+            }
             return Poll::Ready(Ok(()));
         }
         self.write_queued(cx, eager)
+    }
+
+    /// Flushes the transport's own buffer, noting whether it is still not empty.
+    fn poll_transport_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = self.io.poll_flush(cx);
+        self.transport_unflushed = poll.is_pending();
+        poll
     }
 
     /// [`Driver::poll_write_queued`] once something is queued.
@@ -988,7 +1004,9 @@ impl Driver {
             self.shared.wake_waiters();
         }
         match result {
-            Poll::Ready(Ok(())) if wrote > 0 => self.io.poll_flush(cx),
+            Poll::Ready(Ok(())) if wrote > 0 || self.transport_unflushed => {
+                self.poll_transport_flush(cx)
+            }
             other => other,
         }
     }
@@ -1752,9 +1770,13 @@ mod tests {
 
     /// A peer that sends nothing (reads wait, and nothing wakes them) and takes at most
     /// `allowance` more bytes (`usize::MAX`: every write); a write with none left waits.
+    /// A holding one stands for TLS over such a peer: it takes every write into its own
+    /// buffer, which its writes and flushes pass on as the allowance lets them, and its
+    /// flush waits until that buffer is empty.
     struct Quiet {
         written: Arc<Mutex<Written>>,
         allowance: Arc<Mutex<usize>>,
+        held: Option<Vec<u8>>,
     }
 
     impl Quiet {
@@ -1764,6 +1786,7 @@ mod tests {
             let quiet = Self {
                 written: written.clone(),
                 allowance: Arc::new(Mutex::new(usize::MAX)),
+                held: None,
             };
             (quiet, written)
         }
@@ -1774,8 +1797,34 @@ mod tests {
             let quiet = Self {
                 written: Arc::new(Mutex::new(Written::default())),
                 allowance: allowance.clone(),
+                held: None,
             };
             (quiet, allowance)
+        }
+
+        /// A holding peer (see above) that passes nothing on until given an allowance; and
+        /// what it passed on.
+        fn holding() -> (Self, Arc<Mutex<usize>>, Arc<Mutex<Written>>) {
+            let (mut quiet, allowance) = Self::gated();
+            quiet.held = Some(Vec::new());
+            let written = quiet.written.clone();
+            (quiet, allowance, written)
+        }
+
+        /// Passes on what the allowance lets of the held bytes; whether none are left.
+        fn pass_on_held(&mut self) -> bool {
+            let Some(held) = &mut self.held else {
+                return true;
+            };
+            let mut allowance = self.allowance.lock().unwrap();
+            let take = held.len().min(*allowance);
+            self.written
+                .lock()
+                .unwrap()
+                .bytes
+                .extend(held.drain(..take));
+            *allowance -= take;
+            held.is_empty()
         }
     }
 
@@ -1808,6 +1857,15 @@ mod tests {
             _cx: &mut Context<'_>,
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
+            if let Some(held) = &mut self.held {
+                let mut n = 0;
+                for buf in bufs {
+                    held.extend_from_slice(buf);
+                    n += buf.len();
+                }
+                self.pass_on_held();
+                return Poll::Ready(Ok(n));
+            }
             let mut allowance = self.allowance.lock().unwrap();
             let mut written = self.written.lock().unwrap();
             let mut n = 0;
@@ -1824,7 +1882,11 @@ mod tests {
             Poll::Ready(Ok(n))
         }
         fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
+            if self.pass_on_held() {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
         }
         fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
@@ -1957,6 +2019,39 @@ mod tests {
         assert!(flush(&mut driver, 1000).is_pending());
         assert!(flush(&mut driver, 4).is_ready());
         assert_eq!(driver.conn.buffered_amount(), 0);
+    }
+
+    // A transport with a buffer of its own (TLS) may take every byte and still hold some when
+    // its flush says `Pending`. The driver must flush it again on its next poll: a flush is
+    // not done until the transport's flush is, and a poll for events pushes the held bytes
+    // out too, or they would wait for the next message.
+    #[test]
+    fn bytes_the_transport_holds_are_flushed_on_the_next_poll_not_left_for_the_next_write() {
+        let (transport, allowance, written) = Quiet::holding();
+        let mut driver = quiet_driver(transport, Runtime::default());
+        let allow = |more: usize| *allowance.lock().unwrap() += more;
+        let passed_on = || written.lock().unwrap().bytes.len();
+        let mut cx = Context::from_waker(Waker::noop());
+        // 1,000 bytes: 1,004 on the wire, all taken by the transport, 500 passed on.
+        driver.start_flush();
+        driver.conn.send(Message::binary(vec![5; 1000])).unwrap();
+        allow(500);
+        assert!(driver.poll_flush(&mut cx).is_pending());
+        assert_eq!(driver.conn.buffered_amount(), 0);
+        assert_eq!(passed_on(), 500);
+        // Polled again before there is room: still waiting for the transport.
+        assert!(driver.poll_flush(&mut cx).is_pending());
+        allow(504);
+        assert!(driver.poll_flush(&mut cx).is_ready());
+        assert_eq!(passed_on(), 1004);
+        // A message written on the way to reading, with no room yet; then room, and a poll
+        // for events with nothing new to write.
+        driver.conn.send(Message::binary(vec![6; 1000])).unwrap();
+        assert!(driver.poll_event(&mut cx).is_pending());
+        assert_eq!(passed_on(), 1004);
+        allow(1004);
+        assert!(driver.poll_event(&mut cx).is_pending());
+        assert_eq!(passed_on(), 2008);
     }
 
     // A sender's flush waits for the commands queued before it, each counted flushed once
