@@ -2055,9 +2055,9 @@ mod tests {
     }
 
     // A sender's flush waits for the commands queued before it, each counted flushed once
-    // its last byte is written: not before (an empty ping weighs nothing against the
-    // high-water mark, yet is not written until it is), and not only once the whole output
-    // is empty (later commands do not hold back earlier ones).
+    // its last byte is written: not before (a command taken by the driver no longer counts
+    // as queued, yet is not written until it is), and not only once the whole output is
+    // empty (later commands do not hold back earlier ones).
     #[test]
     fn commands_count_as_flushed_once_their_last_byte_is_written() {
         // In a runtime: the close arms its timer.
