@@ -372,6 +372,46 @@ fn a_peer_that_floods_pings_and_never_reads_cannot_grow_the_send_buffer() {
 }
 
 #[test]
+fn a_peer_that_floods_messages_while_the_close_is_awaited_cannot_make_the_server_keep_them_all() {
+    on_both_runtimes(|runtime| async move {
+        let limit = 64 * 1024;
+        let config = Config::server()
+            .max_received_message_size(limit)
+            .close_timeout(Duration::from_secs(1));
+        let (mut server, addr) = server_with(runtime, config).await;
+        // Up to 64 MiB of 1 KiB messages, and never a close frame.
+        let peer = blocking::unblock(move || {
+            let mut raw = raw_upgraded(addr);
+            let mut burst = Vec::new();
+            for _ in 0..256 {
+                burst.extend(masked(Frame::new(OpCode::Binary, vec![7u8; 1024])));
+            }
+            for _ in 0..256 {
+                if raw.write_all(&burst).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+        // Nothing reads the messages while the close is awaited: they are kept, up to the
+        // largest message the connection takes; then the connection reads no more, the
+        // peer's close (if it sent one) cannot come, and the close timeout ends it.
+        let close = ws.closed().await;
+        assert!(!close.was_clean, "{close:?}");
+        let mut kept = 0;
+        // (The peer may reset the connection once it is done: an error, not a message.)
+        while let Some(message) = ws.next().await {
+            kept += message.map_or(0, |message| message.len());
+        }
+        assert!(kept > 0);
+        assert!(kept <= limit + 1024, "{kept} bytes kept");
+        drop(ws);
+        peer.await;
+    });
+}
+
+#[test]
 fn pings_from_senders_to_a_peer_that_never_reads_stop_at_the_high_water_mark() {
     on_both_runtimes(|runtime| async move {
         let hwm = 64 * 1024;

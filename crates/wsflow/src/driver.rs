@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use wsflow_core::{CloseCode, Connection, Event, Frame, Message};
+use wsflow_core::{CloseCode, Connection, ConnectionState, Event, Frame, Message};
 
 use crate::runtime::{Runtime, Timer, Transport};
 use crate::websocket::PeerInfo;
@@ -252,6 +252,9 @@ struct Queues {
     /// Events taken from the connection but not yet handed out (by `poll_closed`, or the
     /// final close while the transport shuts down).
     stash: VecDeque<Event>,
+    /// What the events kept in `stash` cost (see [`kept_size`]), counting those `poll_closed`
+    /// has taken aside while it runs. Past the budget the driver stops reading.
+    kept_bytes: usize,
     /// Commands applied so far (the number of the last one).
     applied: u64,
     /// Bytes written to the transport since these queues were made.
@@ -271,6 +274,17 @@ struct FlushMark {
     commands: u64,
     /// `Queues::written` once the batch's last byte is written.
     end: u64,
+}
+
+/// What keeping `event` for the application costs: its slot, and the payload it holds.
+fn kept_size(event: &Event) -> usize {
+    std::mem::size_of::<Event>()
+        + match event {
+            Event::Message(message) => message.len(),
+            Event::Frame(frame) => frame.payload.len(),
+            Event::Ping(payload) | Event::Pong(payload) => payload.len(),
+            _ => 0,
+        }
 }
 
 impl Queues {
@@ -535,11 +549,10 @@ impl Driver {
         mut input_checked: bool,
     ) -> Poll<Option<Event>> {
         let polls = thread_polls();
-        if let Some(event) = self
-            .queues
-            .as_mut()
-            .and_then(|queues| queues.stash.pop_front())
+        if let Some(queues) = &mut self.queues
+            && let Some(event) = queues.stash.pop_front()
         {
+            queues.kept_bytes = queues.kept_bytes.saturating_sub(kept_size(&event));
             return self.deliver(cx, event);
         }
         loop {
@@ -568,7 +581,11 @@ impl Driver {
             if self.poll_shutdown(cx) {
                 continue;
             }
-            if !self.conn.is_paused() && !self.read_eof && self.poll_read_ready(cx, polls) {
+            if !self.conn.is_paused()
+                && !self.read_eof
+                && !self.kept_events_full()
+                && self.poll_read_ready(cx, polls)
+            {
                 match self.poll_read(cx, polls) {
                     Poll::Ready(Ok(0)) => {
                         self.read_eof = true;
@@ -595,6 +612,19 @@ impl Driver {
             }
             return Poll::Pending;
         }
+    }
+
+    /// Whether the events kept for the application (by [`Driver::poll_closed`], while
+    /// nothing takes them) have used their budget, the largest message the connection takes,
+    /// while input would still become events: then nothing more is read until the
+    /// application takes some, so a peer that keeps sending cannot make the driver keep more.
+    fn kept_events_full(&self) -> bool {
+        self.queues.as_ref().is_some_and(|queues| {
+            queues.kept_bytes > self.conn.config().get_max_received_message_size()
+        }) && matches!(
+            self.conn.state(),
+            ConnectionState::Open | ConnectionState::Ending
+        )
     }
 
     /// Whether to read now. A connection without a read buffer (waiting for input since its
@@ -687,7 +717,9 @@ impl Driver {
         if matches!(event, Event::Closed(_)) {
             if self.shutdown != Shutdown::Done {
                 if self.io.poll_shutdown(cx).is_pending() {
-                    self.queues.get_or_insert_default().stash.push_front(event);
+                    let queues = self.queues.get_or_insert_default();
+                    queues.kept_bytes += kept_size(&event);
+                    queues.stash.push_front(event);
                     return Poll::Pending;
                 }
                 self.shutdown = Shutdown::Done;
@@ -795,7 +827,10 @@ impl Driver {
             .unwrap_or_default();
         let mut result = loop {
             match self.poll_event(cx) {
-                Poll::Ready(Some(event)) => stash.push_back(event),
+                Poll::Ready(Some(event)) => {
+                    self.queues.get_or_insert_default().kept_bytes += kept_size(&event);
+                    stash.push_back(event);
+                }
                 Poll::Ready(None) => break Poll::Ready(()),
                 Poll::Pending => break Poll::Pending,
             }
