@@ -468,6 +468,66 @@ fn slow_reader(
 }
 
 #[test]
+fn a_send_to_a_peer_that_reads_slowly_outlasts_the_keepalive() {
+    // The connection's own send, which writes as it waits...
+    on_both_runtimes(|runtime| send_to_a_slow_reader(runtime, false));
+    // ...and a `Sender`'s, written by the task that reads the connection.
+    on_both_runtimes(|runtime| send_to_a_slow_reader(runtime, true));
+}
+
+/// 8 MiB to a peer that reads them slowly and sends nothing, with a short keepalive: the
+/// send must end well, not by the keepalive dropping the peer. It takes over a second (8 KiB
+/// read at a time with a millisecond's pause), in which nothing is read from the peer: the
+/// peer taking the bytes is its sign of life.
+async fn send_to_a_slow_reader(runtime: Runtime, through_sender: bool) {
+    let config = Config::server()
+        .keepalive_interval(Duration::from_millis(200))
+        .keepalive_grace_period(Duration::from_millis(200));
+    let mut server = Server::from_std_listener(
+        small_send_buffer_listener(),
+        ServerConfig::default().runtime(runtime).connection(config),
+    )
+    .unwrap();
+    let size = 8 << 20;
+    // The message goes in frames of 16 KiB, each with a 4-byte header (and keepalive pings
+    // may come between them).
+    let on_the_wire = size + size / (16 * 1024) * 4;
+    let addr = server.local_addr();
+    let client = std::thread::spawn(move || {
+        let mut raw = small_buffer_client(addr);
+        let mut chunk = [0u8; 8 * 1024];
+        let mut received = 0;
+        while received < on_the_wire {
+            match raw.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        received
+    });
+    let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+    let started = std::time::Instant::now();
+    if through_sender {
+        let sender = ws.sender();
+        let reading = Box::pin(async move { while ws.next().await.is_some() {} });
+        let sending = Box::pin(async move {
+            sender.send_binary(vec![0u8; size]).await.unwrap();
+            sender.flush().await.unwrap();
+        });
+        if let futures_util::future::Either::Right(_) =
+            futures_util::future::select(sending, reading).await
+        {
+            panic!("the connection ended first");
+        }
+    } else {
+        ws.send_binary(vec![0u8; size]).await.unwrap();
+    }
+    assert!(started.elapsed() > Duration::from_millis(400));
+    assert!(client.join().unwrap() >= on_the_wire);
+}
+
+#[test]
 fn a_sender_flush_waits_for_what_was_sent_before_it_not_for_later_sends() {
     // Through `Sender::flush` and through a `Sender`'s `Sink` flush, the connection read by
     // its own task.

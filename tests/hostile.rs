@@ -411,6 +411,102 @@ fn a_peer_that_floods_messages_while_the_close_is_awaited_cannot_make_the_server
     });
 }
 
+/// A raw client with a 4 KiB kernel receive buffer that completes the handshake, sends one
+/// message and then reads nothing until told to go (or 60 s pass).
+fn stalled_peer(addr: SocketAddr) -> (std::sync::mpsc::Sender<()>, blocking::Task<()>) {
+    let (may_go, go) = std::sync::mpsc::channel::<()>();
+    let peer = blocking::unblock(move || {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let mut raw: TcpStream = socket.into();
+        raw.write_all(UPGRADE.as_bytes()).unwrap();
+        assert!(read_head(&mut raw).starts_with("HTTP/1.1 101"));
+        raw.write_all(&masked(Frame::new(OpCode::Text, "hello")))
+            .unwrap();
+        let _ = go.recv_timeout(Duration::from_secs(60));
+        drop(raw);
+    });
+    (may_go, peer)
+}
+
+/// Runs `wait` for at most 10 s; panics with `what` if it takes longer.
+async fn within_10_s<T>(
+    runtime: Runtime,
+    what: &str,
+    wait: impl std::future::Future<Output = T>,
+) -> T {
+    let deadline = Box::pin(sleep(runtime, Duration::from_secs(10)));
+    match futures_util::future::select(Box::pin(wait), deadline).await {
+        futures_util::future::Either::Left((done, _)) => done,
+        futures_util::future::Either::Right(_) => panic!("{what}"),
+    }
+}
+
+#[test]
+fn a_send_or_close_waiting_on_a_peer_that_stopped_reading_ends_by_the_timers() {
+    on_both_runtimes(|runtime| async move {
+        let config = Config::server()
+            .keepalive_interval(Duration::from_millis(200))
+            .keepalive_grace_period(Duration::from_millis(200))
+            .close_timeout(Duration::from_millis(300));
+        let mut server = Server::from_std_listener(
+            small_send_buffer_listener(),
+            ServerConfig::default().runtime(runtime).connection(config),
+        )
+        .unwrap();
+        let addr = server.local_addr();
+        // The echo loop of the docs: its send waits while the peer reads nothing, and the
+        // keepalive, not a read, has to end it.
+        let (peer_may_go, peer) = stalled_peer(addr);
+        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+        let message = ws.next().await.unwrap().unwrap();
+        assert_eq!(message, Message::text("hello"));
+        let big = vec![1u8; 4 << 20];
+        let sent = within_10_s(runtime, "the send never ended", ws.send_binary(big.clone())).await;
+        assert!(sent.is_err(), "4 MiB went to a peer that reads nothing");
+        let close = within_10_s(runtime, "no close event", ws.closed()).await;
+        assert_eq!(close.code, CloseCode::ABNORMAL);
+        assert_eq!(close.description, "Peer not responding.");
+        peer_may_go.send(()).unwrap();
+        peer.await;
+        // A close queued behind output the peer never takes ends by the close timeout.
+        let (peer_may_go, peer) = stalled_peer(addr);
+        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+        ws.queue(Message::binary(big)).unwrap();
+        within_10_s(
+            runtime,
+            "the close never ended",
+            ws.close(CloseCode::NORMAL, None),
+        )
+        .await
+        .unwrap();
+        let close = within_10_s(runtime, "no close event", ws.closed()).await;
+        assert!(!close.was_clean, "{close:?}");
+        peer_may_go.send(()).unwrap();
+        peer.await;
+        // Split, with another task reading: that one runs the timers, and the send learns
+        // from it that the connection ended without its bytes.
+        let (peer_may_go, peer) = stalled_peer(addr);
+        let ws = server.next().await.unwrap().accept(None).await.unwrap();
+        let (mut sink, mut stream) = futures_util::StreamExt::split(ws);
+        spawn(
+            runtime,
+            async move { while stream.next().await.is_some() {} },
+        );
+        let sent = within_10_s(
+            runtime,
+            "the split send never ended",
+            futures_util::SinkExt::send(&mut sink, Message::binary(vec![2u8; 4 << 20])),
+        )
+        .await;
+        assert!(sent.is_err(), "4 MiB went to a peer that reads nothing");
+        peer_may_go.send(()).unwrap();
+        peer.await;
+    });
+}
+
 #[test]
 fn pings_from_senders_to_a_peer_that_never_reads_stop_at_the_high_water_mark() {
     on_both_runtimes(|runtime| async move {

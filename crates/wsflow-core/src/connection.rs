@@ -603,6 +603,27 @@ impl Connection {
         }
     }
 
+    /// The peer took bytes written while nothing was read (a driver waiting for its output
+    /// to drain): it is alive, so the keepalive's wait starts over as input would start it.
+    /// A peer that stops reading and sending alike is still found out by the keepalive.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use bytes::BytesMut;
+    /// use wsflow_core::{Config, Connection, Negotiated, Role};
+    ///
+    /// let start = Instant::now();
+    /// let config = Config::server().keepalive_interval(Duration::from_secs(20));
+    /// let mut conn = Connection::new(Role::Server, config, Negotiated::new(), BytesMut::new(), start);
+    /// conn.handle_write_progress(start + Duration::from_secs(15));
+    /// assert_eq!(conn.poll_timeout(), Some(start + Duration::from_secs(35)));
+    /// ```
+    pub fn handle_write_progress(&mut self, now: Instant) {
+        self.set_now(now);
+        self.quiet_lag_nanos = 0;
+        self.keepalive_ping_sent = false;
+    }
+
     /// Time passed: sends keepalive pings, drops a silent peer, ends a close that timed out.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.set_now(now);

@@ -320,6 +320,12 @@ pub(crate) struct Driver {
     /// `Pending`: the next write, or the next poll with nothing to write, flushes it again,
     /// or those bytes would wait for the next message.
     transport_unflushed: bool,
+    /// The last write stopped at a full transport. Bytes written after that mean the peer
+    /// took some (TCP acknowledged them): a sign of life for the keepalive, which otherwise
+    /// counts only input, so a peer that reads slowly and sends nothing is not dropped while
+    /// it takes a long send. Writes that never had to wait say nothing of the peer: a dead
+    /// one's socket takes them too, until its buffer fills.
+    write_blocked: bool,
     /// The driver last stopped because the transport had nothing to read: the next poll is
     /// most likely the wake for new input.
     woken_for_input: bool,
@@ -497,6 +503,7 @@ impl Driver {
             shared,
             read_eof: false,
             transport_unflushed: false,
+            write_blocked: false,
             woken_for_input: false,
             read_guess: ReadGuess::default(),
             shutdown: Shutdown::NotYet,
@@ -762,32 +769,69 @@ impl Driver {
     /// written: commands that senders queue meanwhile are applied and written too, but not
     /// waited for, so senders that keep the output from emptying cannot hold the flush
     /// back. [`Driver::start_flush`] forgets a flush given up before it was done.
+    ///
+    /// A flush that waits does not read, but the timers run: a peer that stops reading is
+    /// dropped by the keepalive (a peer that reads, however slowly, is alive: see
+    /// `write_blocked`), and a close it holds up ends by the close timeout; the flush then
+    /// fails with `TimedOut`.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.apply_commands(cx, false);
-        let result = match self.poll_write_queued(cx, false) {
-            Poll::Ready(Err(err)) => {
-                let kind = err.kind();
-                self.conn.handle_io_error(err);
-                Poll::Ready(Err(kind.into()))
-            }
-            Poll::Pending => {
-                let buffered = self.conn.buffered_amount() as u64;
-                let queues = self.queues.get_or_insert_default();
-                let until = *queues.flush_until.get_or_insert(queues.written + buffered);
-                if queues.written < until {
-                    self.shared.wait(cx.waker());
-                    return Poll::Pending;
+        let result = loop {
+            self.apply_commands(cx, false);
+            match self.poll_write_queued(cx, false) {
+                Poll::Ready(Err(err)) => {
+                    let kind = err.kind();
+                    self.conn.handle_io_error(err);
+                    break Poll::Ready(Err(kind.into()));
                 }
-                // What the flush waits for is written; then the transport's own buffer (TLS).
-                match self.poll_transport_flush(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    done => done,
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) if self.flush_cut_short() => {
+                    break Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the connection ended before the flush was done",
+                    )));
                 }
+                ready => break ready,
             }
-            ready => ready,
+            let buffered = self.conn.buffered_amount() as u64;
+            let queues = self.queues.get_or_insert_default();
+            let until = *queues.flush_until.get_or_insert(queues.written + buffered);
+            if queues.written < until {
+                self.shared.wait(cx.waker());
+            } else if let Poll::Ready(done) = self.poll_transport_flush(cx) {
+                // What the flush waits for is written, and the transport's own buffer (TLS).
+                break Poll::Ready(done);
+            }
+            // The timers, unless another task reads the connection (`StreamExt::split`): the
+            // timer wakes one task, which must be the reading one, and that one runs them.
+            let reading_elsewhere = self
+                .registered_waker
+                .as_ref()
+                .is_some_and(|reader| !reader.will_wake(cx.waker()));
+            if reading_elsewhere || !self.poll_timer(cx) {
+                return Poll::Pending;
+            }
+            if self.conn.is_closed() {
+                // A timeout ended the connection: what the flush waits for is never written.
+                break Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the connection timed out before the flush was done",
+                )));
+            }
+            // Time passed without ending it (a keepalive ping to write): go on.
         };
         self.start_flush();
         result
+    }
+
+    /// Whether the connection ended (a timeout, or the peer gone, seen by whichever task
+    /// read it) with bytes the waiting flush waits for never written.
+    fn flush_cut_short(&self) -> bool {
+        self.conn.is_closed()
+            && self.queues.as_ref().is_some_and(|queues| {
+                queues
+                    .flush_until
+                    .is_some_and(|until| queues.written < until)
+            })
     }
 
     /// Forgets where a flush given up before it was done was to end: the next flush waits
@@ -1026,6 +1070,9 @@ impl Driver {
             wrote += written;
         };
         if wrote > 0 {
+            if std::mem::take(&mut self.write_blocked) {
+                self.conn.handle_write_progress(Instant::now());
+            }
             // Sequentially consistent: see `Shared::pending_bytes`.
             self.shared
                 .buffered
@@ -1037,6 +1084,9 @@ impl Driver {
                 }
             }
             self.shared.wake_waiters();
+        }
+        if result.is_pending() {
+            self.write_blocked = true;
         }
         match result {
             Poll::Ready(Ok(())) if wrote > 0 || self.transport_unflushed => {
