@@ -414,6 +414,15 @@ fn a_peer_that_floods_messages_while_the_close_is_awaited_cannot_make_the_server
 /// A raw client with a 4 KiB kernel receive buffer that completes the handshake, sends one
 /// message and then reads nothing until told to go (or 60 s pass).
 fn stalled_peer(addr: SocketAddr) -> (std::sync::mpsc::Sender<()>, blocking::Task<()>) {
+    stalled_client(addr, true)
+}
+
+/// [`stalled_peer`]; or, without `upgraded`, one that sends its request and reads nothing,
+/// not even the answer.
+fn stalled_client(
+    addr: SocketAddr,
+    upgraded: bool,
+) -> (std::sync::mpsc::Sender<()>, blocking::Task<()>) {
     let (may_go, go) = std::sync::mpsc::channel::<()>();
     let peer = blocking::unblock(move || {
         let socket =
@@ -422,9 +431,11 @@ fn stalled_peer(addr: SocketAddr) -> (std::sync::mpsc::Sender<()>, blocking::Tas
         socket.connect(&addr.into()).unwrap();
         let mut raw: TcpStream = socket.into();
         raw.write_all(UPGRADE.as_bytes()).unwrap();
-        assert!(read_head(&mut raw).starts_with("HTTP/1.1 101"));
-        raw.write_all(&masked(Frame::new(OpCode::Text, "hello")))
-            .unwrap();
+        if upgraded {
+            assert!(read_head(&mut raw).starts_with("HTTP/1.1 101"));
+            raw.write_all(&masked(Frame::new(OpCode::Text, "hello")))
+                .unwrap();
+        }
         let _ = go.recv_timeout(Duration::from_secs(60));
         drop(raw);
     });
@@ -502,6 +513,42 @@ fn a_send_or_close_waiting_on_a_peer_that_stopped_reading_ends_by_the_timers() {
         )
         .await;
         assert!(sent.is_err(), "4 MiB went to a peer that reads nothing");
+        peer_may_go.send(()).unwrap();
+        peer.await;
+    });
+}
+
+#[test]
+fn an_answer_the_peer_never_reads_is_given_up_after_the_handshake_timeout() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = Server::from_std_listener(
+            small_send_buffer_listener(),
+            ServerConfig::default()
+                .runtime(runtime)
+                .handshake_timeout(Duration::from_millis(300)),
+        )
+        .unwrap();
+        let (peer_may_go, peer) = stalled_client(server.local_addr(), false);
+        let request = server.next().await.unwrap();
+        // An answer far larger than the kernel buffers, to a peer that reads nothing.
+        let big = "x".repeat(4096);
+        let headers: Vec<(String, &str)> = (0..64)
+            .map(|i| (format!("X-Big-{i}"), big.as_str()))
+            .collect();
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), *value))
+            .collect();
+        let answered = within_10_s(
+            runtime,
+            "the rejection never ended",
+            request.reject_with_headers(403, Some("no"), &headers),
+        )
+        .await;
+        match answered {
+            Err(Error::Io(err)) => assert_eq!(err.kind(), std::io::ErrorKind::TimedOut),
+            other => panic!("{other:?}"),
+        }
         peer_may_go.send(()).unwrap();
         peer.await;
     });

@@ -399,12 +399,27 @@ impl HandshakeError {
     /// assert!(response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
     /// assert!(response.contains("\r\nSec-WebSocket-Version: 13\r\n"));
     /// ```
+    ///
+    /// The reason (the error's text, in `X-WebSocket-Reject-Reason`) may quote what the peer
+    /// sent; at most [`MAX_ECHOED_REASON`] bytes of it go back, so the answer stays small
+    /// whatever the request held.
     pub fn to_response(&self) -> Vec<u8> {
-        let headers =
-            crate::reject::rejection_headers(Some(&self.to_string()), self.response_headers());
+        let mut reason = self.to_string();
+        if reason.len() > MAX_ECHOED_REASON {
+            let mut end = MAX_ECHOED_REASON;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+            reason.push_str("...");
+        }
+        let headers = crate::reject::rejection_headers(Some(&reason), self.response_headers());
         write_response(self.http_status().unwrap_or(500), &headers)
     }
 }
+
+/// The most bytes of an error's text [`HandshakeError::to_response`] sends back.
+pub const MAX_ECHOED_REASON: usize = 512;
 
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -602,6 +617,28 @@ impl From<UrlError> for HandshakeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_quotes_at_most_512_bytes_of_what_the_peer_sent() {
+        // 15,000 bytes that are not UTF-8 become three-byte replacement characters: 45,000
+        // bytes of text, which the answer must not echo.
+        let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: ".to_vec();
+        head.extend(std::iter::repeat_n(0x80u8, 15_000));
+        head.extend_from_slice(b"\r\nConnection: Upgrade\r\n\r\n");
+        let limits = crate::RequestLimits::default();
+        let err = crate::parse_request(&head, &limits).unwrap_err();
+        assert!(matches!(err, HandshakeError::NotWebSocketUpgrade { .. }));
+        assert!(err.to_string().len() > 40_000);
+        let answer = err.to_response();
+        assert!(
+            answer.len() < MAX_ECHOED_REASON + 256,
+            "{} bytes",
+            answer.len()
+        );
+        let text = String::from_utf8(answer).unwrap();
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+        assert!(text.contains("...\r\n"), "{text}");
+    }
 
     #[test]
     fn statuses_follow_the_documented_mapping() {

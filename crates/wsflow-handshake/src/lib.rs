@@ -105,7 +105,7 @@ pub use accept::{AcceptOptions, accept_key};
 pub use client::{ClientHandshake, ClientOptions, ServerResponse};
 pub use cookie::SetCookie;
 pub use deflate::{DeflateParams, PERMESSAGE_DEFLATE, check_deflate_response, negotiate_deflate};
-pub use error::{HandshakeError, UrlError};
+pub use error::{HandshakeError, MAX_ECHOED_REASON, UrlError};
 pub use extension::{ExtensionOffer, format_extensions, parse_extensions};
 #[cfg(feature = "http")]
 pub use http_compat::reject_http;

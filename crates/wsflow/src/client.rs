@@ -289,7 +289,9 @@ impl Client {
             .ok_or(Error::HandshakeTimeout(config.handshake_timeout))??;
 
         let (handshake, request) = ClientHandshake::new(&url, &config.handshake_options())?;
-        runtime::write_all(&mut *io, &request).await?;
+        runtime::with_deadline(&mut *timer, runtime::write_all(&mut *io, &request))
+            .await
+            .ok_or(Error::HandshakeTimeout(config.handshake_timeout))??;
         let mut buf = BytesMut::with_capacity(1024);
         let (response, consumed) = poll_fn(|cx| {
             loop {

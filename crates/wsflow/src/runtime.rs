@@ -285,6 +285,48 @@ pub(crate) async fn write_all(io: &mut dyn Transport, mut bytes: &[u8]) -> io::R
     std::future::poll_fn(|cx| io.poll_flush(cx)).await
 }
 
+/// [`write_all`], failing with `TimedOut` if the peer has not taken the bytes by `deadline`:
+/// a peer that does not read cannot keep a handshake's answer (and whoever awaits it)
+/// waiting for ever. The timer is made only if the write has to wait.
+pub(crate) async fn write_all_by(
+    io: &mut dyn Transport,
+    bytes: &[u8],
+    runtime: Runtime,
+    deadline: Instant,
+) -> io::Result<()> {
+    let mut timer: Option<Box<dyn Timer>> = None;
+    let mut write = std::pin::pin!(write_all(io, bytes));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = write.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        let timer = timer.get_or_insert_with(|| runtime.timer(deadline));
+        if timer.poll_elapsed(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer did not take the handshake's answer in time",
+            )));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Writes an answer that ends the exchange (an HTTP error) and shuts the write half down,
+/// giving up on both after `timeout`; errors are ignored (the peer may be gone already).
+pub(crate) async fn answer_and_shut_down(
+    io: &mut dyn Transport,
+    answer: &[u8],
+    runtime: Runtime,
+    timeout: std::time::Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    if write_all_by(io, answer, runtime, deadline).await.is_ok() {
+        let mut timer = runtime.timer(deadline);
+        let _ = with_deadline(&mut *timer, shutdown(io)).await;
+    }
+}
+
 /// Shuts the write half down, ignoring errors (the peer may already be gone).
 pub(crate) async fn shutdown(io: &mut dyn Transport) {
     let _ = std::future::poll_fn(|cx| io.poll_shutdown(cx)).await;

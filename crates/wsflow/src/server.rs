@@ -152,7 +152,9 @@ impl ServerConfig {
     }
 
     /// How long a client may take to send its upgrade request (default 10 s); a slower one
-    /// is disconnected.
+    /// is disconnected. Taking the answer (the `101`, or an error) gets as long again: a
+    /// client that does not read it is disconnected, and `accept` or `reject` fail with
+    /// `TimedOut`.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -507,8 +509,13 @@ impl Server {
             let (upgrade, leftover, mut io) = read_request(io, &config).await?;
             if registry.shutting_down.load(Ordering::Acquire) {
                 let response = reject_response(503, Some("Server is shutting down"), &[]);
-                let _ = runtime::write_all(&mut *io, &response).await;
-                runtime::shutdown(&mut *io).await;
+                runtime::answer_and_shut_down(
+                    &mut *io,
+                    &response,
+                    config.runtime,
+                    config.handshake_timeout,
+                )
+                .await;
                 return None;
             }
             Some(Request::new(RequestParts {
@@ -626,8 +633,14 @@ async fn read_request(
                 Some(err) => err.to_response(),
                 None => reject_response(408, Some("Handshake timed out"), &[]),
             };
-            let _ = runtime::write_all(&mut *io, &response).await;
-            runtime::shutdown(&mut *io).await;
+            // A fresh deadline: after a 408 the handshake's has passed.
+            runtime::answer_and_shut_down(
+                &mut *io,
+                &response,
+                config.runtime,
+                config.handshake_timeout,
+            )
+            .await;
             None
         }
     }
@@ -868,7 +881,9 @@ impl Request {
                 return Err(err.into());
             }
         };
-        runtime::write_all(&mut *self.parts.io, &response).await?;
+        let config = &self.parts.config;
+        let deadline = Instant::now() + config.handshake_timeout;
+        runtime::write_all_by(&mut *self.parts.io, &response, config.runtime, deadline).await?;
         let negotiated = server_negotiated(
             &self.parts.config,
             options.get_protocol(),
@@ -919,8 +934,11 @@ impl Request {
         headers: &[(&str, &str)],
     ) -> Result<(), Error> {
         let response = reject_response(status, reason, headers);
-        runtime::write_all(&mut *self.parts.io, &response).await?;
-        runtime::shutdown(&mut *self.parts.io).await;
+        let config = &self.parts.config;
+        let deadline = Instant::now() + config.handshake_timeout;
+        runtime::write_all_by(&mut *self.parts.io, &response, config.runtime, deadline).await?;
+        let mut timer = config.runtime.timer(deadline);
+        let _ = runtime::with_deadline(&mut *timer, runtime::shutdown(&mut *self.parts.io)).await;
         Ok(())
     }
 }
