@@ -186,3 +186,47 @@ fn wss_sends_that_fill_the_socket_all_reach_a_slow_reader() {
         ws.close(CloseCode::NORMAL, None).await.unwrap();
     });
 }
+
+/// A TLS connection ends by writing its close_notify, which a peer that reads nothing never
+/// takes. A server that drops such a peer (the keepalive) must still see the connection end.
+#[test]
+fn wss_connection_dropped_by_the_keepalive_ends_though_the_peer_reads_nothing() {
+    on_both_runtimes(|runtime| async move {
+        let certs = test_certs();
+        let config = wsflow::Config::server()
+            .keepalive_interval(std::time::Duration::from_millis(200))
+            .keepalive_grace_period(std::time::Duration::from_millis(200))
+            .close_timeout(std::time::Duration::from_millis(300));
+        let mut server = Server::from_std_listener(
+            small_send_buffer_listener(),
+            ServerConfig::default()
+                .runtime(runtime)
+                .tls(certs.server_tls())
+                .connection(config),
+        )
+        .unwrap();
+        let url = format!("wss://127.0.0.1:{}/", server.local_addr().port());
+        // Connected, then never read again.
+        let connector = wss_client(runtime, certs.client_tls());
+        let accepting = async { server.next().await.unwrap().accept(None).await.unwrap() };
+        let (client, mut ws) = futures_util::future::join(connector.connect(&url), accepting).await;
+        let client = client.unwrap();
+        ws.queue(Message::binary(vec![3u8; 4 << 20])).unwrap();
+        let reading = Box::pin(async move {
+            let mut messages = 0;
+            while ws.next().await.is_some() {
+                messages += 1;
+            }
+            (messages, ws.closed().await)
+        });
+        let deadline = Box::pin(sleep(runtime, std::time::Duration::from_secs(10)));
+        match futures_util::future::select(reading, deadline).await {
+            futures_util::future::Either::Left(((messages, close), _)) => {
+                assert_eq!(messages, 0);
+                assert_eq!(close.description, "Peer not responding.");
+            }
+            futures_util::future::Either::Right(_) => panic!("the connection never ended"),
+        }
+        drop(client);
+    });
+}

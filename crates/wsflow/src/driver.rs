@@ -266,6 +266,9 @@ struct Queues {
     /// `written`'s count): the flush is done once that much is written, whatever senders
     /// queued after it.
     flush_until: Option<u64>,
+    /// When the wait for the transport's shutdown before the final close is handed out
+    /// ends, shut down or not (see [`Driver::poll_final_shutdown`]).
+    shutdown_deadline: Option<Instant>,
 }
 
 /// The end of a batch of applied commands in the connection's output.
@@ -722,14 +725,11 @@ impl Driver {
     #[inline(never)]
     fn deliver_other(&mut self, cx: &mut Context<'_>, event: Event) -> Poll<Option<Event>> {
         if matches!(event, Event::Closed(_)) {
-            if self.shutdown != Shutdown::Done {
-                if self.io.poll_shutdown(cx).is_pending() {
-                    let queues = self.queues.get_or_insert_default();
-                    queues.kept_bytes += kept_size(&event);
-                    queues.stash.push_front(event);
-                    return Poll::Pending;
-                }
-                self.shutdown = Shutdown::Done;
+            if self.poll_final_shutdown(cx).is_pending() {
+                let queues = self.queues.get_or_insert_default();
+                queues.kept_bytes += kept_size(&event);
+                queues.stash.push_front(event);
+                return Poll::Pending;
             }
             // Senders learn it now, not when the application polls again after the close
             // (which a loop that ends at the close never does) or drops the connection.
@@ -889,11 +889,9 @@ impl Driver {
         if result.is_ready()
             && self.shutdown != Shutdown::Done
             && stash.iter().any(|event| matches!(event, Event::Closed(_)))
+            && self.poll_final_shutdown(cx).is_pending()
         {
-            match self.io.poll_shutdown(cx) {
-                Poll::Ready(_) => self.shutdown = Shutdown::Done,
-                Poll::Pending => result = Poll::Pending,
-            }
+            result = Poll::Pending;
         }
         if !stash.is_empty() {
             self.queues.get_or_insert_default().stash = stash;
@@ -1106,6 +1104,31 @@ impl Driver {
             return true;
         }
         false
+    }
+
+    /// Shuts the transport down before the final close is handed out, so the peer sees the
+    /// end even if the application keeps the socket; gives up after the close timeout. A TLS
+    /// transport's shutdown writes its close_notify, which a peer that reads nothing never
+    /// takes, and the connection, closed, has no deadline of its own left.
+    fn poll_final_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shutdown == Shutdown::Done {
+            return Poll::Ready(());
+        }
+        if self.io.poll_shutdown(cx).is_pending() {
+            let close_timeout = self.conn.config().get_close_timeout();
+            let deadline = *self
+                .queues
+                .get_or_insert_default()
+                .shutdown_deadline
+                .get_or_insert_with(|| Instant::now() + close_timeout);
+            let runtime = self.runtime;
+            let timer = self.timer.get_or_insert_with(|| runtime.timer(deadline));
+            if timer.poll_until(deadline, cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        self.shutdown = Shutdown::Done;
+        Poll::Ready(())
     }
 
     /// Arms the timer for the connection's next deadline; returns whether it fired.
