@@ -1033,6 +1033,31 @@ fn remote_address_honours_x_forwarded_for_unless_ignored() {
 }
 
 #[test]
+fn a_long_x_forwarded_for_chain_keeps_its_first_and_last_entries() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        // 1,400 entries in 14 KB (the head's limit is 16 KiB): as many strings for as long
+        // as the connection lives, if all were kept.
+        let chain: Vec<String> = (0..1400)
+            .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+            .collect();
+        let client =
+            Client::new(client_config(runtime).header("X-Forwarded-For", &chain.join(",")));
+        let (_ws, accepted) = connect_and_accept(&mut server, &client, &url).await;
+        let kept = accepted.remote_addresses();
+        assert_eq!(kept.len(), wsflow::MAX_FORWARDED + 1);
+        assert_eq!(kept[0], chain[0]);
+        assert_eq!(
+            kept[1..wsflow::MAX_FORWARDED],
+            chain[chain.len() - (wsflow::MAX_FORWARDED - 1)..]
+        );
+        assert_eq!(kept[wsflow::MAX_FORWARDED], "127.0.0.1");
+        assert_eq!(accepted.remote_address(), Some("10.0.0.0"));
+    });
+}
+
+#[test]
 fn a_connection_idle_past_its_keepalive_reads_again_after_giving_its_buffer_back() {
     // An idle connection holds no read buffer: none before its first message, and it gives
     // its buffer back when a keepalive interval passes without input. It then waits for the

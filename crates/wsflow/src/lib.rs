@@ -90,7 +90,7 @@ pub use router::{RoutedRequest, Router};
 #[cfg(any(feature = "tokio", feature = "async-std"))]
 pub use runtime::Runtime;
 #[cfg(any(feature = "tokio", feature = "async-std"))]
-pub use server::{Accepting, Request, Server, ServerConfig};
+pub use server::{Accepting, MAX_FORWARDED, Request, Server, ServerConfig};
 #[cfg(all(feature = "rustls", any(feature = "tokio", feature = "async-std")))]
 pub use tls::{TlsClientConfig, TlsServerConfig, rustls};
 #[cfg(any(feature = "tokio", feature = "async-std"))]

@@ -646,6 +646,9 @@ async fn read_request(
     }
 }
 
+/// The most `X-Forwarded-For` entries a connection keeps (see [`Request::remote_addresses`]).
+pub const MAX_FORWARDED: usize = 32;
+
 /// A pending upgrade request: WebSocket-Node's `WebSocketRequest`. Accept it to get a
 /// [`WebSocket`], or reject it with an HTTP status. Dropping it closes the socket without an
 /// answer.
@@ -818,16 +821,22 @@ impl Request {
     }
 
     /// The `X-Forwarded-For` chain (unless ignored) followed by the socket's peer IP
-    /// (WebSocket-Node's `remoteAddresses`).
+    /// (WebSocket-Node's `remoteAddresses`). A chain of more than [`MAX_FORWARDED`] entries
+    /// keeps its first and its last `MAX_FORWARDED - 1`.
     pub fn remote_addresses(&self) -> Vec<String> {
         let mut addresses: Vec<String> = if self.parts.config.ignore_x_forwarded_for {
             Vec::new()
         } else {
-            self.parts
-                .upgrade
-                .x_forwarded_for()
-                .into_iter()
-                .map(str::to_owned)
+            let chain = self.parts.upgrade.x_forwarded_for();
+            // A chain lives as long as the connection, and a client can send thousands of
+            // entries: a long one keeps its first entry (the address the client gives) and
+            // its last ones (added by the proxies nearest to the server, the ones to trust).
+            let skipped = chain.len().saturating_sub(MAX_FORWARDED);
+            chain
+                .iter()
+                .take(1)
+                .chain(chain.iter().skip(1 + skipped))
+                .map(|entry| (*entry).to_owned())
                 .collect()
         };
         // Exactly the room needed: a forwarded chain lives as long as the connection.
