@@ -1042,8 +1042,7 @@ fn a_long_x_forwarded_for_chain_keeps_its_first_and_last_entries() {
         let chain: Vec<String> = (0..1400)
             .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
             .collect();
-        let client =
-            Client::new(client_config(runtime).header("X-Forwarded-For", &chain.join(",")));
+        let client = Client::new(client_config(runtime).header("X-Forwarded-For", chain.join(",")));
         let (_ws, accepted) = connect_and_accept(&mut server, &client, &url).await;
         let kept = accepted.remote_addresses();
         assert_eq!(kept.len(), wsflow::MAX_FORWARDED + 1);
