@@ -185,30 +185,35 @@ impl Router {
     /// The handler's future for `request`, or a future that rejects it with 404. Spawn it
     /// (or await it).
     pub fn dispatch(&self, request: Request) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let path = request.path().to_owned();
-        let requested: Vec<Option<String>> = if request.requested_protocols().is_empty() {
-            vec![None]
-        } else {
-            request
-                .requested_protocols()
+        // The path first, once: a request may list thousands of protocols.
+        let path = request.path();
+        let routes: Vec<&Route> = self
+            .routes
+            .iter()
+            .filter(|route| route.path.matches(path))
+            .collect();
+        let protocols = request.requested_protocols();
+        let found = if protocols.is_empty() {
+            routes
                 .iter()
-                .cloned()
-                .map(Some)
-                .collect()
+                .find(|route| {
+                    matches!(route.protocol, ProtocolPattern::Any | ProtocolPattern::None)
+                })
+                .map(|route| (*route, None))
+        } else {
+            protocols.iter().find_map(|requested| {
+                routes
+                    .iter()
+                    .find(|route| match &route.protocol {
+                        ProtocolPattern::Any => true,
+                        ProtocolPattern::Named(name) => name == requested,
+                        ProtocolPattern::None => false,
+                    })
+                    .map(|route| (*route, Some(requested.clone())))
+            })
         };
-        for protocol in requested {
-            let found = self.routes.iter().find(|route| {
-                route.path.matches(&path)
-                    && match (&route.protocol, &protocol) {
-                        (ProtocolPattern::Any, _) => true,
-                        (ProtocolPattern::None, None) => true,
-                        (ProtocolPattern::Named(name), Some(requested)) => name == requested,
-                        _ => false,
-                    }
-            });
-            if let Some(route) = found {
-                return (route.handler)(RoutedRequest { request, protocol });
-            }
+        if let Some((route, protocol)) = found {
+            return (route.handler)(RoutedRequest { request, protocol });
         }
         Box::pin(async move {
             let _ = request
