@@ -333,7 +333,8 @@ fn a_peer_that_floods_pings_and_never_reads_cannot_grow_the_send_buffer() {
                     assert_eq!(frame.opcode, OpCode::Pong);
                     pongs += 1;
                     if frame.payload[..] == *payload(pings - 1).as_bytes() {
-                        return pongs;
+                        // The socket stays open until the test is done with the count.
+                        return (pongs, raw);
                     }
                 }
                 let n = raw.read(&mut buf).unwrap();
@@ -364,7 +365,7 @@ fn a_peer_that_floods_pings_and_never_reads_cannot_grow_the_send_buffer() {
         // Keep the connection going while the peer reads its pongs.
         let pumping = Box::pin(async move { while ws.next_event().await.is_some() {} });
         let pongs = match futures_util::future::select(Box::pin(peer), pumping).await {
-            futures_util::future::Either::Left((pongs, _)) => pongs,
+            futures_util::future::Either::Left(((pongs, _raw), _)) => pongs,
             futures_util::future::Either::Right(_) => panic!("the connection ended first"),
         };
         assert!(pongs < pings, "{pongs} pongs");
