@@ -470,19 +470,37 @@ fn slow_reader(
 #[test]
 fn a_send_to_a_peer_that_reads_slowly_outlasts_the_keepalive() {
     // The connection's own send, which writes as it waits...
-    on_both_runtimes(|runtime| send_to_a_slow_reader(runtime, false));
+    on_both_runtimes(|runtime| send_to_a_slow_reader(runtime, SlowSend::Owner));
     // ...and a `Sender`'s, written by the task that reads the connection.
-    on_both_runtimes(|runtime| send_to_a_slow_reader(runtime, true));
+    on_both_runtimes(|runtime| send_to_a_slow_reader(runtime, SlowSend::Sender));
 }
 
-/// 8 MiB to a peer that reads them slowly and sends nothing, with a short keepalive: the
-/// send must end well, not by the keepalive dropping the peer. It takes over a second (8 KiB
-/// read at a time with a millisecond's pause), in which nothing is read from the peer: the
-/// peer taking the bytes is its sign of life.
-async fn send_to_a_slow_reader(runtime: Runtime, through_sender: bool) {
+#[test]
+fn a_close_behind_a_long_send_to_a_peer_that_reads_slowly_outlasts_the_close_timeout() {
+    on_both_runtimes(|runtime| send_to_a_slow_reader(runtime, SlowSend::ThenClose));
+}
+
+/// How [`send_to_a_slow_reader`] sends.
+#[derive(Clone, Copy, PartialEq)]
+enum SlowSend {
+    /// `WebSocket::send_binary`.
+    Owner,
+    /// A `Sender`'s, while the `WebSocket` is read.
+    Sender,
+    /// `WebSocket::queue`, then `close()`: the close frame goes out behind the message.
+    ThenClose,
+}
+
+/// 8 MiB to a peer that reads them slowly and sends nothing, with a short keepalive and
+/// close timeout: the send (and the close behind it) must end well, not by the keepalive
+/// dropping the peer or the close timing out. It takes about two seconds (8 KiB read at a
+/// time with a 2 ms pause), in which nothing is read from the peer: the peer taking the
+/// bytes is its sign of life.
+async fn send_to_a_slow_reader(runtime: Runtime, how: SlowSend) {
     let config = Config::server()
-        .keepalive_interval(Duration::from_millis(200))
-        .keepalive_grace_period(Duration::from_millis(200));
+        .keepalive_interval(Duration::from_millis(500))
+        .keepalive_grace_period(Duration::from_millis(500))
+        .close_timeout(Duration::from_millis(500));
     let mut server = Server::from_std_listener(
         small_send_buffer_listener(),
         ServerConfig::default().runtime(runtime).connection(config),
@@ -491,7 +509,14 @@ async fn send_to_a_slow_reader(runtime: Runtime, through_sender: bool) {
     let size = 8 << 20;
     // The message goes in frames of 16 KiB, each with a 4-byte header (and keepalive pings
     // may come between them).
-    let on_the_wire = size + size / (16 * 1024) * 4;
+    let on_the_wire = size
+        + size / (16 * 1024) * 4
+        + if how == SlowSend::ThenClose {
+            // The close frame: code 1000 and its default description.
+            4 + "Normal connection closure".len()
+        } else {
+            0
+        };
     let addr = server.local_addr();
     let client = std::thread::spawn(move || {
         let mut raw = small_buffer_client(addr);
@@ -502,13 +527,13 @@ async fn send_to_a_slow_reader(runtime: Runtime, through_sender: bool) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => received += n,
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(2));
         }
         received
     });
     let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
     let started = std::time::Instant::now();
-    if through_sender {
+    if how == SlowSend::Sender {
         let sender = ws.sender();
         let reading = Box::pin(async move { while ws.next().await.is_some() {} });
         let sending = Box::pin(async move {
@@ -520,10 +545,13 @@ async fn send_to_a_slow_reader(runtime: Runtime, through_sender: bool) {
         {
             panic!("the connection ended first");
         }
+    } else if how == SlowSend::ThenClose {
+        ws.queue(Message::binary(vec![0u8; size])).unwrap();
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
     } else {
         ws.send_binary(vec![0u8; size]).await.unwrap();
     }
-    assert!(started.elapsed() > Duration::from_millis(400));
+    assert!(started.elapsed() > Duration::from_secs(1));
     assert!(client.join().unwrap() >= on_the_wire);
 }
 

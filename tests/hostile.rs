@@ -303,8 +303,15 @@ fn a_peer_that_never_reads_makes_senders_wait_at_the_high_water_mark() {
 fn a_peer_that_floods_pings_and_never_reads_cannot_grow_the_send_buffer() {
     on_both_runtimes(|runtime| async move {
         let hwm = 64 * 1024;
-        let (mut server, addr) =
-            server_with(runtime, Config::server().send_high_water_mark(hwm)).await;
+        // Small kernel buffers on both sides, so that they hold few of the pongs.
+        let mut server = Server::from_std_listener(
+            small_send_buffer_listener(),
+            ServerConfig::default()
+                .runtime(runtime)
+                .connection(Config::server().send_high_water_mark(hwm)),
+        )
+        .unwrap();
+        let addr = server.local_addr();
         // 16 MiB of pings, far more than the kernel buffers hold, then a message that marks
         // the end; the peer reads nothing until told to, then reads until the pong of its
         // last ping.
@@ -312,7 +319,9 @@ fn a_peer_that_floods_pings_and_never_reads_cannot_grow_the_send_buffer() {
         let payload = |i: u32| format!("{i:0125}");
         let (may_read, read) = std::sync::mpsc::channel::<()>();
         let peer = blocking::unblock(move || {
-            let mut raw = raw_upgraded(addr);
+            let mut raw = small_window_client(addr);
+            raw.write_all(UPGRADE.as_bytes()).unwrap();
+            assert!(read_head(&mut raw).starts_with("HTTP/1.1 101"));
             let mut flood = Vec::with_capacity(1 << 20);
             for i in 0..pings {
                 flood.extend(masked(Frame::new(OpCode::Ping, payload(i))));
@@ -374,48 +383,65 @@ fn a_peer_that_floods_pings_and_never_reads_cannot_grow_the_send_buffer() {
 
 #[test]
 fn a_peer_that_floods_messages_while_the_close_is_awaited_cannot_make_the_server_keep_them_all() {
-    on_both_runtimes(|runtime| async move {
-        let limit = 64 * 1024;
-        let config = Config::server()
-            .max_received_message_size(limit)
-            .close_timeout(Duration::from_secs(1));
-        let (mut server, addr) = server_with(runtime, config).await;
-        // Up to 64 MiB of 1 KiB messages, and never a close frame.
-        let peer = blocking::unblock(move || {
-            let mut raw = raw_upgraded(addr);
-            let mut burst = Vec::new();
-            for _ in 0..256 {
-                burst.extend(masked(Frame::new(OpCode::Binary, vec![7u8; 1024])));
-            }
-            for _ in 0..256 {
-                if raw.write_all(&burst).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
-        ws.close(CloseCode::NORMAL, None).await.unwrap();
-        // Nothing reads the messages while the close is awaited: they are kept, up to the
-        // largest message the connection takes; then the connection reads no more, the
-        // peer's close (if it sent one) cannot come, and the close timeout ends it.
-        let close = ws.closed().await;
-        assert!(!close.was_clean, "{close:?}");
-        let mut kept = 0;
-        // (The peer may reset the connection once it is done: an error, not a message.)
-        while let Some(message) = ws.next().await {
-            kept += message.map_or(0, |message| message.len());
+    // After `close()`, and on a connection still open.
+    on_both_runtimes(|runtime| flood_while_the_close_is_awaited(runtime, true));
+    on_both_runtimes(|runtime| flood_while_the_close_is_awaited(runtime, false));
+}
+
+/// A peer sends up to 64 MiB of 1 KiB messages, and never a close frame, while the server
+/// awaits `closed()` and reads nothing: the messages are kept, up to the largest message the
+/// connection takes (and one read more); then the connection reads no more, having begun the
+/// close if the application had not, the peer's close (if it sent one) cannot come, and the
+/// close timeout ends it.
+async fn flood_while_the_close_is_awaited(runtime: Runtime, close_first: bool) {
+    let limit = 64 * 1024;
+    let config = Config::server()
+        .max_received_message_size(limit)
+        .close_timeout(Duration::from_secs(1));
+    let (mut server, addr) = server_with(runtime, config).await;
+    let peer = blocking::unblock(move || {
+        let mut raw = raw_upgraded(addr);
+        let mut burst = Vec::new();
+        for _ in 0..256 {
+            burst.extend(masked(Frame::new(OpCode::Binary, vec![7u8; 1024])));
         }
-        assert!(kept > 0);
-        assert!(kept <= limit + 1024, "{kept} bytes kept");
-        drop(ws);
-        peer.await;
+        for _ in 0..256 {
+            if raw.write_all(&burst).is_err() {
+                break;
+            }
+        }
     });
+    let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+    if close_first {
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+    }
+    let close = within_10_s(runtime, "the connection never ended", ws.closed()).await;
+    assert!(!close.was_clean, "{close:?}");
+    let mut kept = 0;
+    // (The peer may reset the connection once it is done: an error, not a message.)
+    while let Some(message) = ws.next().await {
+        kept += message.map_or(0, |message| message.len());
+    }
+    assert!(kept > 0);
+    // One read is 256 KiB at most.
+    assert!(kept <= limit + 256 * 1024, "{kept} bytes kept");
+    drop(ws);
+    peer.await;
 }
 
 /// A raw client with a 4 KiB kernel receive buffer that completes the handshake, sends one
 /// message and then reads nothing until told to go (or 60 s pass).
 fn stalled_peer(addr: SocketAddr) -> (std::sync::mpsc::Sender<()>, blocking::Task<()>) {
     stalled_client(addr, true)
+}
+
+/// A raw client with a 4 KiB kernel receive buffer (set before connecting, so its window
+/// stays small): what it does not read soon fills the kernel buffers.
+fn small_window_client(addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
 }
 
 /// [`stalled_peer`]; or, without `upgraded`, one that sends its request and reads nothing,
@@ -426,11 +452,7 @@ fn stalled_client(
 ) -> (std::sync::mpsc::Sender<()>, blocking::Task<()>) {
     let (may_go, go) = std::sync::mpsc::channel::<()>();
     let peer = blocking::unblock(move || {
-        let socket =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        socket.connect(&addr.into()).unwrap();
-        let mut raw: TcpStream = socket.into();
+        let mut raw = small_window_client(addr);
         raw.write_all(UPGRADE.as_bytes()).unwrap();
         if upgraded {
             assert!(read_head(&mut raw).starts_with("HTTP/1.1 101"));
@@ -526,11 +548,13 @@ fn an_answer_the_peer_never_reads_is_given_up_after_the_handshake_timeout() {
             small_send_buffer_listener(),
             ServerConfig::default()
                 .runtime(runtime)
-                .handshake_timeout(Duration::from_millis(300)),
+                .handshake_timeout(Duration::from_secs(1)),
         )
         .unwrap();
         let (peer_may_go, peer) = stalled_client(server.local_addr(), false);
-        let request = server.next().await.unwrap();
+        let request = within_10_s(runtime, "no request", server.next())
+            .await
+            .unwrap();
         // An answer far larger than the kernel buffers, to a peer that reads nothing.
         let big = "x".repeat(4096);
         let headers: Vec<(String, &str)> = (0..64)

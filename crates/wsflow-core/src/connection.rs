@@ -604,8 +604,9 @@ impl Connection {
     }
 
     /// The peer took bytes written while nothing was read (a driver waiting for its output
-    /// to drain): it is alive, so the keepalive's wait starts over as input would start it.
-    /// A peer that stops reading and sending alike is still found out by the keepalive.
+    /// to drain): it is alive, so the keepalive's wait starts over as input would start it,
+    /// and a close under way waits its whole close timeout from here. A peer that stops
+    /// reading and sending alike is still found out by the keepalive.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
@@ -622,6 +623,11 @@ impl Connection {
         self.set_now(now);
         self.quiet_lag_nanos = 0;
         self.keepalive_ping_sent = false;
+        if let Phase::Ending { deadline } = &mut self.phase {
+            // Our close frame is still on its way behind output the peer is taking: the
+            // close timeout, for a peer that does not answer, counts from here.
+            *deadline = (*deadline).max(now + self.config.close_timeout);
+        }
     }
 
     /// Time passed: sends keepalive pings, drops a silent peer, ends a close that timed out.

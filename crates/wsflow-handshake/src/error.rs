@@ -401,8 +401,8 @@ impl HandshakeError {
     /// ```
     ///
     /// The reason (the error's text, in `X-WebSocket-Reject-Reason`) may quote what the peer
-    /// sent; at most [`MAX_ECHOED_REASON`] bytes of it go back, so the answer stays small
-    /// whatever the request held.
+    /// sent; at most [`MAX_ECHOED_REASON`] bytes of it go back (then `...`), so the answer
+    /// stays small whatever the request held.
     pub fn to_response(&self) -> Vec<u8> {
         let mut reason = self.to_string();
         if reason.len() > MAX_ECHOED_REASON {
@@ -418,7 +418,8 @@ impl HandshakeError {
     }
 }
 
-/// The most bytes of an error's text [`HandshakeError::to_response`] sends back.
+/// The most bytes of an error's text [`HandshakeError::to_response`] sends back (a longer
+/// text is cut there and ends in `...`).
 pub const MAX_ECHOED_REASON: usize = 512;
 
 impl fmt::Display for HandshakeError {

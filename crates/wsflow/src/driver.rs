@@ -626,15 +626,14 @@ impl Driver {
 
     /// Whether the events kept for the application (by [`Driver::poll_closed`], while
     /// nothing takes them) have used their budget, the largest message the connection takes,
-    /// while input would still become events: then nothing more is read until the
-    /// application takes some, so a peer that keeps sending cannot make the driver keep more.
+    /// while a close is under way: then nothing more is read until the application takes
+    /// some, so a peer that keeps sending cannot make the driver keep more, and the close
+    /// timeout ends the wait. (Past the budget on an open connection, `poll_closed` starts
+    /// the close.)
     fn kept_events_full(&self) -> bool {
         self.queues.as_ref().is_some_and(|queues| {
             queues.kept_bytes > self.conn.config().get_max_received_message_size()
-        }) && matches!(
-            self.conn.state(),
-            ConnectionState::Open | ConnectionState::Ending
-        )
+        }) && self.conn.state() == ConnectionState::Ending
     }
 
     /// Whether to read now. A connection without a read buffer (waiting for input since its
@@ -773,9 +772,14 @@ impl Driver {
     /// A flush that waits does not read, but the timers run: a peer that stops reading is
     /// dropped by the keepalive (a peer that reads, however slowly, is alive: see
     /// `write_blocked`), and a close it holds up ends by the close timeout; the flush then
-    /// fails with `TimedOut`.
+    /// fails (see [`Driver::flush_of_closed`]).
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let result = loop {
+            if self.conn.is_closed() {
+                // Nothing more is written, and a closed connection has no timer left to end
+                // a wait on the transport.
+                break self.flush_of_closed();
+            }
             self.apply_commands(cx, false);
             match self.poll_write_queued(cx, false) {
                 Poll::Ready(Err(err)) => {
@@ -784,12 +788,7 @@ impl Driver {
                     break Poll::Ready(Err(kind.into()));
                 }
                 Poll::Pending => {}
-                Poll::Ready(Ok(())) if self.flush_cut_short() => {
-                    break Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "the connection ended before the flush was done",
-                    )));
-                }
+                Poll::Ready(Ok(())) if self.conn.is_closed() => continue,
                 ready => break ready,
             }
             let buffered = self.conn.buffered_amount() as u64;
@@ -800,6 +799,9 @@ impl Driver {
             } else if let Poll::Ready(done) = self.poll_transport_flush(cx) {
                 // What the flush waits for is written, and the transport's own buffer (TLS).
                 break Poll::Ready(done);
+            } else {
+                // The reading task may flush the transport too, and take its wake-up.
+                self.shared.wait(cx.waker());
             }
             // The timers, unless another task reads the connection (`StreamExt::split`): the
             // timer wakes one task, which must be the reading one, and that one runs them.
@@ -811,27 +813,30 @@ impl Driver {
                 return Poll::Pending;
             }
             if self.conn.is_closed() {
-                // A timeout ended the connection: what the flush waits for is never written.
-                break Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the connection timed out before the flush was done",
-                )));
+                // A timeout ended the connection: senders learn it now.
+                self.shared.mark_closed(self.conn.buffered_amount());
             }
-            // Time passed without ending it (a keepalive ping to write): go on.
+            // Time passed (a keepalive ping to write, or the end): go on.
         };
         self.start_flush();
         result
     }
 
-    /// Whether the connection ended (a timeout, or the peer gone, seen by whichever task
-    /// read it) with bytes the waiting flush waits for never written.
-    fn flush_cut_short(&self) -> bool {
-        self.conn.is_closed()
-            && self.queues.as_ref().is_some_and(|queues| {
-                queues
-                    .flush_until
-                    .is_some_and(|until| queues.written < until)
-            })
+    /// A flush of a closed connection: done if it closed cleanly (everything queued was
+    /// written before the close frame); otherwise what it had queued may have been discarded
+    /// (a timeout, the peer gone), and the flush fails rather than report it sent.
+    fn flush_of_closed(&self) -> Poll<io::Result<()>> {
+        match self.conn.close_event() {
+            Some(close) if !close.was_clean => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!(
+                    "the connection ended ({}: {}) before the flush was done",
+                    close.code.as_u16(),
+                    close.description
+                ),
+            ))),
+            _ => Poll::Ready(Ok(())),
+        }
     }
 
     /// Forgets where a flush given up before it was done was to end: the next flush waits
@@ -872,8 +877,21 @@ impl Driver {
         let mut result = loop {
             match self.poll_event(cx) {
                 Poll::Ready(Some(event)) => {
-                    self.queues.get_or_insert_default().kept_bytes += kept_size(&event);
+                    let queues = self.queues.get_or_insert_default();
+                    queues.kept_bytes += kept_size(&event);
                     stash.push_back(event);
+                    if queues.kept_bytes > self.conn.config().get_max_received_message_size()
+                        && self.conn.is_connected()
+                    {
+                        // Past the budget with no close under way (`closed()` on an open
+                        // connection): start one, so that reading no more (see
+                        // `kept_events_full`) ends by the close timeout, not never.
+                        let _ = self.conn.close(
+                            CloseCode::POLICY_VIOLATION,
+                            Some("Too many messages arrived while nothing read them."),
+                            Instant::now(),
+                        );
+                    }
                 }
                 Poll::Ready(None) => break Poll::Ready(()),
                 Poll::Pending => break Poll::Pending,
@@ -1028,7 +1046,11 @@ impl Driver {
     /// Flushes the transport's own buffer, noting whether it is still not empty.
     fn poll_transport_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let poll = self.io.poll_flush(cx);
-        self.transport_unflushed = poll.is_pending();
+        let was_unflushed = std::mem::replace(&mut self.transport_unflushed, poll.is_pending());
+        if was_unflushed && poll.is_ready() {
+            // A flush waiting in another task may have lost its registration to this one.
+            self.shared.wake_waiters();
+        }
         poll
     }
 
@@ -1123,8 +1145,14 @@ impl Driver {
                 .get_or_insert_with(|| Instant::now() + close_timeout);
             let runtime = self.runtime;
             let timer = self.timer.get_or_insert_with(|| runtime.timer(deadline));
-            if timer.poll_until(deadline, cx).is_pending() {
-                return Poll::Pending;
+            // A timer armed earlier fires early; polled again, it is armed for `deadline`.
+            loop {
+                if timer.poll_until(deadline, cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
             }
         }
         self.shutdown = Shutdown::Done;

@@ -74,15 +74,7 @@ impl HttpUpgrade {
         let options = answer_deflate(&self.config, &self.upgrade, options);
         let response = self.upgrade.accept_http(&options)?;
         let (extensions, deflate) = agreed_extensions(options.get_extensions())?;
-        let mut addresses: Vec<String> = if self.config.ignore_x_forwarded_for {
-            Vec::new()
-        } else {
-            self.upgrade
-                .x_forwarded_for()
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
-        };
+        let mut addresses = crate::server::forwarded_addresses(&self.config, &self.upgrade);
         addresses.extend(self.peer.map(|peer| peer.ip().to_string()));
         let accepted = Accepted {
             protocol: options.get_protocol().map(str::to_owned),

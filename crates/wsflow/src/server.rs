@@ -649,6 +649,24 @@ async fn read_request(
 /// The most `X-Forwarded-For` entries a connection keeps (see [`Request::remote_addresses`]).
 pub const MAX_FORWARDED: usize = 32;
 
+/// The `X-Forwarded-For` chain a connection keeps, unless the server ignores it. A chain
+/// lives as long as the connection, and a client can send thousands of entries: a long one
+/// keeps its first entry (the address the client gives) and its last ones (added by the
+/// proxies nearest to the server, the ones to trust).
+pub(crate) fn forwarded_addresses(config: &ServerConfig, upgrade: &UpgradeRequest) -> Vec<String> {
+    if config.ignore_x_forwarded_for {
+        return Vec::new();
+    }
+    let chain = upgrade.x_forwarded_for();
+    let skipped = chain.len().saturating_sub(MAX_FORWARDED);
+    chain
+        .iter()
+        .take(1)
+        .chain(chain.iter().skip(1 + skipped))
+        .map(|entry| (*entry).to_owned())
+        .collect()
+}
+
 /// A pending upgrade request: WebSocket-Node's `WebSocketRequest`. Accept it to get a
 /// [`WebSocket`], or reject it with an HTTP status. Dropping it closes the socket without an
 /// answer.
@@ -824,21 +842,7 @@ impl Request {
     /// (WebSocket-Node's `remoteAddresses`). A chain of more than [`MAX_FORWARDED`] entries
     /// keeps its first and its last `MAX_FORWARDED - 1`.
     pub fn remote_addresses(&self) -> Vec<String> {
-        let mut addresses: Vec<String> = if self.parts.config.ignore_x_forwarded_for {
-            Vec::new()
-        } else {
-            let chain = self.parts.upgrade.x_forwarded_for();
-            // A chain lives as long as the connection, and a client can send thousands of
-            // entries: a long one keeps its first entry (the address the client gives) and
-            // its last ones (added by the proxies nearest to the server, the ones to trust).
-            let skipped = chain.len().saturating_sub(MAX_FORWARDED);
-            chain
-                .iter()
-                .take(1)
-                .chain(chain.iter().skip(1 + skipped))
-                .map(|entry| (*entry).to_owned())
-                .collect()
-        };
+        let mut addresses = forwarded_addresses(&self.parts.config, &self.parts.upgrade);
         // Exactly the room needed: a forwarded chain lives as long as the connection.
         addresses.reserve_exact(1);
         addresses.push(self.parts.peer.ip().to_string());

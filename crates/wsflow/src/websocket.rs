@@ -392,10 +392,11 @@ impl WebSocket {
 
     /// Drives the connection until it is closed and returns how it ended. Messages that
     /// arrive meanwhile are kept and still returned by the stream: up to
-    /// [`max_received_message_size`](crate::Config::max_received_message_size) bytes of them. Past
-    /// that the connection reads no more until they are taken, so a peer that keeps sending
-    /// cannot make it keep more; a close that waits behind them then ends by the close
-    /// timeout.
+    /// [`max_received_message_size`](crate::Config::max_received_message_size) bytes of them
+    /// (and one read more). Past that the connection reads no more until they are taken, so a
+    /// peer that keeps sending cannot make it keep more; a close that waits behind them then
+    /// ends by the close timeout. A connection not closing yet begins the close then, with
+    /// 1008 (policy violation).
     ///
     /// Cancel-safe.
     pub async fn closed(&mut self) -> CloseEvent {
