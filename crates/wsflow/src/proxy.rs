@@ -265,10 +265,13 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // On bytes: the two after `%` need not be characters of their own (`%é` is text
+        // that must stay as it is, not a slice to panic on).
         if bytes[i] == b'%'
             && i + 2 < bytes.len()
-            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+            && let (Some(high), Some(low)) = (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2]))
         {
+            let byte = high << 4 | low;
             out.push(byte);
             i += 3;
             continue;
@@ -277,6 +280,13 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of an ASCII hexadecimal digit.
+fn hex_digit(byte: u8) -> Option<u8> {
+    char::from(byte)
+        .to_digit(16)
+        .and_then(|digit| u8::try_from(digit).ok())
 }
 
 /// Whether curl's `NO_PROXY` rules exclude `host`: `*`, exact names, domain suffixes (with or
@@ -570,6 +580,12 @@ mod tests {
         assert!(Proxy::parse("ftp://x").is_err());
         assert!(Proxy::parse("https://x").is_err());
         assert!(Proxy::parse("http://:80").is_err());
+        // Not an escape: `%` before text that is not two hex digits stays as it is, even
+        // before a character of more than one byte.
+        let proxy = Proxy::parse("http://%é:%4:%zz%41@proxy").unwrap();
+        assert_eq!(proxy.credentials, Some(("%é".into(), "%4:%zzA".into())));
+        let proxy = Proxy::parse("http://a%é1:b%1é@proxy").unwrap();
+        assert_eq!(proxy.credentials, Some(("a%é1".into(), "b%1é".into())));
     }
 
     #[test]
