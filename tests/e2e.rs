@@ -415,16 +415,6 @@ fn a_stream_and_sink_split_across_tasks_still_applies_sender_commands() {
     });
 }
 
-/// A server whose connections have a small kernel send buffer (accepted sockets take the
-/// listener's), which fills at once and does not grow.
-fn small_buffer_server(runtime: Runtime) -> Server {
-    Server::from_std_listener(
-        small_send_buffer_listener(),
-        ServerConfig::default().runtime(runtime),
-    )
-    .unwrap()
-}
-
 /// A raw blocking client with a small kernel receive buffer (set before connecting, so the
 /// window stays small), upgraded to WebSocket.
 fn small_buffer_client(addr: std::net::SocketAddr) -> std::net::TcpStream {
@@ -501,11 +491,7 @@ async fn send_to_a_slow_reader(runtime: Runtime, how: SlowSend) {
         .keepalive_interval(Duration::from_millis(500))
         .keepalive_grace_period(Duration::from_millis(500))
         .close_timeout(Duration::from_millis(500));
-    let mut server = Server::from_std_listener(
-        small_send_buffer_listener(),
-        ServerConfig::default().runtime(runtime).connection(config),
-    )
-    .unwrap();
+    let mut server = small_send_buffer_server(runtime, ServerConfig::default().connection(config));
     let size = 8 << 20;
     // The message goes in frames of 16 KiB, each with a 4-byte header (and keepalive pings
     // may come between them).
@@ -577,7 +563,7 @@ fn the_owners_flush_waits_for_what_was_queued_before_it_not_for_later_sends() {
 async fn flush_behind_busy_senders(runtime: Runtime, by_owner: bool) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let mut server = small_buffer_server(runtime);
+    let mut server = small_send_buffer_server(runtime, ServerConfig::default());
     let markers = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let client = slow_reader(server.local_addr(), markers.clone(), stop.clone());
@@ -687,7 +673,7 @@ fn a_stream_and_sink_split_across_tasks_both_go_on_after_waiting_on_a_full_socke
     const MESSAGES: usize = 4;
     const SIZE: usize = 256 * 1024;
     on_both_runtimes(|runtime| async move {
-        let mut server = small_buffer_server(runtime);
+        let mut server = small_send_buffer_server(runtime, ServerConfig::default());
         let addr = server.local_addr();
         let (ping_now, may_ping) = std::sync::mpsc::channel::<()>();
         let (read_now, may_read) = std::sync::mpsc::channel::<()>();

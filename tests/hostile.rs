@@ -304,13 +304,10 @@ fn a_peer_that_floods_pings_and_never_reads_cannot_grow_the_send_buffer() {
     on_both_runtimes(|runtime| async move {
         let hwm = 64 * 1024;
         // Small kernel buffers on both sides, so that they hold few of the pongs.
-        let mut server = Server::from_std_listener(
-            small_send_buffer_listener(),
-            ServerConfig::default()
-                .runtime(runtime)
-                .connection(Config::server().send_high_water_mark(hwm)),
-        )
-        .unwrap();
+        let mut server = small_send_buffer_server(
+            runtime,
+            ServerConfig::default().connection(Config::server().send_high_water_mark(hwm)),
+        );
         let addr = server.local_addr();
         // 16 MiB of pings, far more than the kernel buffers hold, then a message that marks
         // the end; the peer reads nothing until told to, then reads until the pong of its
@@ -485,11 +482,8 @@ fn a_send_or_close_waiting_on_a_peer_that_stopped_reading_ends_by_the_timers() {
             .keepalive_interval(Duration::from_millis(200))
             .keepalive_grace_period(Duration::from_millis(200))
             .close_timeout(Duration::from_millis(300));
-        let mut server = Server::from_std_listener(
-            small_send_buffer_listener(),
-            ServerConfig::default().runtime(runtime).connection(config),
-        )
-        .unwrap();
+        let mut server =
+            small_send_buffer_server(runtime, ServerConfig::default().connection(config));
         let addr = server.local_addr();
         // The echo loop of the docs: its send waits while the peer reads nothing, and the
         // keepalive, not a read, has to end it.
@@ -544,13 +538,10 @@ fn a_send_or_close_waiting_on_a_peer_that_stopped_reading_ends_by_the_timers() {
 #[test]
 fn an_answer_the_peer_never_reads_is_given_up_after_the_handshake_timeout() {
     on_both_runtimes(|runtime| async move {
-        let mut server = Server::from_std_listener(
-            small_send_buffer_listener(),
-            ServerConfig::default()
-                .runtime(runtime)
-                .handshake_timeout(Duration::from_secs(1)),
-        )
-        .unwrap();
+        let mut server = small_send_buffer_server(
+            runtime,
+            ServerConfig::default().handshake_timeout(Duration::from_secs(1)),
+        );
         let (peer_may_go, peer) = stalled_client(server.local_addr(), false);
         let request = within_10_s(runtime, "no request", server.next())
             .await

@@ -147,13 +147,8 @@ fn wss_without_the_rustls_root_of_the_server_name_is_a_tls_error() {
 fn wss_sends_that_fill_the_socket_all_reach_a_slow_reader() {
     on_both_runtimes(|runtime| async move {
         let certs = test_certs();
-        let mut server = Server::from_std_listener(
-            small_send_buffer_listener(),
-            ServerConfig::default()
-                .runtime(runtime)
-                .tls(certs.server_tls()),
-        )
-        .unwrap();
+        let mut server =
+            small_send_buffer_server(runtime, ServerConfig::default().tls(certs.server_tls()));
         let url = format!("wss://127.0.0.1:{}/", server.local_addr().port());
         let (count, size) = (32usize, 128 * 1024);
         let message = move |i: usize| Message::binary(vec![i as u8; size]);
@@ -197,14 +192,12 @@ fn wss_connection_dropped_by_the_keepalive_ends_though_the_peer_reads_nothing() 
             .keepalive_interval(std::time::Duration::from_millis(200))
             .keepalive_grace_period(std::time::Duration::from_millis(200))
             .close_timeout(std::time::Duration::from_millis(300));
-        let mut server = Server::from_std_listener(
-            small_send_buffer_listener(),
+        let mut server = small_send_buffer_server(
+            runtime,
             ServerConfig::default()
-                .runtime(runtime)
                 .tls(certs.server_tls())
                 .connection(config),
-        )
-        .unwrap();
+        );
         let url = format!("wss://127.0.0.1:{}/", server.local_addr().port());
         // Connected, then never read again.
         let connector = wss_client(runtime, certs.client_tls());

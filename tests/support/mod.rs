@@ -217,9 +217,15 @@ impl Drop for TestCerts {
     }
 }
 
-/// A listener on 127.0.0.1 whose accepted sockets inherit a 32 KiB kernel send buffer, so
-/// that a peer that reads slowly keeps them full.
-pub fn small_send_buffer_listener() -> std::net::TcpListener {
+/// A server on `runtime` with `config` whose connections have a 32 KiB kernel send buffer
+/// (accepted sockets take the listener's), which fills at once and does not grow: a peer that
+/// reads slowly keeps it full.
+pub fn small_send_buffer_server(runtime: Runtime, config: wsflow::ServerConfig) -> Server {
+    Server::from_std_listener(small_send_buffer_listener(), config.runtime(runtime)).unwrap()
+}
+
+/// A listener on 127.0.0.1 whose accepted sockets inherit a 32 KiB kernel send buffer.
+fn small_send_buffer_listener() -> std::net::TcpListener {
     let listener =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     listener.set_send_buffer_size(32 * 1024).unwrap();

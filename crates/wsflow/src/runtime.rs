@@ -313,18 +313,19 @@ pub(crate) async fn write_all_by(
 }
 
 /// Writes an answer that ends the exchange (an HTTP error) and shuts the write half down,
-/// giving up on both after `timeout`; errors are ignored (the peer may be gone already).
+/// giving up on both after `timeout`. Gives the write's outcome; the shutdown's is ignored
+/// (the peer may be gone already).
 pub(crate) async fn answer_and_shut_down(
     io: &mut dyn Transport,
     answer: &[u8],
     runtime: Runtime,
     timeout: std::time::Duration,
-) {
+) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
-    if write_all_by(io, answer, runtime, deadline).await.is_ok() {
-        let mut timer = runtime.timer(deadline);
-        let _ = with_deadline(&mut *timer, shutdown(io)).await;
-    }
+    write_all_by(io, answer, runtime, deadline).await?;
+    let mut timer = runtime.timer(deadline);
+    let _ = with_deadline(&mut *timer, shutdown(io)).await;
+    Ok(())
 }
 
 /// Shuts the write half down, ignoring errors (the peer may already be gone).

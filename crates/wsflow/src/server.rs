@@ -509,13 +509,7 @@ impl Server {
             let (upgrade, leftover, mut io) = read_request(io, &config).await?;
             if registry.shutting_down.load(Ordering::Acquire) {
                 let response = reject_response(503, Some("Server is shutting down"), &[]);
-                runtime::answer_and_shut_down(
-                    &mut *io,
-                    &response,
-                    config.runtime,
-                    config.handshake_timeout,
-                )
-                .await;
+                let _ = answer_and_close(&mut *io, &response, &config).await;
                 return None;
             }
             Some(Request::new(RequestParts {
@@ -634,16 +628,20 @@ async fn read_request(
                 None => reject_response(408, Some("Handshake timed out"), &[]),
             };
             // A fresh deadline: after a 408 the handshake's has passed.
-            runtime::answer_and_shut_down(
-                &mut *io,
-                &response,
-                config.runtime,
-                config.handshake_timeout,
-            )
-            .await;
+            let _ = answer_and_close(&mut *io, &response, config).await;
             None
         }
     }
+}
+
+/// Writes an HTTP answer that ends the exchange and shuts the socket's write half down, with
+/// the handshake timeout again for the client to take it.
+async fn answer_and_close(
+    io: &mut dyn Transport,
+    response: &[u8],
+    config: &ServerConfig,
+) -> std::io::Result<()> {
+    runtime::answer_and_shut_down(io, response, config.runtime, config.handshake_timeout).await
 }
 
 /// The most `X-Forwarded-For` entries a connection keeps (see [`Request::remote_addresses`]).
@@ -947,11 +945,7 @@ impl Request {
         headers: &[(&str, &str)],
     ) -> Result<(), Error> {
         let response = reject_response(status, reason, headers);
-        let config = &self.parts.config;
-        let deadline = Instant::now() + config.handshake_timeout;
-        runtime::write_all_by(&mut *self.parts.io, &response, config.runtime, deadline).await?;
-        let mut timer = config.runtime.timer(deadline);
-        let _ = runtime::with_deadline(&mut *timer, runtime::shutdown(&mut *self.parts.io)).await;
+        answer_and_close(&mut *self.parts.io, &response, &self.parts.config).await?;
         Ok(())
     }
 }
