@@ -532,6 +532,27 @@ fn a_send_or_close_waiting_on_a_peer_that_stopped_reading_ends_by_the_timers() {
         assert!(sent.is_err(), "4 MiB went to a peer that reads nothing");
         peer_may_go.send(()).unwrap();
         peer.await;
+        // Read in one task, then handed to another that sends: the first task's waker is
+        // still the one registered as reading, though that task is gone.
+        let (peer_may_go, peer) = stalled_peer(addr);
+        let ws = server.next().await.unwrap().accept(None).await.unwrap();
+        let (handed, handed_over) = futures_channel::oneshot::channel();
+        spawn(runtime, async move {
+            let mut ws = ws;
+            let message = ws.next().await.unwrap().unwrap();
+            assert_eq!(message, Message::text("hello"));
+            handed.send(ws).unwrap();
+        });
+        let mut ws = handed_over.await.unwrap();
+        let sent = within_10_s(
+            runtime,
+            "the send of a moved WebSocket never ended",
+            ws.send_binary(vec![3u8; 4 << 20]),
+        )
+        .await;
+        assert!(sent.is_err(), "4 MiB went to a peer that reads nothing");
+        peer_may_go.send(()).unwrap();
+        peer.await;
     });
 }
 

@@ -803,13 +803,22 @@ impl Driver {
                 // The reading task may flush the transport too, and take its wake-up.
                 self.shared.wait(cx.waker());
             }
-            // The timers, unless another task reads the connection (`StreamExt::split`): the
-            // timer wakes one task, which must be the reading one, and that one runs them.
-            let reading_elsewhere = self
+            // The timers. A waker of another task registered as reading is that of a task
+            // reading the connection (`StreamExt::split`), which the timer must wake to run
+            // them, or of one that has let go of it (the `WebSocket` moved to this task, or a
+            // `block_on` that makes a new waker each time): the timer wakes both.
+            let fired = match self
                 .registered_waker
                 .as_ref()
-                .is_some_and(|reader| !reader.will_wake(cx.waker()));
-            if reading_elsewhere || !self.poll_timer(cx) {
+                .filter(|reader| !reader.will_wake(cx.waker()))
+            {
+                None => self.poll_timer(cx),
+                Some(reader) => {
+                    let both = Waker::from(Arc::new(WakeBoth(reader.clone(), cx.waker().clone())));
+                    self.poll_timer(&mut Context::from_waker(&both))
+                }
+            };
+            if !fired {
                 return Poll::Pending;
             }
             if self.conn.is_closed() {
@@ -1171,6 +1180,20 @@ impl Driver {
             return true;
         }
         false
+    }
+}
+
+/// Wakes two tasks (see [`Driver::poll_flush`]).
+struct WakeBoth(Waker, Waker);
+
+impl std::task::Wake for WakeBoth {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake_by_ref();
+        self.1.wake_by_ref();
     }
 }
 
