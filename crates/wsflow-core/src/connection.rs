@@ -187,9 +187,11 @@ pub struct Connection {
     /// most connections queue nothing until they close.
     events: LazyDeque<Event>,
     out: Outgoing,
-    /// The answer to the last ping, until it is queued or cancelled. Boxed: pings are rare
-    /// next to the connection's size, which counts when a server holds many idle ones.
-    pending_pong: Option<Box<Bytes>>,
+    /// Control frames not queued yet: the answer to the last ping, until it is queued or
+    /// cancelled, and the pings and pongs held while the output is above the send
+    /// high-water mark. Boxed: they are rare next to the connection's size, which counts
+    /// when a server holds many idle ones. `None` whenever both are.
+    held: Option<Box<HeldControl>>,
 
     phase: Phase,
     /// How the connection is ending, once it is; boxed, since open connections need none.
@@ -202,6 +204,16 @@ pub struct Connection {
     quiet_lag_nanos: u64,
     /// A keepalive ping went out at `quiet_since` and no input came since.
     keepalive_ping_sent: bool,
+}
+
+/// Control frames waiting to be queued (see `Connection::commit_held`).
+#[derive(Debug, Default)]
+struct HeldControl {
+    /// The latest pong: the automatic answer to the last ping, or one the application sent
+    /// above the mark.
+    pong: Option<Bytes>,
+    /// The latest ping the application sent above the mark.
+    ping: Option<Bytes>,
 }
 
 /// What the handshake agreed on beyond the plain protocol.
@@ -276,7 +288,7 @@ impl Connection {
             paused: false,
             events: LazyDeque::default(),
             out: Outgoing::default(),
-            pending_pong: None,
+            held: None,
             phase: Phase::Open,
             close: None,
             now,
@@ -725,7 +737,7 @@ impl Connection {
         if self.pending.is_empty()
             && self.short_frames.is_empty()
             && self.events.is_empty()
-            && self.pending_pong.is_none()
+            && self.held.is_none()
             && !self.eof
         {
             // Nothing to parse, report or answer: the usual state whenever a driver looks for
@@ -772,7 +784,7 @@ impl Connection {
         // `next_event` would take it in: no event or pong before it, input flowing.
         if !self.short_frames.is_empty()
             && self.events.is_empty()
-            && self.pending_pong.is_none()
+            && self.held.is_none()
             && !self.paused
             && matches!(self.phase, Phase::Open | Phase::Ending { .. })
             && let Some((opcode, payload)) = self.short_frames.next()
@@ -787,7 +799,7 @@ impl Connection {
     }
 
     fn next_event(&mut self) -> Option<Event> {
-        self.commit_pong();
+        self.commit_held();
         loop {
             if let Some(event) = self.events.pop_front() {
                 return Some(event);
@@ -839,14 +851,14 @@ impl Connection {
     /// ```
     #[inline]
     pub fn has_transmit(&self) -> bool {
-        !self.out.is_empty() || self.pending_pong.is_some()
+        !self.out.is_empty() || self.held.is_some()
     }
 
     /// The bytes to write next, as slices for one vectored write; `None` when nothing is
     /// queued. Report what was written with [`Connection::advance_transmit`].
     #[inline]
     pub fn poll_transmit(&mut self) -> Option<impl Iterator<Item = &[u8]>> {
-        self.commit_pong();
+        self.commit_held();
         if self.out.is_empty() {
             None
         } else {
@@ -909,12 +921,35 @@ impl Connection {
     }
 
     /// Queues a ping; the payload may take at most 125 bytes.
+    ///
+    /// Above the send high-water mark the ping is held until the output drains, and a later
+    /// ping replaces it: a heartbeat sent to a peer that stopped reading cannot grow the
+    /// output (the peer answers the latest ping anyway, RFC 6455 section 5.5.3).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use bytes::BytesMut;
+    /// use wsflow_core::{Config, Connection, Negotiated, Role};
+    ///
+    /// let config = Config::server().send_high_water_mark(10);
+    /// let mut conn =
+    ///     Connection::new(Role::Server, config, Negotiated::new(), BytesMut::new(), Instant::now());
+    /// conn.send_binary(vec![0u8; 100]).unwrap();
+    /// conn.ping("one").unwrap();
+    /// conn.ping("two").unwrap();
+    /// assert_eq!(conn.buffered_amount(), 102); // the message; the latest ping waits
+    /// conn.advance_transmit(102);
+    /// let wire: Vec<u8> = conn.poll_transmit().unwrap().flatten().copied().collect();
+    /// assert_eq!(wire, b"\x89\x03two");
+    /// ```
     pub fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
         self.send_control(OpCode::Ping, payload.into())
     }
 
     /// Queues an unsolicited pong (or the answer to a ping whose automatic pong was
-    /// cancelled); the payload may take at most 125 bytes.
+    /// cancelled); the payload may take at most 125 bytes. Above the send high-water mark it
+    /// is held as [`Connection::ping`] holds a ping, and a later pong, the automatic answer
+    /// to a ping included, replaces it.
     pub fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
         self.send_control(OpCode::Pong, payload.into())
     }
@@ -938,7 +973,14 @@ impl Connection {
     /// Cancels the automatic pong for the last ping, if it has not been queued yet (the
     /// `cancel` of WebSocket-Node's ping event). Returns whether one was cancelled.
     pub fn cancel_pong(&mut self) -> bool {
-        self.pending_pong.take().is_some()
+        let Some(held) = &mut self.held else {
+            return false;
+        };
+        let cancelled = held.pong.take().is_some();
+        if held.ping.is_none() {
+            self.held = None;
+        }
+        cancelled
     }
 
     /// Starts the close handshake: sends a close frame with `code` and `description`
@@ -1119,7 +1161,16 @@ impl Connection {
         if payload.len() > MAX_CONTROL_PAYLOAD_LEN {
             return Err(Error::ControlPayloadTooLong { len: payload.len() });
         }
-        self.push_control(opcode, payload);
+        if self.is_output_buffer_full() {
+            // Held, the latest of its kind only, until the output drains (`commit_held`).
+            let held = self.held.get_or_insert_default();
+            match opcode {
+                OpCode::Ping => held.ping = Some(payload),
+                _ => held.pong = Some(payload),
+            }
+        } else {
+            self.push_control(opcode, payload);
+        }
         Ok(())
     }
 
@@ -1128,24 +1179,30 @@ impl Connection {
         self.out.push_frame(header, payload);
     }
 
-    /// Queues the pending automatic pong, unless the output is above the send high-water
-    /// mark: then the pong waits (and a later ping replaces it) until the output drains, so
-    /// a peer that pings and never reads cannot make it grow.
+    /// Queues the held control frames (the pending automatic pong, and the pings and pongs
+    /// sent above the mark), unless the output is above the send high-water mark: then they
+    /// wait (and a later one of the same kind replaces each) until the output drains, so a
+    /// peer that pings and never reads cannot make it grow, nor a heartbeat sent to it.
     #[inline]
-    fn commit_pong(&mut self) {
-        // Checked before taking: the message path never has a pong waiting.
-        if self.pending_pong.is_some()
+    fn commit_held(&mut self) {
+        // Checked before taking: the message path never has a control frame waiting.
+        if self.held.is_some()
             && !self.is_output_buffer_full()
-            && let Some(payload) = self.pending_pong.take()
+            && let Some(held) = self.held.take()
             && self.phase == Phase::Open
         {
-            self.push_control(OpCode::Pong, *payload);
+            if let Some(payload) = held.pong {
+                self.push_control(OpCode::Pong, payload);
+            }
+            if let Some(payload) = held.ping {
+                self.push_control(OpCode::Ping, payload);
+            }
         }
     }
 
     fn queue_close_frame(&mut self, code: Option<CloseCode>, reason: &str) {
-        // An unanswered ping is moot once we close.
-        self.pending_pong = None;
+        // An unanswered ping is moot once we close, and so are held heartbeats.
+        self.held = None;
         let mut payload = BytesMut::with_capacity(2 + reason.len());
         if let Some(code) = code {
             payload.extend_from_slice(&code.as_u16().to_be_bytes());
@@ -1396,8 +1453,8 @@ impl Connection {
                     // Answer every ping: an earlier one still pending is queued first. Above
                     // the high-water mark only the latest is answered, as RFC 6455 5.5.3
                     // allows: the earlier one is replaced.
-                    self.commit_pong();
-                    self.pending_pong = Some(Box::new(frame.payload.clone()));
+                    self.commit_held();
+                    self.held.get_or_insert_default().pong = Some(frame.payload.clone());
                 }
                 self.events.push_back(Event::Ping(frame.payload));
             }
@@ -1525,7 +1582,7 @@ impl Connection {
         self.rx = BytesMut::new();
         self.message = None;
         self.message_in_progress = false;
-        self.pending_pong = None;
+        self.held = None;
         let close = self.close.get_or_insert_with(|| {
             Box::new(CloseEvent {
                 code: CloseCode::ABNORMAL,

@@ -176,6 +176,67 @@ fn a_peer_that_pings_without_reading_gets_only_its_latest_ping_answered_past_the
 }
 
 #[test]
+fn pings_and_pongs_sent_past_the_mark_are_held_and_only_the_latest_goes() {
+    let hwm = 1000;
+    let mut pair = Pair::with_configs(
+        Config::client(),
+        Config::server().send_high_water_mark(hwm).auto_pong(false),
+    );
+    pair.server.send_binary(vec![7u8; 2000]).unwrap();
+    assert!(pair.server.is_output_buffer_full());
+    let queued = pair.server.buffered_amount();
+    for i in 0..1000 {
+        pair.server.ping(format!("ping {i}")).unwrap();
+        pair.server.pong(format!("pong {i}")).unwrap();
+    }
+    // A heartbeat to a peer that does not read grows nothing.
+    assert_eq!(pair.server.buffered_amount(), queued);
+    assert!(pair.server.has_transmit());
+    // Cancelling the pong leaves the ping held.
+    assert!(pair.server.cancel_pong());
+    assert!(!pair.server.cancel_pong());
+    pair.server.pong("pong last").unwrap();
+    // The peer reads: the message, then the latest pong and the latest ping.
+    let mut sent = Vec::new();
+    while pair.server.has_transmit() {
+        sent.extend(frames(&take_output(&mut pair.server), Role::Client));
+    }
+    let sent: Vec<_> = sent
+        .iter()
+        .map(|frame| (frame.opcode, frame.payload.clone()))
+        .collect();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(sent[0].0, OpCode::Binary);
+    assert_eq!(
+        (sent[1].0, &sent[1].1[..]),
+        (OpCode::Pong, &b"pong last"[..])
+    );
+    assert_eq!(
+        (sent[2].0, &sent[2].1[..]),
+        (OpCode::Ping, &b"ping 999"[..])
+    );
+    // Below the mark they go at once, each of them.
+    pair.server.ping("a").unwrap();
+    pair.server.ping("b").unwrap();
+    assert_eq!(
+        frames(&take_output(&mut pair.server), Role::Client).len(),
+        2
+    );
+    // A close drops what is held.
+    pair.server.send_binary(vec![7u8; 2000]).unwrap();
+    pair.server.ping("moot").unwrap();
+    pair.server
+        .close(CloseCode::NORMAL, None, std::time::Instant::now())
+        .unwrap();
+    let mut sent = Vec::new();
+    while pair.server.has_transmit() {
+        sent.extend(frames(&take_output(&mut pair.server), Role::Client));
+    }
+    let opcodes: Vec<_> = sent.iter().map(|frame| frame.opcode).collect();
+    assert_eq!(opcodes, [OpCode::Binary, OpCode::Close]);
+}
+
+#[test]
 fn control_payloads_over_125_bytes_are_caller_errors() {
     let mut pair = Pair::new();
     assert!(matches!(

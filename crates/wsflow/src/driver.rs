@@ -117,6 +117,9 @@ struct CommandQueue {
     driver_waker: Option<Waker>,
     /// Commands queued so far, ever: the number of the last one.
     pushed: u64,
+    /// Bytes of the pings and pongs in `commands` (see [`Command::weight`]), which bound them
+    /// apart from the messages, as the connection holds them itself above the mark.
+    control_bytes: u32,
 }
 
 impl Shared {
@@ -142,6 +145,11 @@ impl Shared {
             let mut queue = self.lock_commands();
             if queue.receiver_gone {
                 return Err(command);
+            }
+            if let Command::Ping(_) | Command::Pong(_) = command {
+                queue.control_bytes = queue
+                    .control_bytes
+                    .saturating_add(command.weight().try_into().unwrap_or(u32::MAX));
             }
             queue.commands.get_or_insert_default().push_back(command);
             queue.pushed += 1;
@@ -187,6 +195,11 @@ impl Shared {
     /// sender waiting for room that was made without waking it.
     pub(crate) fn pending_bytes(&self) -> usize {
         self.queued.load(Ordering::SeqCst) + self.buffered.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of pings and pongs in the senders' queue, not yet taken by the connection.
+    pub(crate) fn queued_control_bytes(&self) -> usize {
+        self.lock_commands().control_bytes as usize
     }
 
     pub(crate) fn add_queued(&self, bytes: usize) {
@@ -985,7 +998,11 @@ impl Driver {
         // The batch comes out in the queue kept from the last one, which goes to the senders
         // empty but with its capacity.
         let mut taken = self.queues.get_or_insert_default().taken.take();
-        std::mem::swap(&mut taken, &mut self.shared.lock_commands().commands);
+        {
+            let mut queue = self.shared.lock_commands();
+            std::mem::swap(&mut taken, &mut queue.commands);
+            queue.control_bytes = 0;
+        }
         // No batch: no sender queued anything yet (the one kept here, if any, went over).
         let Some(mut taken) = taken else {
             return false;

@@ -343,14 +343,19 @@ impl WebSocket {
         self.flush().await
     }
 
-    /// Sends a ping (at most 125 bytes). Cancel-safe as [`WebSocket::send`].
+    /// Sends a ping (at most 125 bytes): waits until the send buffer is below the
+    /// high-water mark, writing meanwhile, then queues the ping and waits until it is
+    /// written. Cancel-safe as [`WebSocket::send`].
     pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
         self.driver.conn.ping(payload)?;
         self.flush().await
     }
 
-    /// Sends a pong (at most 125 bytes). Cancel-safe as [`WebSocket::send`].
+    /// Sends a pong (at most 125 bytes), waiting as [`WebSocket::ping`] does. Cancel-safe as
+    /// [`WebSocket::send`].
     pub async fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
         self.driver.conn.pong(payload)?;
         self.flush().await
     }
@@ -659,16 +664,30 @@ impl Sender {
     }
 
     /// Sends a ping (at most 125 bytes, checked when the connection applies it). It does not
-    /// wait: like [`Sender::try_send`] it fails with [`Error::BufferFull`] while more than
-    /// the high-water mark is waiting, so pinging a peer that stopped reading cannot grow the
-    /// send buffer without bound. A ping counts its payload and its 2-byte header.
+    /// wait. While the connection's send buffer is above the high-water mark, the connection
+    /// holds the ping until the buffer drains, and a later ping replaces it (see
+    /// [`wsflow_core::Connection::ping`]): a heartbeat to a peer that stopped reading grows
+    /// nothing, and a heartbeat during a large send is not refused. It fails with
+    /// [`Error::BufferFull`] only when more than the high-water mark of pings and pongs waits
+    /// in the senders' own queue, not yet taken by the connection (nothing polls it), where
+    /// each counts its payload and its 2-byte header. [`Sender::flush`] does not wait for a
+    /// held ping.
+    ///
+    /// ```no_run
+    /// # async fn example(ws: wsflow::WebSocket) -> Result<(), wsflow::Error> {
+    /// let sender = ws.sender();
+    /// sender.send_binary(vec![0u8; 16 << 20]).await?; // far above the mark
+    /// sender.ping("still there?")?; // held until the send drains, not refused
+    /// # Ok(()) }
+    /// ```
     pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.try_queue(Command::Ping(payload.into()))
+        self.queue_control(Command::Ping(payload.into()))
     }
 
-    /// Sends a pong; fails with [`Error::BufferFull`] as [`Sender::ping`] does.
+    /// Sends a pong, held above the high-water mark as [`Sender::ping`] holds a ping (a later
+    /// pong, the automatic answer to a ping included, replaces it).
     pub fn pong(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.try_queue(Command::Pong(payload.into()))
+        self.queue_control(Command::Pong(payload.into()))
     }
 
     /// Starts the close handshake.
@@ -801,6 +820,21 @@ impl Sender {
             }
         })
         .await
+    }
+
+    /// Queues a ping or pong, which the connection holds above the mark itself, unless more
+    /// than the mark of pings and pongs waits in the senders' queue.
+    fn queue_control(&self, command: Command) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::ConnectionGone);
+        }
+        if self.shared.queued_control_bytes() > self.shared.high_water_mark {
+            return Err(Error::BufferFull {
+                buffered: self.shared.pending_bytes(),
+                high_water_mark: self.shared.high_water_mark,
+            });
+        }
+        self.queue(command)
     }
 
     /// Queues a command if there is room, without waiting.
