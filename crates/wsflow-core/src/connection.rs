@@ -87,18 +87,21 @@ impl Negotiated {
     }
 }
 
+/// A duration in nanoseconds, saturating (at 584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Where the connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Open,
-    /// We sent a close frame; the peer's must arrive by `deadline`.
-    Ending {
-        deadline: Instant,
-    },
+    /// We sent a close frame; the peer's must arrive by the deadline
+    /// ([`Connection::deadline`]).
+    Ending,
     /// The close handshake is over, or the connection failed: the last bytes are flushed,
-    /// the transport is shut down and drained until end of file or `deadline`.
+    /// the transport is shut down and drained until end of file or the deadline.
     TearingDown {
-        deadline: Instant,
         shutdown_requested: bool,
         peer_initiated: bool,
     },
@@ -198,10 +201,13 @@ pub struct Connection {
     close: Option<Box<CloseEvent>>,
     /// The latest time passed in, for deadlines started while handling input.
     now: Instant,
-    /// How long before `now` the keepalive's current wait began (see
-    /// [`Connection::quiet_since`]), in nanoseconds: 8 bytes where an `Instant` takes 16,
-    /// since a connection's size counts when a server holds many idle ones.
-    quiet_lag_nanos: u64,
+    /// The one other instant the connection needs, in nanoseconds from `now`: while open,
+    /// how long before `now` the keepalive's current wait began (see
+    /// [`Connection::quiet_since`]); while ending or tearing down, how long after `now` its
+    /// deadline is (see [`Connection::deadline`]). 8 bytes where an `Instant` takes 16, and
+    /// the phases carry none, since a connection's size counts when a server holds many
+    /// idle ones.
+    timer_nanos: u64,
     /// A keepalive ping went out at `quiet_since` and no input came since.
     keepalive_ping_sent: bool,
 }
@@ -292,7 +298,7 @@ impl Connection {
             phase: Phase::Open,
             close: None,
             now,
-            quiet_lag_nanos: 0,
+            timer_nanos: 0,
             keepalive_ping_sent: false,
         }
     }
@@ -346,7 +352,7 @@ impl Connection {
     pub fn state(&self) -> ConnectionState {
         match self.phase {
             Phase::Open => ConnectionState::Open,
-            Phase::Ending { .. } => ConnectionState::Ending,
+            Phase::Ending => ConnectionState::Ending,
             Phase::TearingDown {
                 peer_initiated: true,
                 ..
@@ -569,8 +575,7 @@ impl Connection {
             self.read_chunk = saturating_u32((chunk / 2).max(MIN_READ_CHUNK));
         }
         self.set_now(now);
-        self.quiet_lag_nanos = 0;
-        self.keepalive_ping_sent = false;
+        self.restart_quiet();
         if matches!(self.phase, Phase::TearingDown { .. } | Phase::Closed) {
             // Draining after the close: nothing more is processed.
             self.rx.clear();
@@ -606,7 +611,7 @@ impl Connection {
         match self.phase {
             Phase::Closed => {}
             Phase::TearingDown { .. } => self.finish(),
-            Phase::Open | Phase::Ending { .. } => {
+            Phase::Open | Phase::Ending => {
                 let error = Error::transport(error);
                 let description = format!("Transport error: {error}");
                 self.events.push_back(Event::Error(error));
@@ -633,12 +638,20 @@ impl Connection {
     /// ```
     pub fn handle_write_progress(&mut self, now: Instant) {
         self.set_now(now);
-        self.quiet_lag_nanos = 0;
-        self.keepalive_ping_sent = false;
-        if let Phase::Ending { deadline } = &mut self.phase {
+        self.restart_quiet();
+        if self.phase == Phase::Ending {
             // Our close frame is still on its way behind output the peer is taking: the
             // close timeout, for a peer that does not answer, counts from here.
-            *deadline = (*deadline).max(now + self.config.close_timeout);
+            self.timer_nanos = self.timer_nanos.max(nanos(self.config.close_timeout));
+        }
+    }
+
+    /// Input came, or the peer took output: while open, the keepalive's wait starts over.
+    #[inline]
+    fn restart_quiet(&mut self) {
+        if self.phase == Phase::Open {
+            self.timer_nanos = 0;
+            self.keepalive_ping_sent = false;
         }
     }
 
@@ -668,21 +681,22 @@ impl Connection {
                     _ => {}
                 }
             }
-            Phase::Ending { deadline } if now >= deadline => {
+            // `now` has just been set: the deadline is due when nothing is left of the wait.
+            Phase::Ending if self.timer_nanos == 0 => {
                 self.end_abnormally(
                     "Close handshake timed out: no close frame from the peer within close_timeout."
                         .to_owned(),
                     CloseInitiator::Local,
                 );
             }
-            Phase::TearingDown { deadline, .. } if now >= deadline => self.finish(),
+            Phase::TearingDown { .. } if self.timer_nanos == 0 => self.finish(),
             _ => {}
         }
     }
 
     /// Sends a keepalive ping; `now` has just been set.
     fn send_keepalive_ping(&mut self) {
-        self.quiet_lag_nanos = 0;
+        self.timer_nanos = 0;
         self.keepalive_ping_sent = true;
         self.push_control(OpCode::Ping, Bytes::new());
     }
@@ -693,19 +707,38 @@ impl Connection {
     #[inline]
     fn quiet_since(&self) -> Instant {
         self.now
-            .checked_sub(Duration::from_nanos(self.quiet_lag_nanos))
+            .checked_sub(Duration::from_nanos(self.timer_nanos))
             .unwrap_or(self.now)
     }
 
-    /// Takes `now` as the latest time passed in, keeping [`Connection::quiet_since`] where
-    /// it was (or at `now`, if time was passed in going backwards past it).
+    /// The deadline of a connection ending or tearing down: the peer's close frame is due,
+    /// or the drain ends.
+    #[inline]
+    fn deadline(&self) -> Instant {
+        self.now + Duration::from_nanos(self.timer_nanos)
+    }
+
+    /// Sets the deadline of the phase just entered: the close timeout from `now`.
+    fn start_close_timeout(&mut self) {
+        self.timer_nanos = nanos(self.config.close_timeout);
+    }
+
+    /// Takes `now` as the latest time passed in, keeping the instant `timer_nanos` stands
+    /// for where it was: [`Connection::quiet_since`] (or at `now`, if time was passed in
+    /// going backwards past it), or [`Connection::deadline`] (or at `now`, once it passed).
     #[inline]
     fn set_now(&mut self, now: Instant) {
-        let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        self.quiet_lag_nanos = if now >= self.now {
-            self.quiet_lag_nanos.saturating_add(nanos(now - self.now))
+        let (later, by) = if now >= self.now {
+            (true, nanos(now - self.now))
         } else {
-            self.quiet_lag_nanos.saturating_sub(nanos(self.now - now))
+            (false, nanos(self.now - now))
+        };
+        // Before `now` while open, after it otherwise.
+        let before = self.phase == Phase::Open;
+        self.timer_nanos = if later == before {
+            self.timer_nanos.saturating_add(by)
+        } else {
+            self.timer_nanos.saturating_sub(by)
         };
         self.now = now;
     }
@@ -725,7 +758,7 @@ impl Connection {
                     },
             ),
             Phase::Open | Phase::Closed => None,
-            Phase::Ending { deadline } | Phase::TearingDown { deadline, .. } => Some(deadline),
+            Phase::Ending | Phase::TearingDown { .. } => Some(self.deadline()),
         }
     }
 
@@ -786,7 +819,7 @@ impl Connection {
             && self.events.is_empty()
             && self.held.is_none()
             && !self.paused
-            && matches!(self.phase, Phase::Open | Phase::Ending { .. })
+            && matches!(self.phase, Phase::Open | Phase::Ending)
             && let Some((opcode, payload)) = self.short_frames.next()
         {
             match short_message_of(opcode, payload) {
@@ -804,7 +837,7 @@ impl Connection {
             if let Some(event) = self.events.pop_front() {
                 return Some(event);
             }
-            if self.paused || !matches!(self.phase, Phase::Open | Phase::Ending { .. }) {
+            if self.paused || !matches!(self.phase, Phase::Open | Phase::Ending) {
                 return None;
             }
             match self.short_message() {
@@ -1005,9 +1038,8 @@ impl Connection {
             was_clean: false,
             initiator: CloseInitiator::Local,
         }));
-        self.phase = Phase::Ending {
-            deadline: now + self.config.close_timeout,
-        };
+        self.phase = Phase::Ending;
+        self.start_close_timeout();
         Ok(())
     }
 
@@ -1025,7 +1057,7 @@ impl Connection {
         self.set_now(now);
         match self.phase {
             Phase::Open => self.queue_close_frame(Some(code), reason),
-            Phase::Ending { .. } => {}
+            Phase::Ending => {}
             Phase::TearingDown { .. } | Phase::Closed => return Ok(()),
         }
         self.begin_teardown(
@@ -1490,7 +1522,7 @@ impl Connection {
                     true,
                 );
             }
-            Phase::Ending { .. } => {
+            Phase::Ending => {
                 let mut close = self.close.take().map_or_else(
                     || CloseEvent {
                         code: CloseCode::NORMAL,
@@ -1535,10 +1567,10 @@ impl Connection {
     fn begin_teardown(&mut self, close: CloseEvent, peer_initiated: bool) {
         self.close = Some(Box::new(close));
         self.phase = Phase::TearingDown {
-            deadline: self.now + self.config.close_timeout,
             shutdown_requested: false,
             peer_initiated,
         };
+        self.start_close_timeout();
         self.pending.clear();
         self.short_frames = ShortDataFrames::default();
         self.message = None;

@@ -491,6 +491,55 @@ fn the_keepalive_deadline_holds_to_the_nanosecond_across_timeouts_that_do_not_fi
 }
 
 #[test]
+fn the_close_deadlines_hold_to_the_nanosecond_through_input_and_time_going_backwards() {
+    let mut pair = Pair::new();
+    let start = pair.now;
+    pair.server.close(CloseCode::NORMAL, None, start).unwrap();
+    let deadline = start + Duration::from_secs(5);
+    assert_eq!(pair.server.poll_timeout(), Some(deadline));
+    // Timeouts that do not fire, a message read while the close is awaited, and time passed
+    // in going backwards leave the deadline where it was.
+    for step in [1_500_000_000, 623_456_789, 1] {
+        pair.advance(Duration::from_nanos(step));
+        assert_eq!(pair.server.poll_timeout(), Some(deadline));
+    }
+    pair.server.handle_bytes(
+        &client_frame(Frame::new(OpCode::Text, "late")),
+        pair.now + Duration::from_nanos(7),
+    );
+    assert_eq!(pair.server.poll_timeout(), Some(deadline));
+    pair.server.handle_timeout(start);
+    assert_eq!(pair.server.poll_timeout(), Some(deadline));
+    // The peer taking output moves it: the close timeout counts from there.
+    let progress = start + Duration::from_nanos(3_000_000_001);
+    pair.server.handle_write_progress(progress);
+    let deadline = progress + Duration::from_secs(5);
+    assert_eq!(pair.server.poll_timeout(), Some(deadline));
+    pair.server
+        .handle_timeout(deadline - Duration::from_nanos(1));
+    assert_eq!(pair.server.state(), ConnectionState::Ending);
+    pair.server.handle_timeout(deadline);
+    assert_eq!(pair.server.state(), ConnectionState::Closed);
+    // Tearing down: the drain has its own close timeout, from the end of the handshake.
+    let mut pair = Pair::new();
+    let start = pair.now;
+    pair.server.handle_bytes(
+        &client_frame(Frame::close(CloseCode::NORMAL, "bye").unwrap()),
+        start + Duration::from_nanos(11),
+    );
+    drain_events(&mut pair.server);
+    let deadline = start + Duration::from_nanos(11) + Duration::from_secs(5);
+    assert_eq!(pair.server.poll_timeout(), Some(deadline));
+    pair.server.handle_timeout(start);
+    assert_eq!(pair.server.poll_timeout(), Some(deadline));
+    pair.server
+        .handle_timeout(deadline - Duration::from_nanos(1));
+    assert!(!pair.server.is_closed());
+    pair.server.handle_timeout(deadline);
+    assert!(pair.server.is_closed());
+}
+
+#[test]
 fn keepalive_without_drop_keeps_pinging() {
     let mut pair = Pair::with_configs(
         Config::client(),
