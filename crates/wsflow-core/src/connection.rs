@@ -100,12 +100,20 @@ enum Phase {
     /// ([`Connection::deadline`]).
     Ending,
     /// The close handshake is over, or the connection failed: the last bytes are flushed,
-    /// the transport is shut down and drained until end of file or the deadline.
-    TearingDown {
-        shutdown_requested: bool,
-        peer_initiated: bool,
-    },
+    /// the transport is shut down and drained until end of file or the deadline (see
+    /// `Teardown` for how far it is).
+    TearingDown,
     Closed,
+}
+
+/// How far a connection tearing down is; the flags stay out of [`Phase`], which the message
+/// path checks, so that it is one byte to compare.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Teardown {
+    /// The transport's write half was asked to shut down.
+    shutdown_requested: bool,
+    /// The peer's close frame began it.
+    peer_initiated: bool,
 }
 
 /// A WebSocket connection as a sans-IO state machine: every protocol rule, with no sockets,
@@ -197,6 +205,7 @@ pub struct Connection {
     held: Option<Box<HeldControl>>,
 
     phase: Phase,
+    teardown: Teardown,
     /// How the connection is ending, once it is; boxed, since open connections need none.
     close: Option<Box<CloseEvent>>,
     /// The latest time passed in, for deadlines started while handling input.
@@ -296,6 +305,7 @@ impl Connection {
             out: Outgoing::default(),
             held: None,
             phase: Phase::Open,
+            teardown: Teardown::default(),
             close: None,
             now,
             timer_nanos: 0,
@@ -353,11 +363,10 @@ impl Connection {
         match self.phase {
             Phase::Open => ConnectionState::Open,
             Phase::Ending => ConnectionState::Ending,
-            Phase::TearingDown {
-                peer_initiated: true,
-                ..
-            } => ConnectionState::PeerRequestedClose,
-            Phase::TearingDown { .. } | Phase::Closed => ConnectionState::Closed,
+            Phase::TearingDown if self.teardown.peer_initiated => {
+                ConnectionState::PeerRequestedClose
+            }
+            Phase::TearingDown | Phase::Closed => ConnectionState::Closed,
         }
     }
 
@@ -576,7 +585,7 @@ impl Connection {
         }
         self.set_now(now);
         self.restart_quiet();
-        if matches!(self.phase, Phase::TearingDown { .. } | Phase::Closed) {
+        if matches!(self.phase, Phase::TearingDown | Phase::Closed) {
             // Draining after the close: nothing more is processed.
             self.rx.clear();
             return;
@@ -610,7 +619,7 @@ impl Connection {
     pub fn handle_io_error(&mut self, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) {
         match self.phase {
             Phase::Closed => {}
-            Phase::TearingDown { .. } => self.finish(),
+            Phase::TearingDown => self.finish(),
             Phase::Open | Phase::Ending => {
                 let error = Error::transport(error);
                 let description = format!("Transport error: {error}");
@@ -689,7 +698,7 @@ impl Connection {
                     CloseInitiator::Local,
                 );
             }
-            Phase::TearingDown { .. } if self.timer_nanos == 0 => self.finish(),
+            Phase::TearingDown if self.timer_nanos == 0 => self.finish(),
             _ => {}
         }
     }
@@ -758,7 +767,7 @@ impl Connection {
                     },
             ),
             Phase::Open | Phase::Closed => None,
-            Phase::Ending | Phase::TearingDown { .. } => Some(self.deadline()),
+            Phase::Ending | Phase::TearingDown => Some(self.deadline()),
         }
     }
 
@@ -910,14 +919,12 @@ impl Connection {
     /// connection after the close handshake). Returns `true` once.
     #[inline]
     pub fn poll_shutdown(&mut self) -> bool {
-        if let Phase::TearingDown {
-            shutdown_requested: requested @ false,
-            ..
-        } = &mut self.phase
+        if self.phase == Phase::TearingDown
+            && !self.teardown.shutdown_requested
             && self.role == Role::Server
             && self.out.is_empty()
         {
-            *requested = true;
+            self.teardown.shutdown_requested = true;
             self.check_teardown_done();
             return true;
         }
@@ -1058,7 +1065,7 @@ impl Connection {
         match self.phase {
             Phase::Open => self.queue_close_frame(Some(code), reason),
             Phase::Ending => {}
-            Phase::TearingDown { .. } | Phase::Closed => return Ok(()),
+            Phase::TearingDown | Phase::Closed => return Ok(()),
         }
         self.begin_teardown(
             CloseEvent {
@@ -1535,7 +1542,7 @@ impl Connection {
                 close.was_clean = true;
                 self.begin_teardown(close, false);
             }
-            Phase::TearingDown { .. } | Phase::Closed => {}
+            Phase::TearingDown | Phase::Closed => {}
         }
         Ok(())
     }
@@ -1566,7 +1573,8 @@ impl Connection {
     /// The close handshake is over (or abandoned): flush, shut down, drain, then close.
     fn begin_teardown(&mut self, close: CloseEvent, peer_initiated: bool) {
         self.close = Some(Box::new(close));
-        self.phase = Phase::TearingDown {
+        self.phase = Phase::TearingDown;
+        self.teardown = Teardown {
             shutdown_requested: false,
             peer_initiated,
         };
@@ -1580,12 +1588,9 @@ impl Connection {
 
     #[inline]
     fn check_teardown_done(&mut self) {
-        if let Phase::TearingDown {
-            shutdown_requested, ..
-        } = self.phase
-        {
-            let write_done =
-                self.out.is_empty() && (shutdown_requested || self.role == Role::Client);
+        if self.phase == Phase::TearingDown {
+            let write_done = self.out.is_empty()
+                && (self.teardown.shutdown_requested || self.role == Role::Client);
             if write_done && self.eof {
                 self.finish();
             }
