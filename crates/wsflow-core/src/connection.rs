@@ -201,7 +201,7 @@ pub struct Connection {
     /// Control frames not queued yet: the answer to the last ping, until it is queued or
     /// cancelled, and the pings and pongs held while the output is above the send
     /// high-water mark. Boxed: they are rare next to the connection's size, which counts
-    /// when a server holds many idle ones. `None` whenever both are.
+    /// when a server holds many idle ones. `None` whenever it would be empty.
     held: Option<Box<HeldControl>>,
 
     phase: Phase,
@@ -224,11 +224,18 @@ pub struct Connection {
 /// Control frames waiting to be queued (see `Connection::commit_held`).
 #[derive(Debug, Default)]
 struct HeldControl {
-    /// The latest pong: the automatic answer to the last ping, or one the application sent
-    /// above the mark.
+    /// The automatic answer to the last ping, until it is queued or cancelled.
+    answer: Option<Bytes>,
+    /// The latest pong the application sent above the mark.
     pong: Option<Bytes>,
     /// The latest ping the application sent above the mark.
     ping: Option<Bytes>,
+}
+
+impl HeldControl {
+    fn is_empty(&self) -> bool {
+        self.answer.is_none() && self.pong.is_none() && self.ping.is_none()
+    }
 }
 
 /// What the handshake agreed on beyond the plain protocol.
@@ -988,8 +995,8 @@ impl Connection {
 
     /// Queues an unsolicited pong (or the answer to a ping whose automatic pong was
     /// cancelled); the payload may take at most 125 bytes. Above the send high-water mark it
-    /// is held as [`Connection::ping`] holds a ping, and a later pong, the automatic answer
-    /// to a ping included, replaces it.
+    /// is held as [`Connection::ping`] holds a ping, and a later one replaces it; the
+    /// automatic answer to the peer's latest ping is held apart and goes too.
     pub fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
         self.send_control(OpCode::Pong, payload.into())
     }
@@ -1016,8 +1023,8 @@ impl Connection {
         let Some(held) = &mut self.held else {
             return false;
         };
-        let cancelled = held.pong.take().is_some();
-        if held.ping.is_none() {
+        let cancelled = held.answer.take().is_some();
+        if held.is_empty() {
             self.held = None;
         }
         cancelled
@@ -1230,6 +1237,9 @@ impl Connection {
             && let Some(held) = self.held.take()
             && self.phase == Phase::Open
         {
+            if let Some(payload) = held.answer {
+                self.push_control(OpCode::Pong, payload);
+            }
             if let Some(payload) = held.pong {
                 self.push_control(OpCode::Pong, payload);
             }
@@ -1493,7 +1503,7 @@ impl Connection {
                     // the high-water mark only the latest is answered, as RFC 6455 5.5.3
                     // allows: the earlier one is replaced.
                     self.commit_held();
-                    self.held.get_or_insert_default().pong = Some(frame.payload.clone());
+                    self.held.get_or_insert_default().answer = Some(frame.payload.clone());
                 }
                 self.events.push_back(Event::Ping(frame.payload));
             }

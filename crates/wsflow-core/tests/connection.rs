@@ -192,8 +192,7 @@ fn pings_and_pongs_sent_past_the_mark_are_held_and_only_the_latest_goes() {
     // A heartbeat to a peer that does not read grows nothing.
     assert_eq!(pair.server.buffered_amount(), queued);
     assert!(pair.server.has_transmit());
-    // Cancelling the pong leaves the ping held.
-    assert!(pair.server.cancel_pong());
+    // No ping came: there is no automatic pong to cancel, and the held pong stays.
     assert!(!pair.server.cancel_pong());
     pair.server.pong("pong last").unwrap();
     // The peer reads: the message, then the latest pong and the latest ping.
@@ -222,6 +221,40 @@ fn pings_and_pongs_sent_past_the_mark_are_held_and_only_the_latest_goes() {
         frames(&take_output(&mut pair.server), Role::Client).len(),
         2
     );
+    // The automatic answer to the peer's latest ping is held apart: a pong the application
+    // sends does not replace it, and cancelling it leaves the application's.
+    let mut pair = Pair::with_configs(Config::client(), Config::server().send_high_water_mark(hwm));
+    pair.server.send_binary(vec![7u8; 2000]).unwrap();
+    for (ping, pong) in [("A", "hb 1"), ("B", "hb 2")] {
+        pair.client.ping(ping).unwrap();
+        pair.client_to_server();
+        drain_events(&mut pair.server);
+        pair.server.pong(pong).unwrap();
+    }
+    let mut sent = Vec::new();
+    while pair.server.has_transmit() {
+        sent.extend(frames(&take_output(&mut pair.server), Role::Client));
+    }
+    let pongs: Vec<_> = sent[1..]
+        .iter()
+        .map(|frame| frame.payload.clone())
+        .collect();
+    assert_eq!(pongs, [&b"B"[..], &b"hb 2"[..]]);
+    pair.server.send_binary(vec![7u8; 2000]).unwrap();
+    pair.client.ping("C").unwrap();
+    pair.client_to_server();
+    drain_events(&mut pair.server);
+    pair.server.pong("hb 3").unwrap();
+    assert!(pair.server.cancel_pong());
+    let mut sent = Vec::new();
+    while pair.server.has_transmit() {
+        sent.extend(frames(&take_output(&mut pair.server), Role::Client));
+    }
+    let pongs: Vec<_> = sent[1..]
+        .iter()
+        .map(|frame| frame.payload.clone())
+        .collect();
+    assert_eq!(pongs, [&b"hb 3"[..]]);
     // A close drops what is held.
     pair.server.send_binary(vec![7u8; 2000]).unwrap();
     pair.server.ping("moot").unwrap();

@@ -345,15 +345,15 @@ impl WebSocket {
 
     /// Sends a ping (at most 125 bytes): waits until the send buffer is below the
     /// high-water mark, writing meanwhile, then queues the ping and waits until it is
-    /// written. Cancel-safe as [`WebSocket::send`].
+    /// written. Cancel-safe: dropped while it waits for room, it has sent nothing; dropped
+    /// after, the ping is queued and goes out with the next write (as [`WebSocket::send`]).
     pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
         poll_fn(|cx| self.driver.poll_ready(cx)).await?;
         self.driver.conn.ping(payload)?;
         self.flush().await
     }
 
-    /// Sends a pong (at most 125 bytes), waiting as [`WebSocket::ping`] does. Cancel-safe as
-    /// [`WebSocket::send`].
+    /// Sends a pong (at most 125 bytes), waiting, and cancel-safe, as [`WebSocket::ping`].
     pub async fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
         poll_fn(|cx| self.driver.poll_ready(cx)).await?;
         self.driver.conn.pong(payload)?;
@@ -685,7 +685,8 @@ impl Sender {
     }
 
     /// Sends a pong, held above the high-water mark as [`Sender::ping`] holds a ping (a later
-    /// pong, the automatic answer to a ping included, replaces it).
+    /// pong replaces it; the automatic answer to the peer's latest ping is held apart, and
+    /// goes too).
     pub fn pong(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
         self.queue_control(Command::Pong(payload.into()))
     }
@@ -701,8 +702,9 @@ impl Sender {
     }
 
     /// Waits until everything sent before the call, through any `Sender` of the connection,
-    /// has been written to the socket; fails with [`Error::ConnectionGone`] if the connection
-    /// closes first. What is sent after the call is not waited for, so other tasks that keep
+    /// has been written to the socket (except a ping or pong the connection holds above the
+    /// high-water mark, see [`Sender::ping`]); fails with [`Error::ConnectionGone`] if the
+    /// connection closes first. What is sent after the call is not waited for, so other tasks that keep
     /// sending cannot keep a flush waiting. Cancel-safe.
     ///
     /// ```no_run
@@ -823,7 +825,8 @@ impl Sender {
     }
 
     /// Queues a ping or pong, which the connection holds above the mark itself, unless more
-    /// than the mark of pings and pongs waits in the senders' queue.
+    /// than the mark of pings and pongs waits in the senders' queue. (The check and the push
+    /// take the lock apart: senders racing past the check go over by a frame each at most.)
     fn queue_control(&self, command: Command) -> Result<(), Error> {
         if self.is_closed() {
             return Err(Error::ConnectionGone);
