@@ -365,6 +365,6 @@ first uses them): traced on async-io, a connection's allocations went from 1,040
 bytes (the task 128, the socket's source 216, an allocation of 24, the shared state 176 and
 the driver 392, in glibc chunks of 144, 224, 32, 192 and 400). The driver then went to 376
 bytes (the close deadlines kept as nanoseconds from the latest time passed in, sharing the
-keepalive's 8 bytes), a chunk of 384: async-io's connections went from 1.108 to 1.088 KiB
-each, tokio's stayed at 1.44. The rest of the RSS per
+keepalive's 8 bytes), a chunk of 384: in memory runs of this page's machine async-io's connections went from 1.108 to 1.088 KiB
+each, tokio's stayed at 1.44 to 1.45 (the table rounds that either way). The rest of the RSS per
 connection is the runtime's and the server's tables of connections, grown by doubling.";
