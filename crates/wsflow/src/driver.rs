@@ -795,11 +795,7 @@ impl Driver {
             }
             self.apply_commands(cx, false);
             match self.poll_write_queued(cx, false) {
-                Poll::Ready(Err(err)) => {
-                    let kind = err.kind();
-                    self.conn.handle_io_error(err);
-                    break Poll::Ready(Err(kind.into()));
-                }
+                Poll::Ready(Err(err)) => break Poll::Ready(Err(self.transport_failed(err))),
                 Poll::Pending => {}
                 Poll::Ready(Ok(())) if self.conn.is_closed() => continue,
                 ready => break ready,
@@ -810,8 +806,10 @@ impl Driver {
             if queues.written < until {
                 self.shared.wait(cx.waker());
             } else if let Poll::Ready(done) = self.poll_transport_flush(cx) {
-                // What the flush waits for is written, and the transport's own buffer (TLS).
-                break Poll::Ready(done);
+                // What the flush waits for is written, and the transport's own buffer (TLS);
+                // or that buffer could not be written, which ends the connection as a failed
+                // write does.
+                break Poll::Ready(done.map_err(|err| self.transport_failed(err)));
             } else {
                 // The reading task may flush the transport too, and take its wake-up.
                 self.shared.wait(cx.waker());
@@ -842,6 +840,14 @@ impl Driver {
         };
         self.start_flush();
         result
+    }
+
+    /// Ends the connection on a failed write or flush; gives the flush its error (of the
+    /// same kind: the error itself goes to the connection's events).
+    fn transport_failed(&mut self, err: io::Error) -> io::Error {
+        let kind = err.kind();
+        self.conn.handle_io_error(err);
+        kind.into()
     }
 
     /// A flush of a closed connection: done if it closed cleanly (everything queued was
@@ -1953,6 +1959,8 @@ mod tests {
         written: Arc<Mutex<Written>>,
         allowance: Arc<Mutex<usize>>,
         held: Option<Vec<u8>>,
+        /// Set: the transport's flush fails (a TLS record the socket refused).
+        flush_fails: Arc<AtomicBool>,
     }
 
     impl Quiet {
@@ -1963,6 +1971,7 @@ mod tests {
                 written: written.clone(),
                 allowance: Arc::new(Mutex::new(usize::MAX)),
                 held: None,
+                flush_fails: Arc::default(),
             };
             (quiet, written)
         }
@@ -1974,6 +1983,7 @@ mod tests {
                 written: Arc::new(Mutex::new(Written::default())),
                 allowance: allowance.clone(),
                 held: None,
+                flush_fails: Arc::default(),
             };
             (quiet, allowance)
         }
@@ -2058,6 +2068,9 @@ mod tests {
             Poll::Ready(Ok(n))
         }
         fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            if self.flush_fails.load(Ordering::SeqCst) {
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            }
             if self.pass_on_held() {
                 Poll::Ready(Ok(()))
             } else {
@@ -2228,6 +2241,59 @@ mod tests {
         allow(1004);
         assert!(driver.poll_event(&mut cx).is_pending());
         assert_eq!(passed_on(), 2008);
+    }
+
+    // The transport's own flush failing while a flush waits on it (TLS records the socket
+    // refused) fails the flush and ends the connection, as a failed write does: it is not
+    // left open with its last bytes lost.
+    #[test]
+    fn a_transport_flush_that_fails_ends_the_connection() {
+        let (transport, _allowance, _written) = Quiet::holding();
+        let flush_fails = transport.flush_fails.clone();
+        let mut driver = quiet_driver(transport, Runtime::default());
+        let mut cx = Context::from_waker(Waker::noop());
+        let fails = |driver: &mut Driver, cx: &mut Context<'_>| match driver.poll_flush(cx) {
+            Poll::Ready(Err(err)) => assert_eq!(err.kind(), io::ErrorKind::BrokenPipe),
+            other => panic!("{other:?}"),
+        };
+        // Failing on the flush's first try, its bytes just written into the transport.
+        driver.start_flush();
+        driver.conn.send(Message::binary(vec![5; 1000])).unwrap();
+        flush_fails.store(true, Ordering::SeqCst);
+        fails(&mut driver, &mut cx);
+        assert!(!driver.conn.is_connected());
+        events_end_with_an_error(&mut driver, &mut cx);
+        // Failing once what the flush waits for is written, while a sender's later message
+        // waits for room.
+        let (transport, allowance) = Quiet::gated();
+        let flush_fails = transport.flush_fails.clone();
+        let mut driver = quiet_driver(transport, Runtime::default());
+        driver.start_flush();
+        driver.conn.send(Message::binary(vec![5; 1000])).unwrap();
+        assert!(driver.poll_flush(&mut cx).is_pending());
+        let later = Command::Send(Message::binary(vec![6; 1000]));
+        driver.shared.add_queued(later.weight());
+        driver.shared.push_command(later).unwrap();
+        *allowance.lock().unwrap() += 1004;
+        flush_fails.store(true, Ordering::SeqCst);
+        fails(&mut driver, &mut cx);
+        assert!(!driver.conn.is_connected());
+        events_end_with_an_error(&mut driver, &mut cx);
+    }
+
+    fn events_end_with_an_error(driver: &mut Driver, cx: &mut Context<'_>) {
+        let mut events = Vec::new();
+        while let Poll::Ready(Some(event)) = driver.poll_event(cx) {
+            events.push(event);
+        }
+        assert!(
+            matches!(events.first(), Some(Event::Error(_))),
+            "{events:?}"
+        );
+        assert!(
+            matches!(events.last(), Some(Event::Closed(close)) if !close.was_clean),
+            "{events:?}"
+        );
     }
 
     // A sender's flush waits for the commands queued before it, each counted flushed once
