@@ -158,10 +158,7 @@ fn a_peer_that_pings_without_reading_gets_only_its_latest_ping_answered_past_the
         pair.server.buffered_amount()
     );
     // Once the peer reads, the pongs queued below the mark go out, then the latest.
-    let mut pongs = Vec::new();
-    while pair.server.has_transmit() {
-        pongs.extend(frames(&take_output(&mut pair.server), Role::Client));
-    }
+    let pongs = frames_until_drained(&mut pair.server);
     assert!(pongs.iter().all(|frame| frame.opcode == OpCode::Pong));
     assert!(pongs.len() < 100, "{} pongs", pongs.len());
     let answered: Vec<_> = pongs.iter().map(|frame| frame.payload.clone()).collect();
@@ -196,10 +193,7 @@ fn pings_and_pongs_sent_past_the_mark_are_held_and_only_the_latest_goes() {
     assert!(!pair.server.cancel_pong());
     pair.server.pong("pong last").unwrap();
     // The peer reads: the message, then the latest pong and the latest ping.
-    let mut sent = Vec::new();
-    while pair.server.has_transmit() {
-        sent.extend(frames(&take_output(&mut pair.server), Role::Client));
-    }
+    let sent = frames_until_drained(&mut pair.server);
     let sent: Vec<_> = sent
         .iter()
         .map(|frame| (frame.opcode, frame.payload.clone()))
@@ -231,14 +225,8 @@ fn pings_and_pongs_sent_past_the_mark_are_held_and_only_the_latest_goes() {
         drain_events(&mut pair.server);
         pair.server.pong(pong).unwrap();
     }
-    let mut sent = Vec::new();
-    while pair.server.has_transmit() {
-        sent.extend(frames(&take_output(&mut pair.server), Role::Client));
-    }
-    let pongs: Vec<_> = sent[1..]
-        .iter()
-        .map(|frame| frame.payload.clone())
-        .collect();
+    let sent = frames_until_drained(&mut pair.server);
+    let pongs: Vec<&[u8]> = sent[1..].iter().map(|frame| &frame.payload[..]).collect();
     assert_eq!(pongs, [&b"B"[..], &b"hb 2"[..]]);
     pair.server.send_binary(vec![7u8; 2000]).unwrap();
     pair.client.ping("C").unwrap();
@@ -246,14 +234,8 @@ fn pings_and_pongs_sent_past_the_mark_are_held_and_only_the_latest_goes() {
     drain_events(&mut pair.server);
     pair.server.pong("hb 3").unwrap();
     assert!(pair.server.cancel_pong());
-    let mut sent = Vec::new();
-    while pair.server.has_transmit() {
-        sent.extend(frames(&take_output(&mut pair.server), Role::Client));
-    }
-    let pongs: Vec<_> = sent[1..]
-        .iter()
-        .map(|frame| frame.payload.clone())
-        .collect();
+    let sent = frames_until_drained(&mut pair.server);
+    let pongs: Vec<&[u8]> = sent[1..].iter().map(|frame| &frame.payload[..]).collect();
     assert_eq!(pongs, [&b"hb 3"[..]]);
     // A close drops what is held.
     pair.server.send_binary(vec![7u8; 2000]).unwrap();
@@ -261,10 +243,7 @@ fn pings_and_pongs_sent_past_the_mark_are_held_and_only_the_latest_goes() {
     pair.server
         .close(CloseCode::NORMAL, None, std::time::Instant::now())
         .unwrap();
-    let mut sent = Vec::new();
-    while pair.server.has_transmit() {
-        sent.extend(frames(&take_output(&mut pair.server), Role::Client));
-    }
+    let sent = frames_until_drained(&mut pair.server);
     let opcodes: Vec<_> = sent.iter().map(|frame| frame.opcode).collect();
     assert_eq!(opcodes, [OpCode::Binary, OpCode::Close]);
 }

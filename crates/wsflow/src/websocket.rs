@@ -704,8 +704,8 @@ impl Sender {
     /// Waits until everything sent before the call, through any `Sender` of the connection,
     /// has been written to the socket (except a ping or pong the connection holds above the
     /// high-water mark, see [`Sender::ping`]); fails with [`Error::ConnectionGone`] if the
-    /// connection closes first. What is sent after the call is not waited for, so other tasks that keep
-    /// sending cannot keep a flush waiting. Cancel-safe.
+    /// connection closes first. What is sent after the call is not waited for, so other
+    /// tasks that keep sending cannot keep a flush waiting. Cancel-safe.
     ///
     /// ```no_run
     /// # async fn example(ws: wsflow::WebSocket) -> Result<(), wsflow::Error> {
@@ -790,10 +790,14 @@ impl Sender {
     }
 
     fn check_room(&self) -> Result<(), Error> {
-        let buffered = self.shared.pending_bytes();
-        if buffered > self.shared.high_water_mark {
+        self.check_below_mark(self.shared.pending_bytes())
+    }
+
+    /// `BufferFull` (with all that waits to be written) if `waiting` is above the mark.
+    fn check_below_mark(&self, waiting: usize) -> Result<(), Error> {
+        if waiting > self.shared.high_water_mark {
             Err(Error::BufferFull {
-                buffered,
+                buffered: self.shared.pending_bytes(),
                 high_water_mark: self.shared.high_water_mark,
             })
         } else {
@@ -831,12 +835,7 @@ impl Sender {
         if self.is_closed() {
             return Err(Error::ConnectionGone);
         }
-        if self.shared.queued_control_bytes() > self.shared.high_water_mark {
-            return Err(Error::BufferFull {
-                buffered: self.shared.pending_bytes(),
-                high_water_mark: self.shared.high_water_mark,
-            });
-        }
+        self.check_below_mark(self.shared.queued_control_bytes())?;
         self.queue(command)
     }
 

@@ -103,6 +103,17 @@ pub fn take_output(conn: &mut Connection) -> Vec<u8> {
     wire
 }
 
+/// Every frame a server connection writes until it has nothing left to send (frames held
+/// above the high-water mark included, which go once what is before them is written), as
+/// the client decodes them.
+pub fn frames_until_drained(server: &mut Connection) -> Vec<Frame> {
+    let mut sent = Vec::new();
+    while server.has_transmit() {
+        sent.extend(frames(&take_output(server), Role::Client));
+    }
+    sent
+}
+
 pub fn drain_events(conn: &mut Connection) -> Vec<Event> {
     std::iter::from_fn(|| conn.poll_event()).collect()
 }
