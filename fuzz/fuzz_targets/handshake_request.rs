@@ -1,11 +1,15 @@
 //! Feeds arbitrary bytes, split at arbitrary points, to the server's upgrade request parser,
 //! either as they are or after a valid request prefix (to reach the header checks: extensions,
 //! cookies, protocols). The parser must never panic, must never claim more bytes than it was
-//! given or than the head size limit, and whatever it accepts must be answerable.
+//! given or than the head size limit, and whatever it accepts must be answerable; resumed from
+//! a `HeadProgress`, it must answer as the stateless parse does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsflow_handshake::{AcceptOptions, Parsed, RequestLimits, parse_extensions, parse_request};
+use wsflow_handshake::{
+    AcceptOptions, HeadProgress, Parsed, RequestLimits, parse_extensions, parse_request,
+    parse_request_resumed,
+};
 
 const PREFIX: &[u8] = b"GET /chat?room=1&x=%41+b HTTP/1.1\r\nHost: example.com\r\n\
     Upgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -30,9 +34,13 @@ fuzz_target!(|data: &[u8]| {
         .max_headers(if control & 4 == 0 { 64 } else { max_headers });
     let chunk = usize::from((control >> 3) % 8) * 7 + 1;
     let mut buf = Vec::new();
+    let mut progress = HeadProgress::new();
     for piece in input.chunks(chunk) {
         buf.extend_from_slice(piece);
-        match parse_request(&buf, &limits) {
+        let parsed = parse_request(&buf, &limits);
+        let resumed = parse_request_resumed(&buf, &limits, &mut progress);
+        assert_eq!(format!("{resumed:?}"), format!("{parsed:?}"));
+        match parsed {
             Ok(Parsed::Incomplete) => {}
             Ok(Parsed::Complete { value, consumed }) => {
                 assert!(consumed <= buf.len() && consumed <= max_head_size);

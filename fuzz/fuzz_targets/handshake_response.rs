@@ -1,11 +1,12 @@
 //! Feeds arbitrary bytes, split at arbitrary points, to the client's response parser, either as
 //! they are or after a valid `101` prefix with the right accept hash (to reach the protocol and
 //! extension checks). The parser must never panic, never claim more bytes than it was given or
-//! than the head size limit, and every failure must be a response error.
+//! than the head size limit, and every failure must be a response error; resumed from a
+//! `HeadProgress`, it must answer as the stateless parse does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsflow_handshake::{ClientHandshake, ClientOptions, Parsed, WsUrl};
+use wsflow_handshake::{ClientHandshake, ClientOptions, HeadProgress, Parsed, WsUrl};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else {
@@ -34,9 +35,13 @@ fuzz_target!(|data: &[u8]| {
     input.extend_from_slice(rest);
     let chunk = usize::from((control >> 2) % 8) * 5 + 1;
     let mut buf = Vec::new();
+    let mut progress = HeadProgress::new();
     for piece in input.chunks(chunk) {
         buf.extend_from_slice(piece);
-        match client.parse_response(&buf) {
+        let parsed = client.parse_response(&buf);
+        let resumed = client.parse_response_resumed(&buf, &mut progress);
+        assert_eq!(format!("{resumed:?}"), format!("{parsed:?}"));
+        match parsed {
             Ok(Parsed::Incomplete) => {}
             Ok(Parsed::Complete { value, consumed }) => {
                 assert!(consumed <= buf.len() && consumed <= max_head_size);

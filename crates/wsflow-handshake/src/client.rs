@@ -13,7 +13,7 @@ use crate::accept::accept_key;
 use crate::error::HandshakeError;
 use crate::extension::{ExtensionOffer, parse_extensions};
 use crate::header::{self, HeadSearch, Headers};
-use crate::parsed::Parsed;
+use crate::parsed::{HeadProgress, Parsed};
 use crate::url::WsUrl;
 
 /// What a client asks for in its upgrade request, and how much of the answer it buffers.
@@ -313,13 +313,27 @@ impl ClientHandshake {
     /// at most a subprotocol that was requested (compared ASCII case-insensitively; the server
     /// may also select none) and only extensions that were offered (by name).
     pub fn parse_response(&self, buf: &[u8]) -> Result<Parsed<ServerResponse>, HandshakeError> {
+        self.parse_response_resumed(buf, &mut HeadProgress::new())
+    }
+
+    /// As [`ClientHandshake::parse_response`], for a buffer that grows by reads: `progress`
+    /// remembers how far the earlier calls examined it, so an answer trickled in small pieces is
+    /// searched once in all.
+    ///
+    /// Pass the same [`HeadProgress`] with the same buffer, grown at its end, each time bytes
+    /// arrive. The answers are those `parse_response` would give.
+    pub fn parse_response_resumed(
+        &self,
+        buf: &[u8],
+        progress: &mut HeadProgress,
+    ) -> Result<Parsed<ServerResponse>, HandshakeError> {
         let too_large = HandshakeError::ResponseHeadTooLarge {
             limit: self.max_head_size,
         };
-        match header::search_head(buf, self.max_head_size) {
+        match header::search_head(buf, self.max_head_size, progress) {
             HeadSearch::TooLarge => return Err(too_large),
             HeadSearch::Incomplete => {
-                check_response_start(&buf[..buf.len().min(header::EARLY_CHECK_LEN)])?;
+                header::check_start(buf, progress, check_response_start)?;
                 return Ok(Parsed::Incomplete);
             }
             HeadSearch::BlankLine => {}
@@ -416,10 +430,11 @@ impl ClientHandshake {
 }
 
 /// Fails early on bytes that cannot start an HTTP response (only the status line is examined).
-fn check_response_start(buf: &[u8]) -> Result<(), HandshakeError> {
+fn check_response_start(buf: &[u8]) -> Result<bool, HandshakeError> {
     let mut no_headers = [];
     match httparse::Response::new(&mut no_headers).parse(buf) {
-        Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(()),
+        Ok(httparse::Status::Partial) => Ok(false),
+        Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => Ok(true),
         Err(err) => Err(malformed(err.to_string())),
     }
 }

@@ -5,7 +5,10 @@
 //! to write come out. The parsers are incremental: call them with the whole read buffer after
 //! each read; they answer [`Parsed::Incomplete`] until the head is complete, then say how long
 //! the head was, and the bytes after it are the first WebSocket frames, which the caller hands
-//! to the connection (they are never consumed here). Limits on the head are always on.
+//! to the connection (they are never consumed here). Limits on the head are always on. The
+//! `_resumed` variants ([`parse_request_resumed`], [`ClientHandshake::parse_response_resumed`])
+//! take a [`HeadProgress`] kept between reads, so a head trickled in many small reads is
+//! searched once in all rather than once per read; the wsflow servers and clients use them.
 //!
 //! **Server:** [`parse_request`] gives an [`UpgradeRequest`] (path, origin, protocols,
 //! extensions, cookies...) or a [`HandshakeError`] that knows its HTTP answer
@@ -109,7 +112,7 @@ pub use error::{HandshakeError, MAX_ECHOED_REASON, UrlError};
 pub use extension::{ExtensionOffer, format_extensions, parse_extensions};
 #[cfg(feature = "http")]
 pub use http_compat::reject_http;
-pub use parsed::Parsed;
+pub use parsed::{HeadProgress, Parsed};
 pub use reject::{DEFAULT_REJECT_STATUS, reject_response};
-pub use request::{RequestLimits, UpgradeRequest, parse_request};
+pub use request::{RequestLimits, UpgradeRequest, parse_request, parse_request_resumed};
 pub use url::WsUrl;

@@ -62,3 +62,47 @@ impl<T> Parsed<T> {
         }
     }
 }
+
+/// How far a buffer that is still filling has been examined for a complete head, so that a
+/// head arriving in many small reads is searched once in all rather than once per read.
+///
+/// Keep one per connection and pass it to [`parse_request_resumed`](crate::parse_request_resumed)
+/// or [`ClientHandshake::parse_response_resumed`](crate::ClientHandshake::parse_response_resumed)
+/// with the buffer each time it grows. The buffer must only grow at its end: the bytes already
+/// passed must still be its start. A head trickled in one byte at a time then costs work in
+/// proportion to its length, where the stateless [`parse_request`](crate::parse_request)
+/// searches the whole buffer again on every call.
+///
+/// ```
+/// use wsflow_handshake::{HeadProgress, Parsed, RequestLimits, parse_request_resumed};
+///
+/// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+/// let limits = RequestLimits::default();
+/// let mut progress = HeadProgress::new();
+/// let mut buf = Vec::new();
+/// for &byte in &head[..head.len() - 1] {
+///     buf.push(byte);
+///     assert_eq!(parse_request_resumed(&buf, &limits, &mut progress).unwrap(), Parsed::Incomplete);
+/// }
+/// buf.push(b'\n');
+/// let parsed = parse_request_resumed(&buf, &limits, &mut progress).unwrap();
+/// assert_eq!(parsed.complete().unwrap().1, head.len());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadProgress {
+    /// No blank line ends the head before this offset: the search resumes here.
+    pub(crate) searched: usize,
+    /// The request or status line passed the early check, which sees nothing new later.
+    pub(crate) start_checked: bool,
+}
+
+impl HeadProgress {
+    /// Nothing examined yet: for a new connection's first read.
+    pub const fn new() -> Self {
+        Self {
+            searched: 0,
+            start_checked: false,
+        }
+    }
+}

@@ -16,7 +16,7 @@ use crate::cookie::parse_cookie_header;
 use crate::error::HandshakeError;
 use crate::extension::{ExtensionOffer, parse_extensions};
 use crate::header::{self, HeadSearch, Headers};
-use crate::parsed::Parsed;
+use crate::parsed::{HeadProgress, Parsed};
 use crate::percent;
 
 /// How much of a request head the server buffers, and how many headers it takes.
@@ -137,13 +137,27 @@ pub fn parse_request(
     buf: &[u8],
     limits: &RequestLimits,
 ) -> Result<Parsed<UpgradeRequest>, HandshakeError> {
+    parse_request_resumed(buf, limits, &mut HeadProgress::new())
+}
+
+/// As [`parse_request`], for a buffer that grows by reads: `progress` remembers how far the
+/// earlier calls examined it, so a head trickled in small pieces is searched once in all.
+///
+/// Pass the same [`HeadProgress`] with the same buffer, grown at its end, each time bytes
+/// arrive. The answers are those `parse_request` would give; the example on [`HeadProgress`]
+/// feeds a request one byte at a time.
+pub fn parse_request_resumed(
+    buf: &[u8],
+    limits: &RequestLimits,
+    progress: &mut HeadProgress,
+) -> Result<Parsed<UpgradeRequest>, HandshakeError> {
     let too_large = HandshakeError::HeadTooLarge {
         limit: limits.max_head_size,
     };
-    match header::search_head(buf, limits.max_head_size) {
+    match header::search_head(buf, limits.max_head_size, progress) {
         HeadSearch::TooLarge => return Err(too_large),
         HeadSearch::Incomplete => {
-            check_request_start(&buf[..buf.len().min(header::EARLY_CHECK_LEN)])?;
+            header::check_start(buf, progress, check_request_start)?;
             return Ok(Parsed::Incomplete);
         }
         HeadSearch::BlankLine => {}
@@ -178,12 +192,14 @@ pub fn parse_request(
     Ok(Parsed::Complete { value, consumed })
 }
 
-/// Fails early on bytes that cannot start an HTTP request. With no header slots httparse stops
-/// at the first header, so only the request line is examined.
-fn check_request_start(buf: &[u8]) -> Result<(), HandshakeError> {
+/// Fails early on bytes that cannot start an HTTP request, and says whether the request line
+/// is complete. With no header slots httparse stops at the first header, so only the request
+/// line is examined.
+fn check_request_start(buf: &[u8]) -> Result<bool, HandshakeError> {
     let mut no_headers = [];
     match httparse::Request::new(&mut no_headers).parse(buf) {
-        Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(()),
+        Ok(Status::Partial) => Ok(false),
+        Ok(Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => Ok(true),
         Err(err) => Err(malformed(err)),
     }
 }

@@ -6,8 +6,9 @@
 
 use proptest::prelude::*;
 use wsflow_handshake::{
-    AcceptOptions, ClientHandshake, ClientOptions, ExtensionOffer, HandshakeError, Parsed,
-    RequestLimits, SetCookie, WsUrl, format_extensions, parse_extensions, parse_request,
+    AcceptOptions, ClientHandshake, ClientOptions, ExtensionOffer, HandshakeError, HeadProgress,
+    Parsed, RequestLimits, SetCookie, WsUrl, format_extensions, parse_extensions, parse_request,
+    parse_request_resumed,
 };
 
 /// Feeds `wire` to `parse` in pieces ending at `cuts`, as reads from a socket would deliver it,
@@ -180,6 +181,55 @@ proptest! {
         let port = port.map(|p| format!(":{p}")).unwrap_or_default();
         let url = WsUrl::parse(&format!("{scheme}://{host}{port}{path}")).unwrap();
         prop_assert_eq!(WsUrl::parse(&url.to_string()).unwrap(), url);
+    }
+
+    #[test]
+    fn resumed_parsers_answer_as_the_stateless_ones_at_every_read(
+        mutations in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        garbage in proptest::collection::vec(prop::sample::select(b"\r\n: aG/".to_vec()), 0..64),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+        max_head_size in prop_oneof![Just(16 * 1024), 0usize..200],
+        response in any::<bool>(),
+    ) {
+        let mut bytes = if response {
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".to_vec()
+        } else {
+            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec()
+        };
+        let at = mutations.first().map_or(0, |(at, _)| at.index(bytes.len()));
+        bytes.splice(at..at, garbage);
+        for (at, byte) in mutations {
+            let at = at.index(bytes.len());
+            bytes[at] = byte;
+        }
+        let mut ends: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+        ends.push(bytes.len());
+        ends.sort_unstable();
+        let url = WsUrl::parse("ws://h/").unwrap();
+        let options = ClientOptions::new().max_response_head_size(max_head_size);
+        let (client, _) = ClientHandshake::with_key(&url, &options, *b"the sample nonce").unwrap();
+        let limits = RequestLimits::default().max_head_size(max_head_size);
+        let mut progress = HeadProgress::new();
+        for end in ends {
+            let buf = &bytes[..end];
+            let (resumed, fresh) = if response {
+                (
+                    format!("{:?}", client.parse_response_resumed(buf, &mut progress)),
+                    format!("{:?}", client.parse_response(buf)),
+                )
+            } else {
+                (
+                    format!("{:?}", parse_request_resumed(buf, &limits, &mut progress)),
+                    format!("{:?}", parse_request(buf, &limits)),
+                )
+            };
+            prop_assert_eq!(&resumed, &fresh, "after {} bytes", end);
+            if fresh != "Ok(Incomplete)" {
+                break;
+            }
+        }
     }
 
     #[test]

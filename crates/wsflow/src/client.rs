@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use wsflow_core::{Config, Connection, DeflateConfig, Negotiated, Role};
 use wsflow_handshake::{
-    ClientHandshake, ClientOptions, ExtensionOffer, Parsed, WsUrl, check_deflate_response,
+    ClientHandshake, ClientOptions, ExtensionOffer, HeadProgress, Parsed, WsUrl,
+    check_deflate_response,
 };
 
 use crate::error::Error;
@@ -293,9 +294,10 @@ impl Client {
             .await
             .ok_or(Error::HandshakeTimeout(config.handshake_timeout))??;
         let mut buf = BytesMut::with_capacity(1024);
+        let mut progress = HeadProgress::new();
         let (response, consumed) = poll_fn(|cx| {
             loop {
-                match handshake.parse_response(&buf) {
+                match handshake.parse_response_resumed(&buf, &mut progress) {
                     Ok(Parsed::Complete { value, consumed }) => {
                         return Poll::Ready(Ok((value, consumed)));
                     }

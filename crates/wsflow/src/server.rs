@@ -17,9 +17,9 @@ use wsflow_core::{
     CloseCode, Config, Connection, DeflateConfig, Message, Negotiated, PerMessageDeflate, Role,
 };
 use wsflow_handshake::{
-    AcceptOptions, DeflateParams, ExtensionOffer, HandshakeError, PERMESSAGE_DEFLATE, Parsed,
-    RequestLimits, SetCookie, UpgradeRequest, negotiate_deflate, parse_extensions, parse_request,
-    reject_response,
+    AcceptOptions, DeflateParams, ExtensionOffer, HandshakeError, HeadProgress, PERMESSAGE_DEFLATE,
+    Parsed, RequestLimits, SetCookie, UpgradeRequest, negotiate_deflate, parse_extensions,
+    parse_request_resumed, reject_response,
 };
 
 use crate::error::Error;
@@ -591,9 +591,10 @@ async fn read_request(
         io = runtime::with_deadline(&mut *timer, accepting).await?.ok()?;
     }
     let mut buf = BytesMut::with_capacity(1024);
+    let mut progress = HeadProgress::new();
     let outcome = poll_fn(|cx| {
         loop {
-            match parse_request(&buf, &config.limits) {
+            match parse_request_resumed(&buf, &config.limits, &mut progress) {
                 Ok(Parsed::Complete { value, consumed }) => {
                     return Poll::Ready(Ok(Some((value, consumed))));
                 }
