@@ -1030,6 +1030,33 @@ impl Connection {
         cancelled
     }
 
+    /// Whether control frames wait outside the output: pings and pongs sent above the send
+    /// high-water mark, or the automatic answer to the peer's latest ping. They join the
+    /// output ([`Connection::buffered_amount`] counts them from then on) at the first
+    /// [`Connection::poll_transmit`] or event that finds the output below the mark, or are
+    /// dropped when the close begins. A driver that reports when a batch of sends is written
+    /// waits for that before placing the batch's end.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use bytes::BytesMut;
+    /// use wsflow_core::{Config, Connection, Negotiated, Role};
+    ///
+    /// let config = Config::server().send_high_water_mark(10);
+    /// let mut conn =
+    ///     Connection::new(Role::Server, config, Negotiated::new(), BytesMut::new(), Instant::now());
+    /// conn.send_binary(vec![0u8; 100]).unwrap();
+    /// conn.ping("are you there").unwrap();
+    /// assert!(conn.holds_control());
+    /// conn.advance_transmit(102);
+    /// assert!(conn.poll_transmit().is_some()); // the ping joins the drained output
+    /// assert!(!conn.holds_control());
+    /// ```
+    #[inline]
+    pub fn holds_control(&self) -> bool {
+        self.held.is_some()
+    }
+
     /// Starts the close handshake: sends a close frame with `code` and `description`
     /// (`None`: the code's default description; `Some("")`: no reason), then waits up to the
     /// close timeout for the peer's. Does nothing if closing already began.

@@ -279,10 +279,17 @@ struct Queues {
     /// `written`'s count): the flush is done once that much is written, whatever senders
     /// queued after it.
     flush_until: Option<u64>,
+    /// Whether a mark waits for the connection's held pings and pongs ([`AFTER_HELD`]).
+    marks_after_held: bool,
     /// When the wait for the transport's shutdown before the final close is handed out
     /// ends, shut down or not (see [`Driver::poll_final_shutdown`]).
     shutdown_deadline: Option<Instant>,
 }
+
+/// The end of a batch of commands applied while the connection held pings or pongs
+/// ([`Connection::holds_control`]): a ping of the batch may be among them, so the batch ends
+/// where the output ends once they have joined it (see [`Queues::place_marks_after_held`]).
+const AFTER_HELD: u64 = u64::MAX;
 
 /// The end of a batch of applied commands in the connection's output.
 struct FlushMark {
@@ -304,6 +311,18 @@ fn kept_size(event: &Event) -> usize {
 }
 
 impl Queues {
+    /// Places the marks that waited for held pings and pongs at the end of the output, now
+    /// that they are in it (or were dropped by the close).
+    fn place_marks_after_held(&mut self, output_len: usize) {
+        let end = self.written + output_len as u64;
+        for mark in &mut self.flush_marks {
+            if mark.end == AFTER_HELD {
+                mark.end = end;
+            }
+        }
+        self.marks_after_held = false;
+    }
+
     /// The number of the last command all of whose bytes are written, if that changed.
     fn settle_flush_marks(&mut self) -> Option<u64> {
         let mut flushed = None;
@@ -1043,7 +1062,15 @@ impl Driver {
         queues.taken = Some(taken);
         if applied {
             queues.applied += count;
-            let end = queues.written + self.conn.buffered_amount() as u64;
+            let end = if self.conn.holds_control() {
+                queues.marks_after_held = true;
+                AFTER_HELD
+            } else {
+                if queues.marks_after_held {
+                    queues.place_marks_after_held(self.conn.buffered_amount());
+                }
+                queues.written + self.conn.buffered_amount() as u64
+            };
             queues.flush_marks.push_back(FlushMark {
                 commands: queues.applied,
                 end,
@@ -1131,6 +1158,9 @@ impl Driver {
                 .store(self.conn.buffered_amount(), Ordering::SeqCst);
             if let Some(queues) = &mut self.queues {
                 queues.written += wrote as u64;
+                if queues.marks_after_held && !self.conn.holds_control() {
+                    queues.place_marks_after_held(self.conn.buffered_amount());
+                }
                 if let Some(flushed) = queues.settle_flush_marks() {
                     self.shared.flushed.store(flushed, Ordering::SeqCst);
                 }
@@ -2355,6 +2385,53 @@ mod tests {
         poll(0);
         assert_eq!(shared.commands_flushed(), 5);
         assert_eq!(shared.pending_bytes(), 0);
+    }
+
+    // A ping the connection held above the high-water mark counts as flushed once it is
+    // written, not once the message it waited behind is.
+    #[test]
+    fn a_ping_held_above_the_mark_is_flushed_once_written() {
+        on_both_runtimes(|runtime| async move { held_ping_flush_scenario(runtime) });
+    }
+
+    fn held_ping_flush_scenario(runtime: Runtime) {
+        let (transport, allowance) = Quiet::gated();
+        let mut driver = quiet_driver(transport, runtime);
+        let shared = driver.shared.clone();
+        let waker = Waker::noop();
+        let mut poll = |allow: usize| {
+            *allowance.lock().unwrap() += allow;
+            assert!(
+                driver
+                    .poll_event(&mut Context::from_waker(waker))
+                    .is_pending()
+            );
+        };
+        let push = |command: Command| {
+            shared.add_queued(command.weight());
+            shared.push_command(command).unwrap()
+        };
+        // A message past the 1 MiB mark (in 16 KiB fragments), then a ping, which is held.
+        let message = (1 << 20) + 1000;
+        assert_eq!(push(Command::Send(Message::binary(vec![7; message]))), 1);
+        assert_eq!(push(Command::Ping(Bytes::from_static(b"p"))), 2);
+        poll(0);
+        let message_on_the_wire = shared.pending_bytes();
+        assert_eq!(message_on_the_wire, message + 65 * 4);
+        // The whole message: the ping joins the output, unwritten, so nothing is flushed.
+        poll(message_on_the_wire);
+        assert_eq!(shared.pending_bytes(), 3);
+        assert_eq!(shared.commands_flushed(), 0);
+        poll(2);
+        assert_eq!(shared.commands_flushed(), 0);
+        poll(1);
+        assert_eq!(shared.commands_flushed(), 2);
+        // Later batches place their ends as before.
+        assert_eq!(push(Command::Ping(Bytes::from_static(b"q"))), 3);
+        poll(0);
+        assert_eq!(shared.commands_flushed(), 2);
+        poll(3);
+        assert_eq!(shared.commands_flushed(), 3);
     }
 }
 

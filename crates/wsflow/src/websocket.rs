@@ -670,8 +670,8 @@ impl Sender {
     /// nothing, and a heartbeat during a large send is not refused. It fails with
     /// [`Error::BufferFull`] only when more than the high-water mark of pings and pongs waits
     /// in the senders' own queue, not yet taken by the connection (nothing polls it), where
-    /// each counts its payload and its 2-byte header. [`Sender::flush`] does not wait for a
-    /// held ping.
+    /// each counts its payload and its 2-byte header. [`Sender::flush`] waits for a held ping
+    /// too: it is done once the ping is written.
     ///
     /// ```no_run
     /// # async fn example(ws: wsflow::WebSocket) -> Result<(), wsflow::Error> {
@@ -702,8 +702,8 @@ impl Sender {
     }
 
     /// Waits until everything sent before the call, through any `Sender` of the connection,
-    /// has been written to the socket (except a ping or pong the connection holds above the
-    /// high-water mark, see [`Sender::ping`]); fails with [`Error::ConnectionGone`] if the
+    /// has been written to the socket, a ping or pong the connection held above the high-water
+    /// mark included (see [`Sender::ping`]); fails with [`Error::ConnectionGone`] if the
     /// connection closes first. What is sent after the call is not waited for, so other
     /// tasks that keep sending cannot keep a flush waiting. Cancel-safe.
     ///
