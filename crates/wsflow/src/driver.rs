@@ -66,6 +66,15 @@ impl Command {
     }
 }
 
+/// Why [`Shared::push_command`] did not queue a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushRefused {
+    /// The driver is gone.
+    ReceiverGone,
+    /// A ping or pong while more than the high-water mark of them waits in the queue.
+    ControlAboveMark,
+}
+
 /// State shared between a driver and the senders of its connection: one allocation per
 /// connection, holding the command queue, the send accounting and who the peer is.
 #[derive(Debug)]
@@ -140,13 +149,18 @@ impl Shared {
 
     /// Queues a command for the driver and wakes it; gives the command's number (see
     /// [`Shared::commands_queued`]), or the command back if the driver is gone.
-    pub(crate) fn push_command(&self, command: Command) -> Result<u64, Command> {
+    pub(crate) fn push_command(&self, command: Command) -> Result<u64, PushRefused> {
         let (number, waker) = {
             let mut queue = self.lock_commands();
             if queue.receiver_gone {
-                return Err(command);
+                return Err(PushRefused::ReceiverGone);
             }
             if let Command::Ping(_) | Command::Pong(_) = command {
+                // Checked and counted under one lock: racing senders cannot pass the check
+                // together and go over the mark.
+                if queue.control_bytes as usize > self.high_water_mark {
+                    return Err(PushRefused::ControlAboveMark);
+                }
                 queue.control_bytes = queue
                     .control_bytes
                     .saturating_add(command.weight().try_into().unwrap_or(u32::MAX));
@@ -195,11 +209,6 @@ impl Shared {
     /// sender waiting for room that was made without waking it.
     pub(crate) fn pending_bytes(&self) -> usize {
         self.queued.load(Ordering::SeqCst) + self.buffered.load(Ordering::SeqCst)
-    }
-
-    /// Bytes of pings and pongs in the senders' queue, not yet taken by the connection.
-    pub(crate) fn queued_control_bytes(&self) -> usize {
-        self.lock_commands().control_bytes as usize
     }
 
     pub(crate) fn add_queued(&self, bytes: usize) {
@@ -2126,6 +2135,41 @@ mod tests {
             self.woken.store(true, Ordering::SeqCst);
             self.thread.unpark();
         }
+    }
+
+    // Senders on other threads pinging a connection nothing polls: the pings and pongs
+    // queued stop at the high-water mark, over by at most the frame that crossed it, however
+    // the senders race (the check and the count are one step under the queue's lock).
+    #[test]
+    fn racing_senders_cannot_queue_pings_past_the_mark() {
+        const THREADS: usize = 4;
+        let driver = quiet_driver(Quiet::taking_all().0, Runtime::default());
+        let mark = driver.shared.high_water_mark;
+        let start = Arc::new(std::sync::Barrier::new(THREADS));
+        let senders: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let shared = driver.shared.clone();
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    start.wait();
+                    let mut queued = 0;
+                    // A 125-byte payload: 127 bytes each counted.
+                    while shared.push_command(Command::Pong(Bytes::from(vec![0; 125]))).is_ok() {
+                        queued += 1;
+                    }
+                    assert_eq!(
+                        shared.push_command(Command::Pong(Bytes::new())),
+                        Err(PushRefused::ControlAboveMark)
+                    );
+                    queued
+                })
+            })
+            .collect();
+        let queued: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+        assert_eq!(queued, mark / 127 + 1);
+        assert!(driver.shared.lock_commands().control_bytes as usize <= mark + 127);
+        // A message is not refused by them: messages wait for room on their own count.
+        assert!(driver.shared.push_command(Command::Send(Message::text("x"))).is_ok());
     }
 
     // Senders on other threads queue commands while the driver takes them and goes back to

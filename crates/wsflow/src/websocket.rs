@@ -16,7 +16,7 @@ use wsflow_core::{
     CloseCode, CloseEvent, Connection, ConnectionState, Event, Frame, Message, Role, Utf8Bytes,
 };
 
-use crate::driver::{Command, Driver, Shared};
+use crate::driver::{Command, Driver, PushRefused, Shared};
 use crate::error::Error;
 use crate::runtime::{Runtime, Transport};
 use crate::server::Registration;
@@ -681,14 +681,14 @@ impl Sender {
     /// # Ok(()) }
     /// ```
     pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.queue_control(Command::Ping(payload.into()))
+        self.queue(Command::Ping(payload.into()))
     }
 
     /// Sends a pong, held above the high-water mark as [`Sender::ping`] holds a ping (a later
     /// pong replaces it; the automatic answer to the peer's latest ping is held apart, and
     /// goes too).
     pub fn pong(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.queue_control(Command::Pong(payload.into()))
+        self.queue(Command::Pong(payload.into()))
     }
 
     /// Starts the close handshake.
@@ -789,19 +789,20 @@ impl Sender {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
+    /// `BufferFull` if what waits to be written is above the mark.
     fn check_room(&self) -> Result<(), Error> {
-        self.check_below_mark(self.shared.pending_bytes())
-    }
-
-    /// `BufferFull` (with all that waits to be written) if `waiting` is above the mark.
-    fn check_below_mark(&self, waiting: usize) -> Result<(), Error> {
-        if waiting > self.shared.high_water_mark {
-            Err(Error::BufferFull {
-                buffered: self.shared.pending_bytes(),
-                high_water_mark: self.shared.high_water_mark,
-            })
+        if self.shared.pending_bytes() > self.shared.high_water_mark {
+            Err(self.buffer_full())
         } else {
             Ok(())
+        }
+    }
+
+    /// `BufferFull`, with all that waits to be written.
+    fn buffer_full(&self) -> Error {
+        Error::BufferFull {
+            buffered: self.shared.pending_bytes(),
+            high_water_mark: self.shared.high_water_mark,
         }
     }
 
@@ -828,17 +829,6 @@ impl Sender {
         .await
     }
 
-    /// Queues a ping or pong, which the connection holds above the mark itself, unless more
-    /// than the mark of pings and pongs waits in the senders' queue. (The check and the push
-    /// take the lock apart: senders racing past the check go over by a frame each at most.)
-    fn queue_control(&self, command: Command) -> Result<(), Error> {
-        if self.is_closed() {
-            return Err(Error::ConnectionGone);
-        }
-        self.check_below_mark(self.shared.queued_control_bytes())?;
-        self.queue(command)
-    }
-
     /// Queues a command if there is room, without waiting.
     fn try_queue(&self, command: Command) -> Result<(), Error> {
         if self.is_closed() {
@@ -848,6 +838,9 @@ impl Sender {
         self.queue(command)
     }
 
+    /// Queues a command. A ping or pong, which the connection holds above the mark itself,
+    /// is refused only while more than the mark of them waits in the senders' queue (checked
+    /// and counted by the push, under the queue's lock).
     fn queue(&self, command: Command) -> Result<(), Error> {
         self.queue_numbered(command).map(drop)
     }
@@ -861,9 +854,12 @@ impl Sender {
         }
         let weight = command.weight();
         self.shared.add_queued(weight);
-        self.shared.push_command(command).map_err(|_| {
+        self.shared.push_command(command).map_err(|refused| {
             self.shared.add_queued(0usize.wrapping_sub(weight));
-            Error::ConnectionGone
+            match refused {
+                PushRefused::ReceiverGone => Error::ConnectionGone,
+                PushRefused::ControlAboveMark => self.buffer_full(),
+            }
         })
     }
 }
