@@ -429,7 +429,8 @@ impl ClientHandshake {
     }
 }
 
-/// Fails early on bytes that cannot start an HTTP response (only the status line is examined).
+/// Fails early on bytes that cannot start an HTTP response, and says whether the check is
+/// settled (only the status line and the first header line are examined).
 fn check_response_start(buf: &[u8]) -> Result<bool, HandshakeError> {
     let mut no_headers = [];
     match httparse::Response::new(&mut no_headers).parse(buf) {

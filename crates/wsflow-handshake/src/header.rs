@@ -202,13 +202,29 @@ pub(crate) const EARLY_CHECK_LEN: usize = 1024;
 /// Looks for the blank line that ends a head within the first `limit` bytes, from
 /// `progress.searched` on: cheap enough to run on every read, so httparse only runs once the
 /// head can be complete. A bare LF is accepted as a line ending, as httparse and RFC 9112
-/// section 2.2 allow.
+/// section 2.2 allow, and empty lines before the first line are skipped, as httparse skips
+/// them (RFC 9112 section 2.2): they do not end a head that has not begun.
 ///
 /// On `Incomplete` the search's resume point moves to two bytes before the end: a LF in them
 /// may yet turn out to end the head, every earlier one has been judged for good.
 pub(crate) fn search_head(buf: &[u8], limit: usize, progress: &mut HeadProgress) -> HeadSearch {
     let window = &buf[..buf.len().min(limit)];
     let mut from = progress.searched.min(window.len());
+    if !progress.first_line_begun {
+        loop {
+            match window[from..] {
+                [b'\n', ..] => from += 1,
+                [b'\r', b'\n', ..] => from += 2,
+                // Too early to tell.
+                [] | [b'\r'] => break,
+                _ => {
+                    progress.first_line_begun = true;
+                    break;
+                }
+            }
+        }
+    }
+    let first_line = from;
     #[cfg(test)]
     BYTES_SEARCHED.set(BYTES_SEARCHED.get() + (window.len() - from));
     while let Some(offset) = window[from..].iter().position(|&b| b == b'\n') {
@@ -222,7 +238,7 @@ pub(crate) fn search_head(buf: &[u8], limit: usize, progress: &mut HeadProgress)
     if buf.len() >= limit {
         HeadSearch::TooLarge
     } else {
-        progress.searched = window.len().saturating_sub(2);
+        progress.searched = window.len().saturating_sub(2).max(first_line);
         HeadSearch::Incomplete
     }
 }
@@ -234,10 +250,10 @@ thread_local! {
     pub(crate) static BYTES_SEARCHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs `check` (a parse with no header slots, which stops at the first header) on the start
-/// of an incomplete head, unless an earlier call already settled it. The start is settled once
-/// the check passes on a complete first line or on `EARLY_CHECK_LEN` bytes: later bytes never
-/// reach it.
+/// Runs `check` (a parse with no header slots, which stops at the first header line once it
+/// is complete) on the start of an incomplete head, unless an earlier call already settled it.
+/// The start is settled once the check passes on a first line and a first header line that
+/// are complete, or on `EARLY_CHECK_LEN` bytes: later bytes never reach it.
 pub(crate) fn check_start<E>(
     buf: &[u8],
     progress: &mut HeadProgress,
@@ -357,26 +373,51 @@ mod tests {
 
     #[test]
     fn a_head_trickled_byte_by_byte_is_searched_in_linear_work() {
-        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
-        while head.len() < 16 * 1024 - 20 {
-            head.extend_from_slice(b"X-Filler: abcdefgh\r\n");
-        }
-        let mut progress = HeadProgress::new();
-        BYTES_SEARCHED.set(0);
-        for end in 1..=head.len() {
+        // Without and with empty lines before the request line, which httparse skips and
+        // which must not count as the blank line that ends the head.
+        for leading in [&b""[..], b"\r\n\r\n", b"\n\r\n\n"] {
+            let mut head = leading.to_vec();
+            head.extend_from_slice(b"GET / HTTP/1.1\r\n");
+            while head.len() < 16 * 1024 - 20 {
+                head.extend_from_slice(b"X-Filler: abcdefgh\r\n");
+            }
+            let mut progress = HeadProgress::new();
+            BYTES_SEARCHED.set(0);
+            for end in 1..=head.len() {
+                let found = search_head(&head[..end], 16 * 1024, &mut progress);
+                assert_eq!(found, HeadSearch::Incomplete, "{leading:?} {end}");
+            }
+            // Each byte is looked at by at most three calls (the last two bytes are looked at
+            // again). Searching the whole buffer on every call took 134 million looks here.
+            let searched = BYTES_SEARCHED.get();
+            assert!(
+                searched <= 3 * head.len(),
+                "{searched} bytes searched for a {}-byte head",
+                head.len()
+            );
+            head.extend_from_slice(b"\r\n");
             assert_eq!(
-                search_head(&head[..end], 16 * 1024, &mut progress),
-                HeadSearch::Incomplete
+                search_head(&head, 16 * 1024, &mut progress),
+                HeadSearch::BlankLine
             );
         }
-        // Each byte is looked at by at most three calls (the last two bytes are looked at again).
-        // Searching the whole buffer on every call took 134 million looks here.
-        let searched = BYTES_SEARCHED.get();
-        assert!(
-            searched <= 3 * head.len(),
-            "{searched} bytes searched for a {}-byte head",
-            head.len()
+    }
+
+    #[test]
+    fn empty_lines_before_the_first_line_do_not_end_the_head() {
+        assert_eq!(search_fresh(b"\r\n\r\n", 100), HeadSearch::Incomplete);
+        assert_eq!(search_fresh(b"\n\n\r", 100), HeadSearch::Incomplete);
+        assert_eq!(
+            search_fresh(b"\r\n\r\nGET / HTTP/1.1\r\n", 100),
+            HeadSearch::Incomplete
         );
+        assert_eq!(
+            search_fresh(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", 100),
+            HeadSearch::BlankLine
+        );
+        // A CR not followed by LF begins a (malformed) first line.
+        assert_eq!(search_fresh(b"\r\r\n\r\n", 100), HeadSearch::BlankLine);
+        assert_eq!(search_fresh(b"\r\n\r\n", 4), HeadSearch::TooLarge);
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct HeadProgress {
     pub(crate) searched: usize,
     /// The request or status line passed the early check, which sees nothing new later.
     pub(crate) start_checked: bool,
+    /// Bytes other than empty lines have come: later empty lines end the head.
+    pub(crate) first_line_begun: bool,
 }
 
 impl HeadProgress {
@@ -103,6 +105,7 @@ impl HeadProgress {
         Self {
             searched: 0,
             start_checked: false,
+            first_line_begun: false,
         }
     }
 }

@@ -192,9 +192,9 @@ pub fn parse_request_resumed(
     Ok(Parsed::Complete { value, consumed })
 }
 
-/// Fails early on bytes that cannot start an HTTP request, and says whether the request line
-/// is complete. With no header slots httparse stops at the first header, so only the request
-/// line is examined.
+/// Fails early on bytes that cannot start an HTTP request, and says whether the check is
+/// settled. With no header slots httparse stops at the first header line once it is complete
+/// (or at the blank line), so only the request line and that line are examined.
 fn check_request_start(buf: &[u8]) -> Result<bool, HandshakeError> {
     let mut no_headers = [];
     match httparse::Request::new(&mut no_headers).parse(buf) {

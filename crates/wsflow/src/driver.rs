@@ -829,8 +829,15 @@ impl Driver {
                 ready => break ready,
             }
             let buffered = self.conn.buffered_amount() as u64;
+            let holds_control = self.conn.holds_control();
             let queues = self.queues.get_or_insert_default();
-            let until = *queues.flush_until.get_or_insert(queues.written + buffered);
+            let until = match queues.flush_until {
+                Some(until) => until,
+                // A ping or pong a sender sent before the flush, held above the mark: the
+                // flush ends where the output ends once it has joined it.
+                None if holds_control => u64::MAX,
+                None => *queues.flush_until.insert(queues.written + buffered),
+            };
             if queues.written < until {
                 self.shared.wait(cx.waker());
             } else if let Poll::Ready(done) = self.poll_transport_flush(cx) {
@@ -1041,6 +1048,13 @@ impl Driver {
         let Some(mut taken) = taken else {
             return false;
         };
+        if let Some(queues) = &mut self.queues
+            && queues.marks_after_held
+            && !self.conn.holds_control()
+        {
+            // Before this batch's bytes, which the earlier batches do not wait for.
+            queues.place_marks_after_held(self.conn.buffered_amount());
+        }
         let applied = !taken.is_empty();
         let count = taken.len() as u64;
         while let Some(command) = taken.pop_front() {
@@ -1076,6 +1090,7 @@ impl Driver {
                 AFTER_HELD
             } else {
                 if queues.marks_after_held {
+                    // The held frames were dropped by a close in this batch.
                     queues.place_marks_after_held(self.conn.buffered_amount());
                 }
                 queues.written + self.conn.buffered_amount() as u64
@@ -2154,7 +2169,10 @@ mod tests {
                     start.wait();
                     let mut queued = 0;
                     // A 125-byte payload: 127 bytes each counted.
-                    while shared.push_command(Command::Pong(Bytes::from(vec![0; 125]))).is_ok() {
+                    while shared
+                        .push_command(Command::Pong(Bytes::from(vec![0; 125])))
+                        .is_ok()
+                    {
                         queued += 1;
                     }
                     assert_eq!(
@@ -2169,7 +2187,12 @@ mod tests {
         assert_eq!(queued, mark / 127 + 1);
         assert!(driver.shared.lock_commands().control_bytes as usize <= mark + 127);
         // A message is not refused by them: messages wait for room on their own count.
-        assert!(driver.shared.push_command(Command::Send(Message::text("x"))).is_ok());
+        assert!(
+            driver
+                .shared
+                .push_command(Command::Send(Message::text("x")))
+                .is_ok()
+        );
     }
 
     // Senders on other threads queue commands while the driver takes them and goes back to
@@ -2476,6 +2499,62 @@ mod tests {
         assert_eq!(shared.commands_flushed(), 2);
         poll(3);
         assert_eq!(shared.commands_flushed(), 3);
+
+        // A batch queued once the held ping has joined the output, before it is written, is
+        // not waited for by the batch before it.
+        push(Command::Send(Message::binary(vec![7; message])));
+        push(Command::Ping(Bytes::from_static(b"p")));
+        poll(0);
+        let on_the_wire = shared.pending_bytes();
+        poll(on_the_wire - 1);
+        poll(0);
+        assert_eq!(shared.pending_bytes(), 1 + 3);
+        assert_eq!(push(Command::Send(Message::binary(vec![1; 100]))), 6);
+        poll(0);
+        assert_eq!(shared.commands_flushed(), 3);
+        poll(1 + 2);
+        assert_eq!(shared.commands_flushed(), 3);
+        poll(1);
+        assert_eq!(shared.commands_flushed(), 5);
+        poll(102);
+        assert_eq!(shared.commands_flushed(), 6);
+    }
+
+    // The `WebSocket`'s own flush, begun while a sender's ping is held above the mark, waits
+    // for the ping as well.
+    #[test]
+    fn the_websocket_s_flush_waits_for_a_ping_held_when_it_began() {
+        on_both_runtimes(|runtime| async move {
+            let (transport, allowance) = Quiet::gated();
+            let mut driver = quiet_driver(transport, runtime);
+            let shared = driver.shared.clone();
+            let waker = Waker::noop();
+            for command in [
+                Command::Send(Message::binary(vec![7; (1 << 20) + 1000])),
+                Command::Ping(Bytes::from_static(b"p")),
+            ] {
+                shared.add_queued(command.weight());
+                shared.push_command(command).unwrap();
+            }
+            let mut flush = |allow: usize| {
+                *allowance.lock().unwrap() += allow;
+                driver.poll_flush(&mut Context::from_waker(waker))
+            };
+            assert!(flush(0).is_pending());
+            assert!(driver_holds_ping(&shared));
+            let message_on_the_wire = shared.pending_bytes();
+            // The message is written and the ping joins the output: not done yet.
+            assert!(flush(message_on_the_wire).is_pending());
+            assert_eq!(shared.pending_bytes(), 3);
+            assert!(flush(2).is_pending());
+            assert!(matches!(flush(1), Poll::Ready(Ok(()))));
+            assert_eq!(shared.pending_bytes(), 0);
+        });
+    }
+
+    /// Whether the ping is still held: it counts nowhere in what waits to be written.
+    fn driver_holds_ping(shared: &Shared) -> bool {
+        shared.pending_bytes() == (1 << 20) + 1000 + 65 * 4
     }
 }
 

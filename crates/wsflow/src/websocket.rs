@@ -307,7 +307,8 @@ impl WebSocket {
     }
 
     /// Writes everything queued. Messages that [`Sender`]s queue meanwhile are written too,
-    /// but not waited for: the flush is done once what was queued when it began is written.
+    /// but not waited for: the flush is done once what was queued when it began is written,
+    /// a ping or pong the connection held above the high-water mark included.
     ///
     /// Cancel-safe: dropping the future leaves the rest queued.
     pub fn flush(&mut self) -> Flush<'_> {
@@ -670,8 +671,9 @@ impl Sender {
     /// nothing, and a heartbeat during a large send is not refused. It fails with
     /// [`Error::BufferFull`] only when more than the high-water mark of pings and pongs waits
     /// in the senders' own queue, not yet taken by the connection (nothing polls it), where
-    /// each counts its payload and its 2-byte header. [`Sender::flush`] waits for a held ping
-    /// too: it is done once the ping is written.
+    /// each counts its payload and its 2-byte header. [`Sender::flush`] and
+    /// [`WebSocket::flush`] wait for a held ping too: they are done once it is written (or
+    /// dropped by the close, once the close frame is).
     ///
     /// ```no_run
     /// # async fn example(ws: wsflow::WebSocket) -> Result<(), wsflow::Error> {
