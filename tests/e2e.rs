@@ -784,6 +784,36 @@ fn close_codes_and_reasons_reach_the_other_side() {
     });
 }
 
+// Timeouts set to `Duration::MAX` mean "never" on both ends: connecting, the close handshake
+// and the server's shutdown still work (each deadline panicked on overflow before).
+#[test]
+fn timeouts_set_to_duration_max_mean_never() {
+    on_both_runtimes(|runtime| async move {
+        let never = Config::server()
+            .keepalive_interval(Duration::MAX)
+            .keepalive_grace_period(Duration::MAX)
+            .close_timeout(Duration::MAX);
+        let config = ServerConfig::default()
+            .handshake_timeout(Duration::MAX)
+            .connection(never);
+        let mut server = echo_server(runtime, config).await;
+        let url = format!("ws://{}/", server.local_addr());
+        let client = Client::new(
+            client_config(runtime)
+                .handshake_timeout(Duration::MAX)
+                .connection(Config::client().close_timeout(Duration::MAX)),
+        );
+        let (mut ws, accepted) = connect_and_accept(&mut server, &client, &url).await;
+        read_until_closed(runtime, accepted);
+        ws.send_text("still here").await.unwrap();
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+        let close = ws.closed().await;
+        assert!(close.was_clean, "{close:?}");
+        server.shut_down().await;
+        assert_eq!(server.connection_count(), 0);
+    });
+}
+
 #[test]
 fn shutdown_closes_connections_with_1001_and_answers_new_requests_503() {
     on_both_runtimes(|runtime| async move {

@@ -92,6 +92,14 @@ fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// `at + by`, or an instant a century away where that cannot be represented: a timeout set to
+/// `Duration::MAX` means "never", not a panic.
+fn later(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by)
+        .or_else(|| at.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(at)
+}
+
 /// Where the connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -680,18 +688,18 @@ impl Connection {
                 let drop = self.config.drop_connection_on_keepalive_timeout;
                 let since = self.quiet_since();
                 match self.keepalive_ping_sent {
-                    false if now >= since + interval => {
+                    false if now >= later(since, interval) => {
                         // Quiet for a whole interval: no reason to keep a read buffer.
                         self.release_read_buffer();
                         self.send_keepalive_ping();
                     }
-                    true if drop && now >= since + self.config.keepalive_grace_period => {
+                    true if drop && now >= later(since, self.config.keepalive_grace_period) => {
                         self.end_abnormally(
                             "Peer not responding.".to_owned(),
                             CloseInitiator::Local,
                         );
                     }
-                    true if !drop && now >= since + interval => {
+                    true if !drop && now >= later(since, interval) => {
                         self.send_keepalive_ping();
                     }
                     _ => {}
@@ -731,7 +739,7 @@ impl Connection {
     /// or the drain ends.
     #[inline]
     fn deadline(&self) -> Instant {
-        self.now + Duration::from_nanos(self.timer_nanos)
+        later(self.now, Duration::from_nanos(self.timer_nanos))
     }
 
     /// Sets the deadline of the phase just entered: the close timeout from `now`.
@@ -763,16 +771,14 @@ impl Connection {
     #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Open if self.config.keepalive => Some(
-                self.quiet_since()
-                    + if self.keepalive_ping_sent
-                        && self.config.drop_connection_on_keepalive_timeout
-                    {
-                        self.config.keepalive_grace_period
-                    } else {
-                        self.config.keepalive_interval
-                    },
-            ),
+            Phase::Open if self.config.keepalive => Some(later(
+                self.quiet_since(),
+                if self.keepalive_ping_sent && self.config.drop_connection_on_keepalive_timeout {
+                    self.config.keepalive_grace_period
+                } else {
+                    self.config.keepalive_interval
+                },
+            )),
             Phase::Open | Phase::Closed => None,
             Phase::Ending | Phase::TearingDown => Some(self.deadline()),
         }

@@ -456,6 +456,34 @@ fn keepalive_pings_an_idle_peer_and_drops_a_silent_one() {
     assert!(pair.server.poll_transmit().is_none());
 }
 
+// A timeout of `Duration::MAX` means "never": no instant arithmetic overflows (it panicked
+// in `poll_timeout` and `handle_timeout` before).
+#[test]
+fn timeouts_of_duration_max_never_fire_and_never_panic() {
+    for drop in [true, false] {
+        let never = Config::server()
+            .keepalive_interval(Duration::MAX)
+            .keepalive_grace_period(Duration::MAX)
+            .close_timeout(Duration::MAX)
+            .drop_connection_on_keepalive_timeout(drop);
+        let mut pair = Pair::with_configs(Config::client().close_timeout(Duration::MAX), never);
+        let far = pair.server.poll_timeout().unwrap();
+        assert!(far > pair.now + Duration::from_secs(50 * 365 * 24 * 3600));
+        pair.advance(Duration::from_secs(365 * 24 * 3600));
+        assert!(pair.server.is_connected());
+        assert!(pair.server.poll_transmit().is_none(), "no keepalive ping");
+        // The close handshake's deadline, for a peer that never answers.
+        pair.server
+            .close(CloseCode::NORMAL, None, pair.now)
+            .unwrap();
+        assert!(pair.server.poll_timeout().unwrap() > pair.now + Duration::from_secs(3600));
+        pair.advance(Duration::from_secs(365 * 24 * 3600));
+        assert!(!pair.server.is_closed());
+        let (_, server_events) = pair.run();
+        assert_eq!(closed(&server_events).unwrap().code, CloseCode::NORMAL);
+    }
+}
+
 #[test]
 fn any_incoming_byte_resets_the_keepalive() {
     let mut pair = Pair::new();

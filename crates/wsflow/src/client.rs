@@ -284,7 +284,7 @@ impl Client {
         let config = &self.config;
         let mut timer = config
             .runtime
-            .timer(Instant::now() + config.handshake_timeout);
+            .timer(runtime::deadline_in(config.handshake_timeout));
         let (mut io, peer_addr) = runtime::with_deadline(&mut *timer, self.open_stream(&url))
             .await
             .ok_or(Error::HandshakeTimeout(config.handshake_timeout))??;

@@ -18,7 +18,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use wsflow_core::{CloseCode, Connection, ConnectionState, Event, Frame, Message};
 
-use crate::runtime::{Runtime, Timer, Transport};
+use crate::runtime::{self, Runtime, Timer, Transport};
 use crate::websocket::PeerInfo;
 
 /// The most slices passed to one vectored write.
@@ -1228,7 +1228,7 @@ impl Driver {
                 .queues
                 .get_or_insert_default()
                 .shutdown_deadline
-                .get_or_insert_with(|| Instant::now() + close_timeout);
+                .get_or_insert_with(|| runtime::deadline_in(close_timeout));
             let runtime = self.runtime;
             let timer = self.timer.get_or_insert_with(|| runtime.timer(deadline));
             // A timer armed earlier fires early; polled again, it is armed for `deadline`.

@@ -315,13 +315,22 @@ pub(crate) async fn write_all_by(
 /// Writes an answer that ends the exchange (an HTTP error) and shuts the write half down,
 /// giving up on both after `timeout`. Gives the write's outcome; the shutdown's is ignored
 /// (the peer may be gone already).
+/// The instant `timeout` from now, or a century away where that cannot be represented: a
+/// timeout set to `Duration::MAX` means "never", not a panic.
+pub(crate) fn deadline_in(timeout: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 pub(crate) async fn answer_and_shut_down(
     io: &mut dyn Transport,
     answer: &[u8],
     runtime: Runtime,
     timeout: std::time::Duration,
 ) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_in(timeout);
     write_all_by(io, answer, runtime, deadline).await?;
     let mut timer = runtime.timer(deadline);
     let _ = with_deadline(&mut *timer, shutdown(io)).await;

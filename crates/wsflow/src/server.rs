@@ -479,8 +479,12 @@ impl Server {
         self.close_all_connections(CloseCode::GOING_AWAY);
         // Finish reading pending handshakes: they are answered 503 as they complete.
         while self.accept().await.is_some() {}
-        let deadline =
-            Instant::now() + self.config.connection.get_close_timeout() + Duration::from_secs(1);
+        let deadline = runtime::deadline_in(
+            self.config
+                .connection
+                .get_close_timeout()
+                .saturating_add(Duration::from_secs(1)),
+        );
         let mut timer = self.config.runtime.timer(deadline);
         let registry = self.registry.clone();
         poll_fn(move |cx| {
@@ -582,7 +586,7 @@ async fn read_request(
 ) -> Option<(UpgradeRequest, BytesMut, Box<dyn Transport>)> {
     let mut timer = config
         .runtime
-        .timer(Instant::now() + config.handshake_timeout);
+        .timer(runtime::deadline_in(config.handshake_timeout));
     #[cfg(feature = "rustls")]
     if let Some(tls) = &config.tls {
         // A peer that fails the TLS handshake, or is too slow with it, is dropped: there is
@@ -894,7 +898,7 @@ impl Request {
             }
         };
         let config = &self.parts.config;
-        let deadline = Instant::now() + config.handshake_timeout;
+        let deadline = runtime::deadline_in(config.handshake_timeout);
         runtime::write_all_by(&mut *self.parts.io, &response, config.runtime, deadline).await?;
         let negotiated = server_negotiated(
             &self.parts.config,
