@@ -43,7 +43,6 @@ use crate::websocket::{PeerInfo, Sender, WebSocket};
 /// let config = ServerConfig::default()
 ///     .max_received_message_size(16 << 20)
 ///     .handshake_timeout(Duration::from_secs(5))
-///     .auto_accept_connections(true)
 ///     .permessage_deflate(DeflateConfig::new().client_max_window_bits(12));
 /// # let _ = config;
 /// ```
@@ -56,7 +55,6 @@ pub struct ServerConfig {
     pub(crate) limits: RequestLimits,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_pending_handshakes: usize,
-    pub(crate) auto_accept_connections: bool,
     pub(crate) ignore_x_forwarded_for: bool,
     pub(crate) disable_nagle_algorithm: bool,
     pub(crate) runtime: Runtime,
@@ -72,7 +70,6 @@ impl Default for ServerConfig {
             limits: RequestLimits::default(),
             handshake_timeout: Duration::from_secs(10),
             max_pending_handshakes: 1024,
-            auto_accept_connections: false,
             ignore_x_forwarded_for: false,
             disable_nagle_algorithm: true,
             runtime: Runtime::default(),
@@ -164,13 +161,6 @@ impl ServerConfig {
     /// accepting sockets while that many are pending.
     pub fn max_pending_handshakes(mut self, count: usize) -> Self {
         self.max_pending_handshakes = count.max(1);
-        self
-    }
-
-    /// Accept every request with its first requested protocol (WebSocket-Node's
-    /// `autoAcceptConnections`); see [`Server::accept_connection`].
-    pub fn auto_accept_connections(mut self, auto: bool) -> Self {
-        self.auto_accept_connections = auto;
         self
     }
 
@@ -401,9 +391,10 @@ impl Server {
         poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
-    /// The next connection, accepting every request with its first requested protocol
-    /// (WebSocket-Node's `autoAcceptConnections`). Requests whose answer fails to write are
-    /// skipped. Not cancel-safe while a 101 answer is being written.
+    /// The next connection, accepting every request with its first requested protocol: what
+    /// WebSocket-Node's `autoAcceptConnections` option does, here a call rather than a
+    /// setting (use it instead of [`Server::accept`]). Requests whose answer fails to write
+    /// are skipped. Not cancel-safe while a 101 answer is being written.
     pub async fn accept_connection(&mut self) -> Option<WebSocket> {
         while let Some(request) = self.accept().await {
             let protocol = request.requested_protocols().first().cloned();
