@@ -973,6 +973,55 @@ fn frames_sent_right_after_the_101_are_not_lost() {
     });
 }
 
+/// A hand-written server that answers each of `answers` connections with a 101 carrying a
+/// 20 KiB cookie, the way some servers do.
+fn server_with_a_large_cookie(
+    answers: usize,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..answers {
+            let (mut socket, _) = listener.accept().unwrap();
+            let head = read_head(&mut socket);
+            let key = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let answer = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Set-Cookie: session={}\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                "c".repeat(20 * 1024),
+                wsflow::handshake::accept_key(&key)
+            );
+            // The client may hang up before taking it all.
+            let _ = socket.write_all(answer.as_bytes());
+            let _ = read_to_end(&mut socket);
+        }
+    });
+    (addr, server)
+}
+
+#[test]
+fn the_client_s_response_head_limit_is_configurable() {
+    on_both_runtimes(|runtime| async move {
+        let (addr, server) = server_with_a_large_cookie(2);
+        let url = format!("ws://{addr}/");
+        let err = client(runtime).connect(&url).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Handshake(e)
+                if matches!(**e, HandshakeError::ResponseHeadTooLarge { limit: 16384 })),
+            "{err:?}"
+        );
+        let roomy = Client::new(client_config(runtime).max_response_head_size(64 * 1024));
+        let ws = roomy.connect(&url).await.unwrap();
+        drop(ws);
+        blocking::unblock(move || server.join().unwrap()).await;
+    });
+}
+
 #[test]
 fn try_recv_hands_out_the_rest_of_a_burst_and_stops_before_anything_else() {
     on_both_runtimes(|runtime| async move {

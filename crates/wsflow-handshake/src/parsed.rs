@@ -108,4 +108,20 @@ impl HeadProgress {
             first_line_begun: false,
         }
     }
+
+    /// Whether `buf` holds the blank line that ends an HTTP head (after any empty lines
+    /// before the first line, which HTTP parsers skip), searching only what earlier calls
+    /// left: run a full HTTP parser on the buffer once this says yes. For heads this crate
+    /// does not parse itself, such as a proxy's answer to `CONNECT`.
+    ///
+    /// ```
+    /// use wsflow_handshake::HeadProgress;
+    ///
+    /// let mut progress = HeadProgress::new();
+    /// assert!(!progress.has_complete_head(b"\r\nHTTP/1.1 200 OK\r\n"));
+    /// assert!(progress.has_complete_head(b"\r\nHTTP/1.1 200 OK\r\n\r\n"));
+    /// ```
+    pub fn has_complete_head(&mut self, buf: &[u8]) -> bool {
+        crate::header::search_head(buf, usize::MAX, self) == crate::header::HeadSearch::BlankLine
+    }
 }

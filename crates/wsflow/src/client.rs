@@ -46,6 +46,8 @@ pub struct ClientConfig {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) version: u8,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) max_response_head_size: usize,
+    pub(crate) max_response_headers: usize,
     pub(crate) disable_nagle_algorithm: bool,
     pub(crate) runtime: Runtime,
     pub(crate) proxy: ProxyChoice,
@@ -74,6 +76,8 @@ impl Default for ClientConfig {
             headers: Vec::new(),
             version: 13,
             handshake_timeout: Duration::from_secs(30),
+            max_response_head_size: ClientOptions::DEFAULT_MAX_RESPONSE_HEAD_SIZE,
+            max_response_headers: ClientOptions::DEFAULT_MAX_RESPONSE_HEADERS,
             disable_nagle_algorithm: true,
             runtime: Runtime::default(),
             proxy: ProxyChoice::FromEnv,
@@ -159,6 +163,21 @@ impl ClientConfig {
         self
     }
 
+    /// The largest head of the server's answer accepted, in bytes (16 KiB by default): past
+    /// it, `connect` fails with [`HandshakeError::ResponseHeadTooLarge`](wsflow_handshake::HandshakeError::ResponseHeadTooLarge).
+    /// Raise it for a server that sends large cookies.
+    pub fn max_response_head_size(mut self, bytes: usize) -> Self {
+        self.max_response_head_size = bytes;
+        self
+    }
+
+    /// The most header lines accepted in the server's answer (64 by default): past it,
+    /// `connect` fails with [`HandshakeError::TooManyResponseHeaders`](wsflow_handshake::HandshakeError::TooManyResponseHeaders).
+    pub fn max_response_headers(mut self, count: usize) -> Self {
+        self.max_response_headers = count;
+        self
+    }
+
     /// Turn Nagle's algorithm off (default true).
     pub fn disable_nagle_algorithm(mut self, disable: bool) -> Self {
         self.disable_nagle_algorithm = disable;
@@ -223,7 +242,9 @@ impl ClientConfig {
     fn handshake_options(&self) -> ClientOptions {
         let mut options = ClientOptions::new()
             .protocols(self.protocols.iter().cloned())
-            .version(self.version);
+            .version(self.version)
+            .max_response_head_size(self.max_response_head_size)
+            .max_response_headers(self.max_response_headers);
         if let Some(origin) = &self.origin {
             options = options.origin(origin.clone());
         }
@@ -386,7 +407,7 @@ impl Client {
                 None => err.into(),
             })?;
         if let Some(proxy) = &proxy {
-            open_tunnel(&mut *io, proxy.handshake(url.host(), url.port())).await?;
+            open_tunnel(&mut *io, proxy.handshake(url.host(), url.port())?).await?;
         }
         #[cfg(feature = "rustls")]
         if url.is_secure() {

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use base64::Engine as _;
+use wsflow_handshake::HeadProgress;
 
 use crate::error::Error;
 
@@ -199,9 +200,15 @@ impl Proxy {
         self.port
     }
 
-    /// The tunnel handshake to `target_host:target_port` through this proxy.
-    pub(crate) fn handshake(&self, target_host: &str, target_port: u16) -> ProxyHandshake {
-        match self.kind {
+    /// The tunnel handshake to `target_host:target_port` through this proxy; fails before
+    /// anything is sent on what SOCKS5 cannot carry (names, usernames and passwords over 255
+    /// bytes).
+    pub(crate) fn handshake(
+        &self,
+        target_host: &str,
+        target_port: u16,
+    ) -> Result<ProxyHandshake, Error> {
+        Ok(match self.kind {
             ProxyKind::HttpConnect => {
                 let authority = if target_host.contains(':') {
                     format!("[{target_host}]:{target_port}")
@@ -219,12 +226,26 @@ impl Proxy {
                     state: State::HttpResponse,
                     to_send: request.into_bytes(),
                     received: Vec::new(),
+                    head: HeadProgress::new(),
                     target_host: target_host.to_owned(),
                     target_port,
                     credentials: self.credentials.clone(),
                 }
             }
             ProxyKind::Socks5 => {
+                if target_host.len() > 255 {
+                    return Err(proxy_error(format!(
+                        "SOCKS5 carries host names of at most 255 bytes; {target_host:?} has {}",
+                        target_host.len()
+                    )));
+                }
+                if let Some((user, password)) = &self.credentials
+                    && (user.len() > 255 || password.len() > 255)
+                {
+                    return Err(proxy_error(
+                        "SOCKS5 usernames and passwords take at most 255 bytes",
+                    ));
+                }
                 let to_send = if self.credentials.is_some() {
                     vec![5, 2, 0x00, 0x02]
                 } else {
@@ -234,12 +255,13 @@ impl Proxy {
                     state: State::SocksMethod,
                     to_send,
                     received: Vec::new(),
+                    head: HeadProgress::new(),
                     target_host: target_host.to_owned(),
                     target_port,
                     credentials: self.credentials.clone(),
                 }
             }
-        }
+        })
     }
 }
 
@@ -359,6 +381,8 @@ pub(crate) struct ProxyHandshake {
     state: State,
     to_send: Vec<u8>,
     received: Vec<u8>,
+    /// How far `received` has been searched for the end of the HTTP proxy's answer.
+    head: HeadProgress,
     target_host: String,
     target_port: u16,
     credentials: Option<(String, String)>,
@@ -366,6 +390,9 @@ pub(crate) struct ProxyHandshake {
 
 /// The largest proxy answer read before giving up.
 const MAX_ANSWER: usize = 16 * 1024;
+
+/// How much of an HTTP proxy's answer is parsed at every read while it is incomplete.
+const EARLY_CHECK_LEN: usize = 1024;
 
 impl ProxyHandshake {
     /// Bytes to write to the proxy now (empty when waiting for its answer).
@@ -405,6 +432,12 @@ impl ProxyHandshake {
     }
 
     fn http_response(&mut self) -> Result<bool, Error> {
+        // httparse runs over the whole answer: on the first KiB at each read, to fail at once
+        // on one that is not HTTP, and past it only once the answer can be complete, so an
+        // answer trickled in small reads is not parsed again and again.
+        if self.received.len() > EARLY_CHECK_LEN && !self.head.has_complete_head(&self.received) {
+            return Ok(false);
+        }
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
         let consumed = match response.parse(&self.received) {
@@ -455,11 +488,7 @@ impl ProxyHandshake {
         match (method, &self.credentials) {
             (0x00, _) => self.send_connect(),
             (0x02, Some((user, password))) => {
-                if user.len() > 255 || password.len() > 255 {
-                    return Err(proxy_error(
-                        "SOCKS5 usernames and passwords take at most 255 bytes",
-                    ));
-                }
+                // Both checked to fit a byte by `Proxy::handshake`.
                 let mut auth = vec![1, user.len() as u8];
                 auth.extend_from_slice(user.as_bytes());
                 auth.push(password.len() as u8);
@@ -489,8 +518,14 @@ impl ProxyHandshake {
         if self.received.len() < 2 {
             return Ok(false);
         }
-        let status = self.received[1];
+        let (version, status) = (self.received[0], self.received[1]);
         self.received.drain(..2);
+        if version != 1 {
+            return Err(proxy_error(format!(
+                "the SOCKS5 proxy answered the username and password with version {version}, \
+                 not 1"
+            )));
+        }
         if status != 0 {
             return Err(proxy_error(
                 "the SOCKS5 proxy refused the username and password",
@@ -513,9 +548,10 @@ impl ProxyHandshake {
             }
             Err(_) => {
                 let name = self.target_host.as_bytes();
+                // At most 255 bytes: checked by `Proxy::handshake`.
                 request.push(3);
-                request.push(name.len().min(255) as u8);
-                request.extend_from_slice(&name[..name.len().min(255)]);
+                request.push(name.len() as u8);
+                request.extend_from_slice(name);
             }
         }
         request.extend_from_slice(&self.target_port.to_be_bytes());
@@ -541,7 +577,13 @@ impl ProxyHandshake {
         if self.received.len() < total {
             return Ok(false);
         }
-        let reply = self.received[1];
+        let (version, reply, reserved) = (self.received[0], self.received[1], self.received[2]);
+        if version != 5 || reserved != 0 {
+            return Err(proxy_error(format!(
+                "the SOCKS5 proxy's answer to CONNECT is malformed (version {version}, reserved \
+                 byte {reserved})"
+            )));
+        }
         self.received.drain(..total);
         if reply != 0 {
             let why = match reply {
@@ -680,7 +722,7 @@ mod tests {
     fn http_connect_with_basic_auth() {
         let proxy =
             Proxy::new(ProxyKind::HttpConnect, "p", 3128).credentials("aladdin", "opensesame");
-        let mut handshake = proxy.handshake("example.com", 443);
+        let mut handshake = proxy.handshake("example.com", 443).unwrap();
         let request = String::from_utf8(handshake.take_to_send()).unwrap();
         assert!(
             request.starts_with("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n")
@@ -697,7 +739,7 @@ mod tests {
     #[test]
     fn http_connect_refusals_are_clear() {
         let proxy = Proxy::new(ProxyKind::HttpConnect, "p", 3128);
-        let mut handshake = proxy.handshake("::1", 80);
+        let mut handshake = proxy.handshake("::1", 80).unwrap();
         assert!(
             String::from_utf8(handshake.take_to_send())
                 .unwrap()
@@ -707,7 +749,7 @@ mod tests {
             .handle_received(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
             .unwrap_err();
         assert!(err.to_string().contains("requires credentials"), "{err}");
-        let mut handshake = proxy.handshake("x", 80);
+        let mut handshake = proxy.handshake("x", 80).unwrap();
         let err = handshake
             .handle_received(b"HTTP/1.1 403 Forbidden\r\n\r\n")
             .unwrap_err();
@@ -717,7 +759,7 @@ mod tests {
     #[test]
     fn socks5_with_and_without_credentials() {
         let proxy = Proxy::new(ProxyKind::Socks5, "p", 1080).credentials("u", "pw");
-        let mut handshake = proxy.handshake("example.com", 80);
+        let mut handshake = proxy.handshake("example.com", 80).unwrap();
         assert_eq!(handshake.take_to_send(), [5, 2, 0, 2]);
         handshake.handle_received(&[5, 2]).unwrap();
         assert_eq!(handshake.take_to_send(), [1, 1, b'u', 2, b'p', b'w']);
@@ -733,7 +775,7 @@ mod tests {
         assert!(handshake.is_open());
 
         let open = Proxy::new(ProxyKind::Socks5, "p", 1080);
-        let mut handshake = open.handshake("127.0.0.1", 9);
+        let mut handshake = open.handshake("127.0.0.1", 9).unwrap();
         assert_eq!(handshake.take_to_send(), [5, 1, 0]);
         handshake.handle_received(&[5, 0]).unwrap();
         assert_eq!(handshake.take_to_send(), [5, 1, 0, 1, 127, 0, 0, 1, 0, 9]);
@@ -746,7 +788,7 @@ mod tests {
     #[test]
     fn socks5_auth_failures_are_clear() {
         let proxy = Proxy::new(ProxyKind::Socks5, "p", 1080).credentials("u", "bad");
-        let mut handshake = proxy.handshake("x", 80);
+        let mut handshake = proxy.handshake("x", 80).unwrap();
         handshake.take_to_send();
         handshake.handle_received(&[5, 2]).unwrap();
         handshake.take_to_send();
@@ -756,8 +798,80 @@ mod tests {
                 .contains("refused the username and password"),
             "{err}"
         );
-        let mut handshake = Proxy::new(ProxyKind::Socks5, "p", 1080).handshake("x", 80);
+        let mut handshake = Proxy::new(ProxyKind::Socks5, "p", 1080)
+            .handshake("x", 80)
+            .unwrap();
         let err = handshake.handle_received(&[5, 0xff]).unwrap_err();
         assert!(err.to_string().contains("requires credentials"), "{err}");
+    }
+
+    #[test]
+    fn socks5_refuses_what_it_cannot_carry_before_sending_anything() {
+        let long = "a".repeat(256);
+        let err = Proxy::new(ProxyKind::Socks5, "p", 1080)
+            .handshake(&long, 80)
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 255 bytes"), "{err}");
+        // 255 bytes go whole (they were cut to 255 silently before, whatever the length).
+        let mut handshake = Proxy::new(ProxyKind::Socks5, "p", 1080)
+            .handshake(&long[..255], 80)
+            .unwrap();
+        handshake.take_to_send();
+        handshake.handle_received(&[5, 0]).unwrap();
+        let connect = handshake.take_to_send();
+        assert_eq!(&connect[..5], &[5, 1, 0, 3, 255]);
+        assert_eq!(connect.len(), 5 + 255 + 2);
+        let err = Proxy::new(ProxyKind::Socks5, "p", 1080)
+            .credentials("u", "p".repeat(256))
+            .handshake("x", 80)
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 255 bytes"), "{err}");
+    }
+
+    #[test]
+    fn socks5_answers_with_a_wrong_version_or_reserved_byte_are_refused() {
+        let proxy = Proxy::new(ProxyKind::Socks5, "p", 1080).credentials("u", "pw");
+        let mut handshake = proxy.handshake("x", 80).unwrap();
+        handshake.handle_received(&[5, 2]).unwrap();
+        let err = handshake.handle_received(&[5, 0]).unwrap_err();
+        assert!(err.to_string().contains("version 5, not 1"), "{err}");
+        for answer in [
+            [4, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+            [5, 0, 7, 1, 0, 0, 0, 0, 0, 0],
+        ] {
+            let mut handshake = Proxy::new(ProxyKind::Socks5, "p", 1080)
+                .handshake("x", 80)
+                .unwrap();
+            handshake.handle_received(&[5, 0]).unwrap();
+            let err = handshake.handle_received(&answer).unwrap_err();
+            assert!(err.to_string().contains("malformed"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_http_proxy_answer_trickled_byte_by_byte_opens_the_tunnel_and_garbage_fails_at_once() {
+        let mut answer = b"\r\nHTTP/1.1 200 Connection established\r\n".to_vec();
+        // Few long headers: at most 32 are taken.
+        while answer.len() < 15 * 1024 {
+            answer.extend_from_slice(format!("X-Filler: {}\r\n", "a".repeat(700)).as_bytes());
+        }
+        answer.extend_from_slice(b"\r\n");
+        let mut handshake = Proxy::new(ProxyKind::HttpConnect, "p", 3128)
+            .handshake("x", 80)
+            .unwrap();
+        for byte in &answer[..answer.len() - 1] {
+            handshake.handle_received(&[*byte]).unwrap();
+            assert!(!handshake.is_open());
+        }
+        handshake.handle_received(b"\n").unwrap();
+        assert!(handshake.is_open());
+        // Not HTTP: refused with the first bytes, not at the size limit.
+        let mut handshake = Proxy::new(ProxyKind::HttpConnect, "p", 3128)
+            .handshake("x", 80)
+            .unwrap();
+        let err = handshake
+            .handle_received(b"SSH-2.0-OpenSSH_9.2\r\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid answer"), "{err}");
     }
 }
