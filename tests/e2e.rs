@@ -814,6 +814,46 @@ fn timeouts_set_to_duration_max_mean_never() {
     });
 }
 
+// `close_all_connections` closes the live connections and refuses the requests pending then
+// with 503, and serves later ones (WebSocket-Node's `closeAllConnections`; every later request
+// was refused too before).
+#[test]
+fn close_all_connections_refuses_only_the_requests_pending_then() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        // WebSocket-Node's `config` property.
+        assert_eq!(server.config().get_runtime(), runtime);
+        assert_eq!(server.config().get_handshake_timeout(), Duration::from_secs(10));
+        let url = format!("ws://{}/", server.local_addr());
+        let (mut live, accepted) = connect_and_accept(&mut server, &client(runtime), &url).await;
+        read_until_closed(runtime, accepted);
+        // A request handed out and not answered yet.
+        let (connected_tx, connected_rx) = futures_channel::oneshot::channel();
+        let pending_url = url.clone();
+        spawn(runtime, async move {
+            let _ = connected_tx.send(client(runtime).connect(&pending_url).await);
+        });
+        let pending = server.next().await.unwrap();
+        server.close_all_connections(CloseCode::GOING_AWAY);
+        assert!(matches!(
+            pending.accept(None).await,
+            Err(Error::ShuttingDown)
+        ));
+        let refused = connected_rx.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&refused, Error::Handshake(e)
+                if matches!(**e, HandshakeError::UnexpectedStatus { status: 503, .. })),
+            "{refused:?}"
+        );
+        assert_eq!(live.closed().await.code, CloseCode::GOING_AWAY);
+        // A request that comes later is served.
+        let (mut later, accepted) = connect_and_accept(&mut server, &client(runtime), &url).await;
+        read_until_closed(runtime, accepted);
+        later.close(CloseCode::NORMAL, None).await.unwrap();
+        assert!(later.closed().await.was_clean);
+    });
+}
+
 #[test]
 fn shutdown_closes_connections_with_1001_and_answers_new_requests_503() {
     on_both_runtimes(|runtime| async move {

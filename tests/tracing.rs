@@ -44,8 +44,31 @@ fn connections_report_open_failure_and_close() {
             )
             .await
             .unwrap();
-            let url = format!("ws://{}/", server.local_addr());
+            let addr = server.local_addr();
+            let url = format!("ws://{addr}/");
             let client = client(Runtime::Tokio);
+            // A request that is not an upgrade: answered 400 by the server while it waits
+            // for a good one, and reported (WebSocket-Node's `upgradeError`).
+            let refused = std::thread::spawn(move || {
+                let mut raw = raw_client(addr);
+                raw.write_all(b"GET /chat HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    .unwrap();
+                read_head(&mut raw)
+            });
+            let waiting = async {
+                while !refused.is_finished() {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            };
+            // `accept` is cancel-safe: polled until the refused client has its answer.
+            let serving =
+                futures_util::future::select(Box::pin(server.accept()), Box::pin(waiting));
+            assert!(matches!(
+                serving.await,
+                futures_util::future::Either::Right(_)
+            ));
+            let head = refused.join().unwrap();
+            assert!(head.starts_with("HTTP/1.1 400"), "{head}");
             let connecting = client.connect(&url);
             let accepting = async { server.accept().await.unwrap().accept(None).await.unwrap() };
             let (ws, mut accepted) = futures_util::future::join(connecting, accepting).await;
@@ -57,6 +80,7 @@ fn connections_report_open_failure_and_close() {
             assert_eq!(server_close.code.as_u16(), 4001);
         });
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(log.matches("websocket upgrade refused").count(), 1, "{log}");
     assert_eq!(
         log.matches("websocket connection opened").count(),
         2,

@@ -181,6 +181,41 @@ impl ServerConfig {
         self.runtime = runtime;
         self
     }
+
+    /// The options of every accepted connection.
+    pub fn get_connection(&self) -> &Config {
+        &self.connection
+    }
+
+    /// The limits on the upgrade request's head.
+    pub fn get_request_limits(&self) -> &RequestLimits {
+        &self.limits
+    }
+
+    /// How long a client may take to send its upgrade request.
+    pub fn get_handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
+    /// How many upgrade requests may be read at once.
+    pub fn get_max_pending_handshakes(&self) -> usize {
+        self.max_pending_handshakes
+    }
+
+    /// Whether `X-Forwarded-For` is ignored.
+    pub fn get_ignore_x_forwarded_for(&self) -> bool {
+        self.ignore_x_forwarded_for
+    }
+
+    /// Whether Nagle's algorithm is off on accepted sockets.
+    pub fn get_disable_nagle_algorithm(&self) -> bool {
+        self.disable_nagle_algorithm
+    }
+
+    /// The runtime for sockets and timers.
+    pub fn get_runtime(&self) -> Runtime {
+        self.runtime
+    }
 }
 
 /// The live connections of a server, for listing, broadcasting and shutting down.
@@ -189,12 +224,22 @@ pub(crate) struct Registry {
     connections: Mutex<HashMap<u64, Sender>>,
     next_id: AtomicU64,
     shutting_down: AtomicBool,
+    /// How many times `close_all_connections` ran: a request that began before the latest
+    /// run is answered 503 (WebSocket-Node rejects the requests pending then, not later ones).
+    close_all_runs: AtomicU64,
     /// Upgrade requests read or being read, not yet accepted or rejected.
     pending: AtomicUsize,
     empty_waiters: Mutex<Vec<Waker>>,
 }
 
 impl Registry {
+    /// Whether a request that began when `close_all_runs` had this value is refused: the
+    /// server is shutting down, or closed all connections since.
+    fn refuses(&self, close_all_runs: u64) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+            || self.close_all_runs.load(Ordering::Acquire) != close_all_runs
+    }
+
     fn register(self: &Arc<Self>, sender: Sender) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(id, sender);
@@ -385,6 +430,23 @@ impl Server {
         self.local_addr
     }
 
+    /// The configuration the server was made with (WebSocket-Node's `config`).
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), wsflow::Error> {
+    /// use std::time::Duration;
+    /// use wsflow::{Server, ServerConfig};
+    ///
+    /// let config = ServerConfig::default().handshake_timeout(Duration::from_secs(3));
+    /// let server = Server::bind("127.0.0.1:0", config).await?;
+    /// assert_eq!(server.config().get_handshake_timeout(), Duration::from_secs(3));
+    /// assert_eq!(server.config().get_connection().get_max_received_frame_size(), 64 * 1024);
+    /// # Ok(()) }
+    /// ```
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
     /// The next upgrade request; `None` once the server stopped accepting and every pending
     /// handshake finished. Cancel-safe.
     pub async fn accept(&mut self) -> Option<Request> {
@@ -452,10 +514,12 @@ impl Server {
         self.listener = None;
     }
 
-    /// Closes every live connection with `code` and refuses pending and future requests with
-    /// 503 (WebSocket-Node's `closeAllConnections`, with 1001 in [`Server::shut_down`]).
+    /// Closes every live connection with `code` and refuses the requests pending now (being
+    /// read, or handed out and not yet accepted) with 503; later requests are served as
+    /// before (WebSocket-Node's `closeAllConnections`, with 1001 in [`Server::shut_down`],
+    /// which refuses later ones too).
     pub fn close_all_connections(&self, code: CloseCode) {
-        self.registry.shutting_down.store(true, Ordering::Release);
+        self.registry.close_all_runs.fetch_add(1, Ordering::AcqRel);
         for sender in self.registry.senders() {
             let _ = sender.close(code, None);
         }
@@ -467,6 +531,7 @@ impl Server {
     /// polled by their tasks for their close handshakes to run.
     pub async fn shut_down(&mut self) {
         self.unmount();
+        self.registry.shutting_down.store(true, Ordering::Release);
         self.close_all_connections(CloseCode::GOING_AWAY);
         // Finish reading pending handshakes: they are answered 503 as they complete.
         while self.accept().await.is_some() {}
@@ -501,8 +566,9 @@ impl Server {
         let registry = self.registry.clone();
         Box::pin(async move {
             let guard = PendingGuard::new(&registry);
-            let (upgrade, leftover, mut io) = read_request(io, &config).await?;
-            if registry.shutting_down.load(Ordering::Acquire) {
+            let close_all_runs = registry.close_all_runs.load(Ordering::Acquire);
+            let (upgrade, leftover, mut io) = read_request(io, peer, &config).await?;
+            if registry.refuses(close_all_runs) {
                 let response = reject_response(503, Some("Server is shutting down"), &[]);
                 let _ = answer_and_close(&mut *io, &response, &config).await;
                 return None;
@@ -514,6 +580,7 @@ impl Server {
                 peer,
                 config,
                 registry,
+                close_all_runs,
                 _pending: guard,
             }))
         })
@@ -570,9 +637,11 @@ impl Stream for Server {
     }
 }
 
-/// Reads and validates the upgrade request, answering errors and timeouts itself.
+/// Reads and validates the upgrade request, answering errors and timeouts itself (and
+/// reporting them as `tracing` events: WebSocket-Node's `upgradeError`).
 async fn read_request(
     mut io: Box<dyn Transport>,
+    peer: SocketAddr,
     config: &ServerConfig,
 ) -> Option<(UpgradeRequest, BytesMut, Box<dyn Transport>)> {
     let mut timer = config
@@ -619,6 +688,13 @@ async fn read_request(
         }
         Ok(None) => None,
         Err(error) => {
+            #[cfg(feature = "tracing")]
+            match &error {
+                Some(err) => tracing::debug!(%peer, error = %err, "websocket upgrade refused"),
+                None => tracing::debug!(%peer, "websocket upgrade timed out"),
+            }
+            #[cfg(not(feature = "tracing"))]
+            let _ = peer;
             let response = match error {
                 Some(err) => err.to_response(),
                 None => reject_response(408, Some("Handshake timed out"), &[]),
@@ -679,6 +755,8 @@ struct RequestParts {
     peer: SocketAddr,
     config: Arc<ServerConfig>,
     registry: Arc<Registry>,
+    /// `Registry::close_all_runs` when the request began.
+    close_all_runs: u64,
     _pending: PendingGuard,
 }
 
@@ -740,7 +818,7 @@ impl Request {
         let registry = Arc::new(Registry::default());
         let guard = PendingGuard::new(&registry);
         let config = Arc::new(config);
-        let (upgrade, leftover, io) = read_request(io, &config).await.ok_or_else(|| {
+        let (upgrade, leftover, io) = read_request(io, peer, &config).await.ok_or_else(|| {
             Error::Io(Arc::new(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "no valid upgrade request arrived (it was answered with an HTTP error)",
@@ -753,6 +831,7 @@ impl Request {
             peer,
             config,
             registry,
+            close_all_runs: 0,
             _pending: guard,
         }))
     }
@@ -872,7 +951,7 @@ impl Request {
     }
 
     async fn accept_in_place(mut self, mut options: AcceptOptions) -> Result<WebSocket, Error> {
-        if self.parts.registry.shutting_down.load(Ordering::Acquire) {
+        if self.parts.registry.refuses(self.parts.close_all_runs) {
             let _ = self.answer(503, Some("Server is shutting down"), &[]).await;
             return Err(Error::ShuttingDown);
         }
