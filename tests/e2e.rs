@@ -823,7 +823,10 @@ fn close_all_connections_refuses_only_the_requests_pending_then() {
         let mut server = echo_server(runtime, ServerConfig::default()).await;
         // WebSocket-Node's `config` property.
         assert_eq!(server.config().get_runtime(), runtime);
-        assert_eq!(server.config().get_handshake_timeout(), Duration::from_secs(10));
+        assert_eq!(
+            server.config().get_handshake_timeout(),
+            Duration::from_secs(10)
+        );
         let url = format!("ws://{}/", server.local_addr());
         let (mut live, accepted) = connect_and_accept(&mut server, &client(runtime), &url).await;
         read_until_closed(runtime, accepted);
@@ -851,6 +854,114 @@ fn close_all_connections_refuses_only_the_requests_pending_then() {
         read_until_closed(runtime, accepted);
         later.close(CloseCode::NORMAL, None).await.unwrap();
         assert!(later.closed().await.was_clean);
+    });
+}
+
+// A connection whose 101 is still being written when all connections are closed is closed
+// too, once registered (it was missed and outlived the shutdown before stop 34).
+#[test]
+fn a_connection_accepted_while_all_are_closed_is_closed_too() {
+    on_both_runtimes(|runtime| async move {
+        let config = ServerConfig::default()
+            .connection(Config::server().close_timeout(Duration::from_millis(200)));
+        let mut server = echo_server(runtime, config).await;
+        let addr = server.local_addr();
+        // A client that sends its request, then reads nothing until told to.
+        let (read_tx, read_rx) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            let mut raw = raw_client(addr);
+            raw.write_all(UPGRADE.as_bytes()).unwrap();
+            read_rx.recv().unwrap();
+            read_to_end(&mut raw)
+        });
+        let request = server.next().await.unwrap();
+        // A 101 far larger than the socket buffers: its write waits for the client.
+        let big = "x".repeat(32 << 20);
+        let (accepted_tx, accepted_rx) = futures_channel::oneshot::channel();
+        spawn(runtime, async move {
+            let accepting =
+                request.accept_with(wsflow::handshake::AcceptOptions::new().header("X-Big", &big));
+            let mut ws = accepting.await.unwrap();
+            // Read until the close goes out and the connection ends.
+            let close = ws.closed().await;
+            let _ = accepted_tx.send(close);
+        });
+        sleep(runtime, Duration::from_millis(200)).await;
+        server.close_all_connections(CloseCode::from(4000));
+        read_tx.send(()).unwrap();
+        // The raw client never answers the close: it ends by the close timeout.
+        let close = accepted_rx.await.unwrap();
+        assert_eq!(close.initiator, CloseInitiator::Local, "{close:?}");
+        let wire = blocking::unblock(move || peer.join().unwrap()).await;
+        // After the head, the server's close frame with the code.
+        let head_end = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert_eq!(&wire[head_end..head_end + 4], &[0x88, 0x02, 0x0f, 0xa0]);
+    });
+}
+
+// Shutdown is bounded by the close timeout plus a second, however slow the pending
+// handshakes are (it waited for each to finish or time out before stop 34).
+#[test]
+fn shutdown_does_not_wait_for_a_silent_handshake() {
+    on_both_runtimes(|runtime| async move {
+        let config = ServerConfig::default()
+            .handshake_timeout(Duration::from_secs(600))
+            .connection(Config::server().close_timeout(Duration::from_millis(200)));
+        let mut server = echo_server(runtime, config).await;
+        let addr = server.local_addr();
+        let silent = std::thread::spawn(move || {
+            let mut raw = raw_client(addr);
+            raw.write_all(&UPGRADE.as_bytes()[..20]).unwrap();
+            read_to_end(&mut raw)
+        });
+        while server.pending_requests() < 1 {
+            let accepting = futures_util::future::select(
+                server.next(),
+                Box::pin(sleep(runtime, Duration::from_millis(5))),
+            )
+            .await;
+            assert!(matches!(accepting, futures_util::future::Either::Right(_)));
+        }
+        let finished = {
+            let shutting_down = futures_util::future::select(
+                Box::pin(server.shut_down()),
+                // Far more than the 1.2 s it may take, far less than the 20 s after which
+                // the silent client gives up by itself (its read timeout).
+                Box::pin(sleep(runtime, Duration::from_secs(10))),
+            )
+            .await;
+            matches!(shutting_down, futures_util::future::Either::Left(_))
+        };
+        assert!(finished, "shut_down waited for the silent handshake");
+        assert_eq!(server.pending_requests(), 0);
+        // Its socket was closed without an answer.
+        let answer = blocking::unblock(move || silent.join().unwrap()).await;
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    });
+}
+
+// Empty messages count against the high-water mark (with their smallest header), so a
+// sender cannot queue them without bound for a connection nothing polls.
+#[test]
+fn empty_messages_count_against_the_high_water_mark() {
+    on_both_runtimes(|runtime| async move {
+        let mut server = echo_server(runtime, ServerConfig::default()).await;
+        let url = format!("ws://{}/", server.local_addr());
+        let (_ws, accepted) = connect_and_accept(&mut server, &client(runtime), &url).await;
+        let sender = accepted.sender();
+        let mut queued = 0usize;
+        let refused = loop {
+            match sender.try_send(Message::binary(Vec::new())) {
+                Ok(()) => queued += 1,
+                Err(err) => break err,
+            }
+            assert!(
+                queued <= 1 << 20,
+                "{queued} empty messages queued, none refused"
+            );
+        };
+        assert!(matches!(refused, Error::BufferFull { .. }), "{refused:?}");
+        assert_eq!(queued, (1 << 20) / 2 + 1);
     });
 }
 

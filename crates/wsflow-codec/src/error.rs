@@ -69,8 +69,12 @@ pub enum ProtocolError {
     /// A text message or a close reason was not valid UTF-8.
     InvalidUtf8,
     /// An extension rejected the frame (for example RSV1 on a continuation frame under
-    /// permessage-deflate, or a payload that does not inflate).
+    /// permessage-deflate).
     Extension(&'static str),
+    /// A compressed message's payload does not decompress (permessage-deflate data that is
+    /// corrupt, or data after the final block): 1007, the message's data is inconsistent,
+    /// as Node's `ws` answers it.
+    InvalidCompressedData(&'static str),
 }
 
 impl ProtocolError {
@@ -89,7 +93,7 @@ impl ProtocolError {
         match self {
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
             Self::TooManyFragments { .. } => CloseCode::POLICY_VIOLATION,
-            Self::InvalidUtf8 => CloseCode::INVALID_DATA,
+            Self::InvalidUtf8 | Self::InvalidCompressedData(_) => CloseCode::INVALID_DATA,
             Self::ReservedOpcode(_)
             | Self::ReservedBitsSet(_)
             | Self::ControlFrameTooLong(_)
@@ -134,7 +138,7 @@ impl ProtocolError {
             Self::InvalidCloseLength => "Close frame with a 1-byte payload.",
             Self::InvalidCloseCode(_) => "Invalid close status code.",
             Self::InvalidUtf8 => "Invalid UTF-8 Data Received",
-            Self::Extension(reason) => reason,
+            Self::Extension(reason) | Self::InvalidCompressedData(reason) => reason,
         }
     }
 }
@@ -189,6 +193,7 @@ impl fmt::Display for ProtocolError {
             }
             Self::InvalidUtf8 => f.write_str("peer sent text that is not valid UTF-8"),
             Self::Extension(reason) => write!(f, "extension error: {reason}"),
+            Self::InvalidCompressedData(reason) => write!(f, "invalid compressed data: {reason}"),
         }
     }
 }

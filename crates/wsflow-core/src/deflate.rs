@@ -28,7 +28,8 @@ const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 const RSV1: u8 = 0b100;
 /// The first output space given to the inflater for a message, at least.
 const MIN_INFLATE_STEP: usize = 256;
-const INVALID_DATA: ProtocolError = ProtocolError::Extension("Invalid permessage-deflate data.");
+const INVALID_DATA: ProtocolError =
+    ProtocolError::InvalidCompressedData("Invalid permessage-deflate data.");
 
 /// The options of permessage-deflate (RFC 7692): the four parameters of the handshake, the
 /// compression level and the size below which messages are sent uncompressed.
@@ -459,7 +460,7 @@ impl PerMessageDeflate {
             if status == Status::StreamEnd {
                 self.stream_ended = true;
                 if !input.is_empty() && !trailer {
-                    return Err(ProtocolError::Extension(
+                    return Err(ProtocolError::InvalidCompressedData(
                         "Data after the final permessage-deflate block.",
                     ));
                 }
@@ -557,7 +558,7 @@ impl Extension for PerMessageDeflate {
         self.received_data |= !payload.is_empty();
         if self.stream_ended {
             if !payload.is_empty() {
-                return Err(ProtocolError::Extension(
+                return Err(ProtocolError::InvalidCompressedData(
                     "Data after the final permessage-deflate block.",
                 ));
             }
@@ -972,13 +973,20 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_data_is_a_protocol_error() {
+    fn corrupt_data_fails_with_1007() {
         let (_, mut server) = pair(&DeflateConfig::new());
         let mut out = Vec::new();
         // BTYPE 11 is reserved.
+        let err = server.decode(&[0xff, 0xff, 0xff], true, &mut out, 100);
         assert_eq!(
-            server.decode(&[0xff, 0xff, 0xff], true, &mut out, 100),
-            Err(ProtocolError::Extension("Invalid permessage-deflate data."))
+            err,
+            Err(ProtocolError::InvalidCompressedData(
+                "Invalid permessage-deflate data."
+            ))
+        );
+        assert_eq!(
+            err.unwrap_err().close_code(),
+            wsflow_codec::CloseCode::INVALID_DATA
         );
     }
 

@@ -36,8 +36,9 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The header of a control frame a server sends (a client's adds a 4-byte mask key).
-const CONTROL_HEADER_LEN: usize = 2;
+/// The smallest frame header, that of a short frame a server sends (a client's adds a 4-byte
+/// mask key).
+const MIN_HEADER_LEN: usize = 2;
 
 /// A request from a [`crate::Sender`] (or the server's broadcast) to the connection's driver.
 #[derive(Debug)]
@@ -53,16 +54,17 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// The bytes the command queues, counted against the send high-water mark: a message's
-    /// payload, and a ping's or pong's with its two-byte header, so that even empty ones
-    /// count and a sender pinging a connection that cannot write reaches the mark.
+    /// The bytes the command queues, counted against the send high-water mark: a frame's
+    /// payload with the smallest header, so that even empty messages and pings count and a
+    /// sender that floods a connection that cannot write with them reaches the mark.
     pub(crate) fn weight(&self) -> usize {
-        match self {
-            Self::Send(message) | Self::SendUncompressed(message) => message.len(),
-            Self::Frame(frame) => frame.payload.len(),
-            Self::Ping(payload) | Self::Pong(payload) => CONTROL_HEADER_LEN + payload.len(),
-            Self::Close(..) | Self::Drop(..) => 0,
-        }
+        MIN_HEADER_LEN
+            + match self {
+                Self::Send(message) | Self::SendUncompressed(message) => message.len(),
+                Self::Frame(frame) => frame.payload.len(),
+                Self::Ping(payload) | Self::Pong(payload) => payload.len(),
+                Self::Close(..) | Self::Drop(..) => return 0,
+            }
     }
 }
 
@@ -2260,10 +2262,12 @@ mod tests {
         let driver = quiet_driver(Quiet::taking_all().0, Runtime::default());
         let shared = driver.shared.clone();
         for message in [Message::text("hello"), Message::binary(vec![0; 1000])] {
-            shared.add_queued(message.len());
-            shared.push_command(Command::Send(message)).unwrap();
+            let command = Command::Send(message);
+            shared.add_queued(command.weight());
+            shared.push_command(command).unwrap();
         }
-        assert_eq!(shared.pending_bytes(), 1005);
+        // Each payload with the smallest header.
+        assert_eq!(shared.pending_bytes(), 1005 + 2 * 2);
         drop(driver);
         assert_eq!(shared.pending_bytes(), 0);
         assert!(shared.closed.load(Ordering::SeqCst));

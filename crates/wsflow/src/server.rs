@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -227,6 +227,9 @@ pub(crate) struct Registry {
     /// How many times `close_all_connections` ran: a request that began before the latest
     /// run is answered 503 (WebSocket-Node rejects the requests pending then, not later ones).
     close_all_runs: AtomicU64,
+    /// The close code of the latest `close_all_connections`, for a connection whose 101 was
+    /// being written while it ran (see `Request::accept_in_place`).
+    close_all_code: AtomicU16,
     /// Upgrade requests read or being read, not yet accepted or rejected.
     pending: AtomicUsize,
     empty_waiters: Mutex<Vec<Waker>>,
@@ -519,6 +522,9 @@ impl Server {
     /// before (WebSocket-Node's `closeAllConnections`, with 1001 in [`Server::shut_down`],
     /// which refuses later ones too).
     pub fn close_all_connections(&self, code: CloseCode) {
+        self.registry
+            .close_all_code
+            .store(code.as_u16(), Ordering::Release);
         self.registry.close_all_runs.fetch_add(1, Ordering::AcqRel);
         for sender in self.registry.senders() {
             let _ = sender.close(code, None);
@@ -533,8 +539,8 @@ impl Server {
         self.unmount();
         self.registry.shutting_down.store(true, Ordering::Release);
         self.close_all_connections(CloseCode::GOING_AWAY);
-        // Finish reading pending handshakes: they are answered 503 as they complete.
-        while self.accept().await.is_some() {}
+        // One deadline for all of it: a client slow with its request or its 503 does not
+        // stretch the shutdown.
         let deadline = runtime::deadline_in(
             self.config
                 .connection
@@ -542,6 +548,15 @@ impl Server {
                 .saturating_add(Duration::from_secs(1)),
         );
         let mut timer = self.config.runtime.timer(deadline);
+        // Finish reading pending handshakes: they are answered 503 as they complete. Those
+        // still pending at the deadline are dropped, their sockets closed.
+        let draining = async { while self.accept().await.is_some() {} };
+        if runtime::with_deadline(&mut *timer, draining)
+            .await
+            .is_none()
+        {
+            self.handshakes.clear();
+        }
         let registry = self.registry.clone();
         poll_fn(move |cx| {
             if registry.lock().is_empty() || timer.poll_elapsed(cx).is_ready() {
@@ -989,11 +1004,22 @@ impl Request {
             io,
             config,
             registry,
+            close_all_runs,
             ..
         } = *self.parts;
         let mut ws = WebSocket::new(conn, io, config.runtime, info, None);
         let registration = registry.register(ws.sender());
         ws.set_registration(registration);
+        if registry.refuses(close_all_runs) {
+            // All connections were closed while the 101 was written, perhaps before this
+            // one was registered: it is closed as they were.
+            let code = match registry.close_all_code.load(Ordering::Acquire) {
+                // `shut_down` sets its flag just before it closes all with 1001.
+                0 => CloseCode::GOING_AWAY,
+                code => CloseCode::from(code),
+            };
+            let _ = ws.sender().close(code, None);
+        }
         Ok(ws)
     }
 
