@@ -29,6 +29,9 @@ const SMALL_READ_BUFFER: usize = 2 * MIN_READ_CHUNK;
 /// The most unprocessed input [`Connection::read_buffer`] copies to offer the next read a
 /// whole chunk; past it, the read takes the room the buffer has (see there).
 const MAX_COPY_FOR_CHUNK: usize = 2 * MIN_READ_CHUNK;
+/// How much room [`Connection::read_buffer`] makes for the rest of a frame per byte of it
+/// (header included) that has arrived.
+const RESERVED_PER_BYTE_RECEIVED: usize = 64;
 
 /// What the handshake settled, handed to [`Connection::new`].
 ///
@@ -420,7 +423,17 @@ impl Connection {
     /// [`Connection::handle_read`]. It is empty whenever it is handed out.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
         self.reclaim_spare_capacity();
-        let needed = self.decoder.bytes_needed(&self.pending);
+        // Room for the rest of the frame in progress, in proportion to what has come of it:
+        // a peer that declares a large frame and trickles it gets room for 64 times what it
+        // sent (or one read chunk), not the size it declared (a 14-byte header made room for
+        // a whole 64 KiB frame before); a frame whose first read brought any real part of it
+        // gets all its room at once, as before.
+        let needed = self.decoder.bytes_needed(&self.pending).min(
+            self.pending
+                .len()
+                .saturating_mul(RESERVED_PER_BYTE_RECEIVED)
+                .max(self.read_chunk()),
+        );
         let spare = self.rx.capacity() - self.rx.len();
         let target = needed.saturating_add(1024).max(self.read_chunk()).min(
             self.config

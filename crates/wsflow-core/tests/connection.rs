@@ -1360,6 +1360,37 @@ fn the_read_buffer_grows_for_bulk_reads_and_shrinks_back_when_traffic_is_small()
 }
 
 #[test]
+fn a_frame_trickled_gets_room_in_proportion_to_what_arrived_not_to_what_it_declares() {
+    let now = std::time::Instant::now();
+    let mut server = Connection::new(
+        Role::Server,
+        Config::server(),
+        Negotiated::new(),
+        BytesMut::new(),
+        now,
+    );
+    // A 64,000-byte frame (the limit is 64 KiB): its 8-byte header first, then a byte at a
+    // time.
+    let frame = client_frame(Frame::new(OpCode::Binary, vec![3u8; 64_000]));
+    let mut most = 0;
+    for (end, byte) in frame.iter().enumerate() {
+        let buf = server.read_buffer();
+        most = most.max(buf.capacity());
+        buf.extend_from_slice(&[*byte]);
+        server.handle_read(now);
+        // At most 64 times what arrived, give or take a couple of small chunks (it was the
+        // whole frame, 65 KiB, from the header on).
+        let bound = 64 * (end + 1) + 8 * 1024;
+        assert!(
+            most <= bound,
+            "{most} bytes of room after {} bytes",
+            end + 1
+        );
+    }
+    assert_eq!(messages(&drain_events(&mut server)).len(), 1);
+}
+
+#[test]
 fn a_long_frame_read_in_pieces_is_not_copied_read_after_read() {
     // 256 KiB messages one after another, read in pieces of at most 16 KiB (less when the
     // buffer offers less, as a socket's read takes), with events taken after each read as a
