@@ -428,13 +428,22 @@ impl Connection {
         // sent (or one read chunk), not the size it declared (a 14-byte header made room for
         // a whole 64 KiB frame before); a frame whose first read brought any real part of it
         // gets all its room at once, as before.
-        let needed = self.decoder.bytes_needed(&self.pending).min(
-            self.pending
-                .len()
-                .saturating_mul(RESERVED_PER_BYTE_RECEIVED)
-                .max(self.read_chunk()),
-        );
+        let rest = self.decoder.bytes_needed(&self.pending);
+        let room_allowed = self
+            .pending
+            .len()
+            .saturating_mul(RESERVED_PER_BYTE_RECEIVED)
+            .max(self.read_chunk());
+        let needed = rest.min(room_allowed);
         let spare = self.rx.capacity() - self.rx.len();
+        // Held to less than the frame needs, the buffer grows again only once less than half
+        // its room is left, so the frame so far has about doubled: a trickled frame is copied
+        // a few times, not at every read.
+        let short_of_room = if rest > room_allowed {
+            spare < needed / 2
+        } else {
+            spare < needed.max(1)
+        };
         let target = needed.saturating_add(1024).max(self.read_chunk()).min(
             self.config
                 .max_received_frame_size
@@ -444,13 +453,13 @@ impl Connection {
             // A buffer grown for a burst of large reads, now more than the reads need: give
             // it back, so quiet connections hold little memory.
             self.rx = BytesMut::with_capacity(target);
-        } else if spare < needed.max(1)
+        } else if short_of_room
             || (spare < self.read_chunk() && self.pending.len() <= MAX_COPY_FOR_CHUNK)
         {
             // A read is offered a whole chunk: reads capped by a small leftover of spare
             // capacity would split the peer's bursts over more system calls. But not at the
             // price of copying a long frame in progress: its buffer was sized for the whole
-            // frame when its header came, so the read gets the rest of the frame, which is
+            // frame once its header and a first part came, so the read gets the rest of the frame, which is
             // what the peer is sending; copying the frame to offer more took a copy of up to
             // the whole frame per read near its end (a 256 KiB message read in 16 KiB pieces
             // took 2.4 times as long as in 64 KiB ones, most of it copying and fresh pages).

@@ -1391,6 +1391,46 @@ fn a_frame_trickled_gets_room_in_proportion_to_what_arrived_not_to_what_it_decla
 }
 
 #[test]
+fn a_large_frame_arriving_slowly_is_copied_a_few_times_not_at_every_read() {
+    let now = std::time::Instant::now();
+    // A 4 MiB frame in 1,448-byte pieces (one TCP segment each), or in 16-byte ones.
+    for piece in [1448, 16] {
+        // A fresh connection: its buffer starts small.
+        let mut server = Connection::new(
+            Role::Server,
+            Config::server()
+                .max_received_frame_size(4 << 20)
+                .max_received_message_size(4 << 20),
+            Negotiated::new(),
+            BytesMut::new(),
+            now,
+        );
+        let frame = client_frame(Frame::new(OpCode::Binary, vec![4u8; 4 << 20]));
+        let (mut moves, mut next_at) = (0, 0);
+        let mut wire = &frame[..];
+        while !wire.is_empty() {
+            let buf = server.read_buffer();
+            let n = (buf.capacity() - buf.len()).min(piece).min(wire.len());
+            assert!(n > 0, "no room offered");
+            let at = buf.as_ptr() as usize + buf.len();
+            moves += usize::from(at != next_at);
+            buf.extend_from_slice(&wire[..n]);
+            wire = &wire[n..];
+            next_at = at + n;
+            server.handle_read(now);
+        }
+        assert_eq!(messages(&drain_events(&mut server)).len(), 1);
+        // Room doubles as the frame does: about log2(64 KiB / 2 KiB) moves before the room
+        // allowed covers the frame (it moved at nearly every read until then, while the room
+        // was held to 64 times what had come).
+        assert!(
+            moves <= 12,
+            "pieces of {piece}: the input moved {moves} times"
+        );
+    }
+}
+
+#[test]
 fn a_long_frame_read_in_pieces_is_not_copied_read_after_read() {
     // 256 KiB messages one after another, read in pieces of at most 16 KiB (less when the
     // buffer offers less, as a socket's read takes), with events taken after each read as a

@@ -2292,8 +2292,9 @@ mod tests {
         driver.conn.send(message()).unwrap();
         assert!(flush(&mut driver, 0).is_pending());
         // A sender's message comes behind it while the flush waits.
-        shared.add_queued(1000);
-        shared.push_command(Command::Send(message())).unwrap();
+        let command = Command::Send(message());
+        shared.add_queued(command.weight());
+        shared.push_command(command).unwrap();
         assert!(flush(&mut driver, 1000).is_pending());
         assert_eq!(driver.conn.buffered_amount(), 4 + 1004);
         assert!(flush(&mut driver, 4).is_ready());

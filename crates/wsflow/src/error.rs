@@ -40,7 +40,8 @@ pub enum Error {
     HandshakeTimeout(Duration),
     /// The URL asks for something this build cannot do (`wss://` without the TLS feature).
     Unsupported(String),
-    /// The server is shutting down: new connections are refused with 503.
+    /// The request was refused with 503: the server is shutting down, or closed all its
+    /// connections after the request came ([`Server::close_all_connections`](crate::Server::close_all_connections)).
     ShuttingDown,
     /// The send buffer is above its high-water mark and the sender is set to fail fast.
     BufferFull {

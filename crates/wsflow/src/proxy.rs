@@ -518,14 +518,10 @@ impl ProxyHandshake {
         if self.received.len() < 2 {
             return Ok(false);
         }
-        let (version, status) = (self.received[0], self.received[1]);
+        // The first byte is the sub-negotiation's version, 1, but some proxies answer 5:
+        // ignored, as curl does.
+        let status = self.received[1];
         self.received.drain(..2);
-        if version != 1 {
-            return Err(proxy_error(format!(
-                "the SOCKS5 proxy answered the username and password with version {version}, \
-                 not 1"
-            )));
-        }
         if status != 0 {
             return Err(proxy_error(
                 "the SOCKS5 proxy refused the username and password",
@@ -577,11 +573,11 @@ impl ProxyHandshake {
         if self.received.len() < total {
             return Ok(false);
         }
-        let (version, reply, reserved) = (self.received[0], self.received[1], self.received[2]);
-        if version != 5 || reserved != 0 {
+        // The reserved byte is not checked, as curl does not.
+        let (version, reply) = (self.received[0], self.received[1]);
+        if version != 5 {
             return Err(proxy_error(format!(
-                "the SOCKS5 proxy's answer to CONNECT is malformed (version {version}, reserved \
-                 byte {reserved})"
+                "the SOCKS5 proxy's answer to CONNECT is malformed (version {version}, not 5)"
             )));
         }
         self.received.drain(..total);
@@ -829,23 +825,25 @@ mod tests {
     }
 
     #[test]
-    fn socks5_answers_with_a_wrong_version_or_reserved_byte_are_refused() {
+    fn socks5_answers_to_connect_with_a_wrong_version_are_refused() {
+        // The username and password answer's version byte is not checked (some proxies
+        // answer 5, not 1), nor the reserved byte of the answer to CONNECT, as with curl.
         let proxy = Proxy::new(ProxyKind::Socks5, "p", 1080).credentials("u", "pw");
         let mut handshake = proxy.handshake("x", 80).unwrap();
         handshake.handle_received(&[5, 2]).unwrap();
-        let err = handshake.handle_received(&[5, 0]).unwrap_err();
-        assert!(err.to_string().contains("version 5, not 1"), "{err}");
-        for answer in [
-            [4, 0, 0, 1, 0, 0, 0, 0, 0, 0],
-            [5, 0, 7, 1, 0, 0, 0, 0, 0, 0],
-        ] {
-            let mut handshake = Proxy::new(ProxyKind::Socks5, "p", 1080)
-                .handshake("x", 80)
-                .unwrap();
-            handshake.handle_received(&[5, 0]).unwrap();
-            let err = handshake.handle_received(&answer).unwrap_err();
-            assert!(err.to_string().contains("malformed"), "{err}");
-        }
+        handshake.handle_received(&[5, 0]).unwrap();
+        handshake
+            .handle_received(&[5, 0, 7, 1, 0, 0, 0, 0, 0, 0])
+            .unwrap();
+        assert!(handshake.is_open());
+        let mut handshake = Proxy::new(ProxyKind::Socks5, "p", 1080)
+            .handshake("x", 80)
+            .unwrap();
+        handshake.handle_received(&[5, 0]).unwrap();
+        let err = handshake
+            .handle_received(&[4, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+            .unwrap_err();
+        assert!(err.to_string().contains("version 4, not 5"), "{err}");
     }
 
     #[test]

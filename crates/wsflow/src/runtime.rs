@@ -312,9 +312,6 @@ pub(crate) async fn write_all_by(
     .await
 }
 
-/// Writes an answer that ends the exchange (an HTTP error) and shuts the write half down,
-/// giving up on both after `timeout`. Gives the write's outcome; the shutdown's is ignored
-/// (the peer may be gone already).
 /// The instant `timeout` from now, or a century away where that cannot be represented: a
 /// timeout set to `Duration::MAX` means "never", not a panic.
 pub(crate) fn deadline_in(timeout: std::time::Duration) -> Instant {
@@ -324,6 +321,9 @@ pub(crate) fn deadline_in(timeout: std::time::Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// Writes an answer that ends the exchange (an HTTP error) and shuts the write half down,
+/// giving up on both after `timeout`. Gives the write's outcome; the shutdown's is ignored
+/// (the peer may be gone already).
 pub(crate) async fn answer_and_shut_down(
     io: &mut dyn Transport,
     answer: &[u8],

@@ -532,9 +532,10 @@ impl Server {
     }
 
     /// Graceful shutdown (WebSocket-Node's `shutDown`): stops accepting, answers pending
-    /// requests with 503, closes every connection with 1001 "going away", and waits until
-    /// they are gone (at most the close timeout plus a second). Connections must still be
-    /// polled by their tasks for their close handshakes to run.
+    /// requests with 503 (and any later one), closes every connection with 1001 "going
+    /// away", and waits until they are gone, all of it within the close timeout plus a
+    /// second: handshakes still pending then are dropped unanswered. Connections must still
+    /// be polled by their tasks for their close handshakes to run.
     pub async fn shut_down(&mut self) {
         self.unmount();
         self.registry.shutting_down.store(true, Ordering::Release);
@@ -579,9 +580,11 @@ impl Server {
     fn start_handshake(&self, io: Box<dyn Transport>, peer: SocketAddr) -> Handshake {
         let config = self.config.clone();
         let registry = self.registry.clone();
+        // Counted from the accept, not from the handshake's first poll: a close of all
+        // connections in between refuses it, and `pending_requests` counts it.
+        let guard = PendingGuard::new(&registry);
+        let close_all_runs = registry.close_all_runs.load(Ordering::Acquire);
         Box::pin(async move {
-            let guard = PendingGuard::new(&registry);
-            let close_all_runs = registry.close_all_runs.load(Ordering::Acquire);
             let (upgrade, leftover, mut io) = read_request(io, peer, &config).await?;
             if registry.refuses(close_all_runs) {
                 let response = reject_response(503, Some("Server is shutting down"), &[]);
@@ -1013,10 +1016,11 @@ impl Request {
         if registry.refuses(close_all_runs) {
             // All connections were closed while the 101 was written, perhaps before this
             // one was registered: it is closed as they were.
-            let code = match registry.close_all_code.load(Ordering::Acquire) {
+            let code = if registry.shutting_down.load(Ordering::Acquire) {
                 // `shut_down` sets its flag just before it closes all with 1001.
-                0 => CloseCode::GOING_AWAY,
-                code => CloseCode::from(code),
+                CloseCode::GOING_AWAY
+            } else {
+                CloseCode::from(registry.close_all_code.load(Ordering::Acquire))
             };
             let _ = ws.sender().close(code, None);
         }
