@@ -163,7 +163,16 @@ fn router_dispatches_by_path_and_protocol() {
             ("/rooms/*", Some("*"), "rooms"),
         ] {
             router.mount(path, protocol, move |routed| async move {
-                if let Ok(mut ws) = routed.accept().await {
+                let accepted = if name == "rooms" {
+                    // The matched protocol replaces the one in the options.
+                    let options = wsflow::handshake::AcceptOptions::new()
+                        .protocol(Some("ignored"))
+                        .header("X-Room", "7");
+                    routed.accept_with(options).await
+                } else {
+                    routed.accept().await
+                };
+                if let Ok(mut ws) = accepted {
                     let _ = ws.send_text(name).await;
                     ws.closed().await;
                 }
@@ -198,8 +207,8 @@ fn router_dispatches_by_path_and_protocol() {
             ("chat-plain".to_owned(), None)
         );
         assert_eq!(
-            first_message("/rooms/7", vec!["anything"]).await.unwrap().0,
-            "rooms"
+            first_message("/rooms/7", vec!["anything"]).await.unwrap(),
+            ("rooms".to_owned(), Some("anything".to_owned()))
         );
         let err = first_message("/nowhere", vec![]).await.unwrap_err();
         assert!(

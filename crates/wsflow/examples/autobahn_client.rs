@@ -2,7 +2,7 @@
 //! one by echoing every message, then asks the server to write its reports.
 //!
 //! ```sh
-//! cargo run --release -p wsflow --example autobahn_client -- ws://127.0.0.1:9001 [--runtime tokio|async-std] [--agent NAME] [--deflate]
+//! cargo run --release -p wsflow --features async-std --example autobahn_client -- ws://127.0.0.1:9001 [--runtime tokio|async-std] [--agent NAME] [--deflate]
 //! ```
 //!
 //! With `--deflate`, offers permessage-deflate (RFC 7692) as `permessage-deflate;

@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Every message a browser sends (JSON `{"name", "text"}`) goes to everyone in the room;
-//! joins and leaves are announced. Prints `listening on http://ADDR/` once it accepts
-//! connections.
+//! joins and leaves are announced. Prints `listening on http://ADDR/  (open it in two browser
+//! windows)` once it accepts connections.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod support;

@@ -2,9 +2,9 @@
 //! message received as a line.
 //!
 //! ```sh
-//! cargo run --release -p wsflow --example client -- ws://127.0.0.1:9001/ [--protocol P]... [--runtime tokio|async-std]
-//! cargo run --release -p wsflow --features rustls --example client -- wss://localhost:9001/ --ca CA.pem
-//! cargo run --release -p wsflow --example client -- ws://example.com/ --proxy socks5://user:pass@127.0.0.1:1080
+//! cargo run --release -p wsflow --features async-std --example client -- ws://127.0.0.1:9001/ [--protocol P]... [--runtime tokio|async-std]
+//! cargo run --release -p wsflow --features async-std,rustls --example client -- wss://localhost:9001/ --ca CA.pem
+//! cargo run --release -p wsflow --features async-std --example client -- ws://example.com/ --proxy socks5://user:pass@127.0.0.1:1080
 //! ```
 //!
 //! `--ca CA.pem` trusts that certificate authority for `wss://` besides the webpki roots

@@ -1,8 +1,8 @@
 //! An echo server: every message comes back with its type.
 //!
 //! ```sh
-//! cargo run --release -p wsflow --example echo_server -- --listen 127.0.0.1:9001 [--runtime tokio|async-std] [--deflate [--no-context-takeover]]
-//! cargo run --release -p wsflow --features rustls --example echo_server -- --cert CHAIN.pem --key KEY.pem
+//! cargo run --release -p wsflow --features async-std --example echo_server -- --listen 127.0.0.1:9001 [--runtime tokio|async-std] [--deflate [--no-context-takeover]]
+//! cargo run --release -p wsflow --features async-std,rustls --example echo_server -- --cert CHAIN.pem --key KEY.pem
 //! ```
 //!
 //! Prints `listening on ws://ADDR` once it accepts connections (`wss://ADDR` with `--cert` and

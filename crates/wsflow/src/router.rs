@@ -5,6 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use wsflow_handshake::AcceptOptions;
+
 use crate::error::Error;
 use crate::server::Request;
 use crate::websocket::WebSocket;
@@ -94,6 +96,14 @@ impl RoutedRequest {
         self.request.accept(self.protocol.as_deref()).await
     }
 
+    /// Accepts with the matched subprotocol and `options` for the rest of the 101 answer
+    /// (cookies, extra headers: WebSocket-Node's `accept(origin, cookies)`); the subprotocol
+    /// set in `options` is replaced by the matched one.
+    pub async fn accept_with(self, options: AcceptOptions) -> Result<WebSocket, Error> {
+        let options = options.protocol(self.protocol.as_deref());
+        self.request.accept_with(options).await
+    }
+
     /// Rejects with `status` and an optional reason.
     pub async fn reject(self, status: u16, reason: Option<&str>) -> Result<(), Error> {
         self.request.reject(status, reason).await
@@ -151,18 +161,32 @@ impl Router {
     }
 
     /// Routes requests for `path` (exact, `*`, or a pattern with `*`) asking for `protocol`
-    /// (`None`: no subprotocol; `Some("*")`: any) to `handler`.
+    /// (`None` or `Some("")`: no subprotocol; `Some("*")`: any) to `handler`.
+    ///
+    /// Paths are matched against the request's path without its query, as the client sent
+    /// it: still percent-encoded (`/caf%C3%A9`, not `/café`), and `..` is not resolved. A
+    /// `*` in a path matches any run of characters (in WebSocket-Node it is a literal
+    /// character, and regular expressions are accepted instead). Mounting the same path and
+    /// protocol again replaces the handler (WebSocket-Node throws).
     pub fn mount<F, Fut>(&mut self, path: &str, protocol: Option<&str>, handler: F)
     where
         F: Fn(RoutedRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.routes.push(Route {
+        let route = Route {
             path: PathPattern::parse(path),
             path_source: path.to_owned(),
             protocol: Self::protocol_pattern(protocol),
             handler: Arc::new(move |request| Box::pin(handler(request))),
-        });
+        };
+        match self
+            .routes
+            .iter_mut()
+            .find(|old| old.path_source == route.path_source && old.protocol == route.protocol)
+        {
+            Some(old) => *old = route,
+            None => self.routes.push(route),
+        }
     }
 
     /// Removes the routes mounted with exactly this path and protocol; returns how many.
@@ -176,7 +200,7 @@ impl Router {
 
     fn protocol_pattern(protocol: Option<&str>) -> ProtocolPattern {
         match protocol {
-            None => ProtocolPattern::None,
+            None | Some("") => ProtocolPattern::None,
             Some("*") => ProtocolPattern::Any,
             Some(name) => ProtocolPattern::Named(name.to_ascii_lowercase()),
         }
@@ -241,5 +265,20 @@ mod tests {
         assert!(!events.matches("/api/v1/events/more"));
         assert!(!events.matches("/api/events"));
         assert!(PathPattern::parse("*.ws").matches("/a/b.ws"));
+    }
+
+    #[test]
+    fn mounting_a_path_and_protocol_again_replaces_the_handler() {
+        let mut router = Router::new();
+        router.mount("/chat", Some("Chat"), |_| async {});
+        router.mount("/chat", Some(""), |_| async {});
+        router.mount("/chat", Some("chat"), |_| async {});
+        router.mount("/chat", None, |_| async {});
+        // One route for "chat" (names are compared lower-cased), one for no protocol
+        // (`Some("")` is none).
+        assert_eq!(router.routes.len(), 2);
+        assert_eq!(router.unmount("/chat", Some("CHAT")), 1);
+        assert_eq!(router.unmount("/chat", None), 1);
+        assert!(router.routes.is_empty());
     }
 }
