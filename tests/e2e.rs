@@ -1036,6 +1036,58 @@ fn shutdown_closes_connections_with_1001_and_answers_new_requests_503() {
     });
 }
 
+// With a limit per address, one client holding sockets open without finishing its requests
+// gets its further sockets closed at once, and its slots back as its handshakes end.
+#[test]
+fn pending_handshakes_per_ip_are_limited() {
+    on_both_runtimes(|runtime| async move {
+        let config = ServerConfig::default().max_pending_handshakes_per_ip(2);
+        assert_eq!(config.get_max_pending_handshakes_per_ip(), Some(2));
+        let mut server = echo_server(runtime, config).await;
+        let addr = server.local_addr();
+        let url = format!("ws://{addr}/");
+        // Polls the server (nothing completes) until `done` says so.
+        async fn serve_until(
+            server: &mut Server,
+            runtime: Runtime,
+            done: impl Fn(&Server) -> bool,
+        ) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !done(server) {
+                assert!(std::time::Instant::now() < deadline, "timed out");
+                let accepting = futures_util::future::select(
+                    server.next(),
+                    Box::pin(sleep(runtime, Duration::from_millis(5))),
+                )
+                .await;
+                assert!(matches!(accepting, futures_util::future::Either::Right(_)));
+            }
+        }
+        let mut silent: Vec<_> = (0..2)
+            .map(|_| {
+                let mut raw = raw_client(addr);
+                raw.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+                raw
+            })
+            .collect();
+        serve_until(&mut server, runtime, |s| s.pending_requests() == 2).await;
+        // A third socket from the same address is closed without an answer.
+        let mut third = raw_client(addr);
+        third.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        let refused = std::thread::spawn(move || read_to_end(&mut third));
+        serve_until(&mut server, runtime, |_| refused.is_finished()).await;
+        assert!(refused.join().unwrap().is_empty());
+        assert_eq!(server.pending_requests(), 2);
+        // One silent client leaves: its slot is free again, and a real client connects.
+        drop(silent.pop());
+        serve_until(&mut server, runtime, |s| s.pending_requests() == 1).await;
+        let (mut ws, accepted) = connect_and_accept(&mut server, &client(runtime), &url).await;
+        read_until_closed(runtime, accepted);
+        ws.close(CloseCode::NORMAL, None).await.unwrap();
+        assert!(ws.closed().await.was_clean);
+    });
+}
+
 #[test]
 fn slow_handshakes_are_dropped_without_affecting_others() {
     on_both_runtimes(|runtime| async move {

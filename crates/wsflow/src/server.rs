@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +55,7 @@ pub struct ServerConfig {
     pub(crate) limits: RequestLimits,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_pending_handshakes: usize,
+    pub(crate) max_pending_handshakes_per_ip: Option<usize>,
     pub(crate) ignore_x_forwarded_for: bool,
     pub(crate) disable_nagle_algorithm: bool,
     pub(crate) runtime: Runtime,
@@ -70,6 +71,7 @@ impl Default for ServerConfig {
             limits: RequestLimits::default(),
             handshake_timeout: Duration::from_secs(10),
             max_pending_handshakes: 1024,
+            max_pending_handshakes_per_ip: None,
             ignore_x_forwarded_for: false,
             disable_nagle_algorithm: true,
             runtime: Runtime::default(),
@@ -164,6 +166,17 @@ impl ServerConfig {
         self
     }
 
+    /// How many upgrade requests one IP address may have being read at once (default: no
+    /// limit of its own). Past it, the server closes that address's new sockets at once, so
+    /// one client holding sockets open without finishing its requests cannot take every slot
+    /// of [`ServerConfig::max_pending_handshakes`] and stop the server accepting others.
+    /// Leave it unset behind a reverse proxy, where every client comes from the proxy's
+    /// address.
+    pub fn max_pending_handshakes_per_ip(mut self, count: usize) -> Self {
+        self.max_pending_handshakes_per_ip = Some(count.max(1));
+        self
+    }
+
     /// Ignore `X-Forwarded-For` when working out the remote address.
     pub fn ignore_x_forwarded_for(mut self, ignore: bool) -> Self {
         self.ignore_x_forwarded_for = ignore;
@@ -202,6 +215,11 @@ impl ServerConfig {
         self.max_pending_handshakes
     }
 
+    /// How many upgrade requests one IP address may have being read at once, if limited.
+    pub fn get_max_pending_handshakes_per_ip(&self) -> Option<usize> {
+        self.max_pending_handshakes_per_ip
+    }
+
     /// Whether `X-Forwarded-For` is ignored.
     pub fn get_ignore_x_forwarded_for(&self) -> bool {
         self.ignore_x_forwarded_for
@@ -230,6 +248,8 @@ pub(crate) struct Registry {
     /// The close code of the latest `close_all_connections`, for a connection whose 101 was
     /// being written while it ran (see `Request::accept_in_place`).
     close_all_code: AtomicU16,
+    /// Upgrade requests being read, by address, when addresses are limited.
+    reading_by_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Upgrade requests read or being read, not yet accepted or rejected.
     pending: AtomicUsize,
     empty_waiters: Mutex<Vec<Waker>>,
@@ -307,6 +327,48 @@ impl Drop for Registration {
                     .unwrap_or_else(|e| e.into_inner()),
             );
             waiters.into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
+/// Counts a request being read against its address's limit
+/// ([`ServerConfig::max_pending_handshakes_per_ip`]) until it has been read.
+struct ReadingSlot {
+    registry: Arc<Registry>,
+    ip: IpAddr,
+}
+
+impl ReadingSlot {
+    /// Takes a slot for `ip`, unless it has `limit` already.
+    fn take(registry: &Arc<Registry>, ip: IpAddr, limit: usize) -> Option<Self> {
+        let mut reading = registry
+            .reading_by_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let count = reading.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            registry: registry.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ReadingSlot {
+    fn drop(&mut self) {
+        let mut reading = self
+            .registry
+            .reading_by_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = reading.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                reading.remove(&self.ip);
+            }
         }
     }
 }
@@ -577,7 +639,12 @@ impl Server {
         .await;
     }
 
-    fn start_handshake(&self, io: Box<dyn Transport>, peer: SocketAddr) -> Handshake {
+    fn start_handshake(
+        &self,
+        io: Box<dyn Transport>,
+        peer: SocketAddr,
+        slot: Option<ReadingSlot>,
+    ) -> Handshake {
         let config = self.config.clone();
         let registry = self.registry.clone();
         // Counted from the accept, not from the handshake's first poll: a close of all
@@ -585,7 +652,9 @@ impl Server {
         let guard = PendingGuard::new(&registry);
         let close_all_runs = registry.close_all_runs.load(Ordering::Acquire);
         Box::pin(async move {
-            let (upgrade, leftover, mut io) = read_request(io, peer, &config).await?;
+            let read = read_request(io, peer, &config).await;
+            drop(slot);
+            let (upgrade, leftover, mut io) = read?;
             if registry.refuses(close_all_runs) {
                 let response = reject_response(503, Some("Server is shutting down"), &[]);
                 let _ = answer_and_close(&mut *io, &response, &config).await;
@@ -624,7 +693,17 @@ impl Stream for Server {
                 while this.handshakes.len() < this.config.max_pending_handshakes {
                     match listener.poll_accept(cx) {
                         Poll::Ready(Ok((io, peer))) => {
-                            let handshake = this.start_handshake(io, peer);
+                            let slot = match this.config.max_pending_handshakes_per_ip {
+                                None => None,
+                                Some(limit) => {
+                                    match ReadingSlot::take(&this.registry, peer.ip(), limit) {
+                                        Some(slot) => Some(slot),
+                                        // Over its address's limit: closed at once.
+                                        None => continue,
+                                    }
+                                }
+                            };
+                            let handshake = this.start_handshake(io, peer, slot);
                             this.handshakes.push(handshake);
                             accepted = true;
                         }
