@@ -167,7 +167,8 @@ impl Router {
     /// it: still percent-encoded (`/caf%C3%A9`, not `/café`), and `..` is not resolved. A
     /// `*` in a path matches any run of characters (in WebSocket-Node it is a literal
     /// character, and regular expressions are accepted instead). Mounting the same path and
-    /// protocol again replaces the handler (WebSocket-Node throws).
+    /// protocol again replaces the handler, in the route's place in mount order
+    /// (WebSocket-Node throws).
     pub fn mount<F, Fut>(&mut self, path: &str, protocol: Option<&str>, handler: F)
     where
         F: Fn(RoutedRequest) -> Fut + Send + Sync + 'static,

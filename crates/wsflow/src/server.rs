@@ -166,12 +166,14 @@ impl ServerConfig {
         self
     }
 
-    /// How many upgrade requests one IP address may have being read at once (default: no
-    /// limit of its own). Past it, the server closes that address's new sockets at once, so
-    /// one client holding sockets open without finishing its requests cannot take every slot
-    /// of [`ServerConfig::max_pending_handshakes`] and stop the server accepting others.
-    /// Leave it unset behind a reverse proxy, where every client comes from the proxy's
-    /// address.
+    /// How many upgrade requests one IP address may have being read or answered with an
+    /// error at once (default: no limit of its own; 0 counts as 1). Past it, the server
+    /// closes that address's new sockets at once, so one client holding sockets open without
+    /// finishing its requests cannot take every slot of
+    /// [`ServerConfig::max_pending_handshakes`] and stop the server accepting others. IPv6
+    /// addresses count by their /64 network (what one client usually holds), IPv4-mapped
+    /// ones as IPv4. Leave it unset behind a reverse proxy, where every client comes from
+    /// the proxy's address.
     pub fn max_pending_handshakes_per_ip(mut self, count: usize) -> Self {
         self.max_pending_handshakes_per_ip = Some(count.max(1));
         self
@@ -332,15 +334,27 @@ impl Drop for Registration {
 }
 
 /// Counts a request being read against its address's limit
-/// ([`ServerConfig::max_pending_handshakes_per_ip`]) until it has been read.
+/// ([`ServerConfig::max_pending_handshakes_per_ip`]) until it has been read (or answered
+/// with an error).
 struct ReadingSlot {
     registry: Arc<Registry>,
     ip: IpAddr,
 }
 
+/// How many sockets over their address's limit one poll of the server closes before it
+/// lets the handshakes and other tasks run.
+const MAX_REFUSED_PER_POLL: usize = 64;
+
 impl ReadingSlot {
-    /// Takes a slot for `ip`, unless it has `limit` already.
+    /// Takes a slot for `ip`'s client (IPv6 by /64, IPv4-mapped as IPv4), unless it has
+    /// `limit` already.
     fn take(registry: &Arc<Registry>, ip: IpAddr, limit: usize) -> Option<Self> {
+        let ip = match ip.to_canonical() {
+            IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !u128::from(u64::MAX),
+            )),
+            v4 => v4,
+        };
         let mut reading = registry
             .reading_by_ip
             .lock()
@@ -682,6 +696,7 @@ impl Stream for Server {
         loop {
             // Take new sockets while there is room for their handshakes.
             let mut accepted = false;
+            let mut refused = 0;
             if let Some(backoff) = &mut this.accept_backoff
                 && backoff.poll_elapsed(cx).is_ready()
             {
@@ -698,8 +713,23 @@ impl Stream for Server {
                                 Some(limit) => {
                                     match ReadingSlot::take(&this.registry, peer.ip(), limit) {
                                         Some(slot) => Some(slot),
-                                        // Over its address's limit: closed at once.
-                                        None => continue,
+                                        // Over its address's limit: closed at once. A
+                                        // flood of them does not keep this poll accepting
+                                        // for ever: past a few, it lets the rest run.
+                                        None => {
+                                            #[cfg(feature = "tracing")]
+                                            tracing::debug!(
+                                                %peer,
+                                                "websocket socket closed: its address has \
+                                                 max_pending_handshakes_per_ip requests pending"
+                                            );
+                                            refused += 1;
+                                            if refused == MAX_REFUSED_PER_POLL {
+                                                cx.waker().wake_by_ref();
+                                                break;
+                                            }
+                                            continue;
+                                        }
                                     }
                                 }
                             };
@@ -1266,6 +1296,24 @@ mod tests {
     use super::*;
     #[cfg(feature = "tokio")]
     use crate::ClientConfig;
+
+    #[test]
+    fn reading_slots_count_ipv6_by_64_and_mapped_ipv4_as_ipv4() {
+        let registry = Arc::new(Registry::default());
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let first = ReadingSlot::take(&registry, ip("2001:db8::1"), 2).unwrap();
+        let second = ReadingSlot::take(&registry, ip("2001:db8::ffff:2"), 2).unwrap();
+        // A third address of the same /64 is over the limit; another /64 is not.
+        assert!(ReadingSlot::take(&registry, ip("2001:db8::3"), 2).is_none());
+        let other = ReadingSlot::take(&registry, ip("2001:db8:0:1::1"), 2).unwrap();
+        let v4 = ReadingSlot::take(&registry, ip("192.0.2.1"), 1).unwrap();
+        assert!(ReadingSlot::take(&registry, ip("::ffff:192.0.2.1"), 1).is_none());
+        drop(first);
+        let again = ReadingSlot::take(&registry, ip("2001:db8::9"), 2).unwrap();
+        drop((second, other, v4, again));
+        // Every count gone with its slots.
+        assert!(registry.reading_by_ip.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn deflate_options_become_handshake_parameters() {
