@@ -16,6 +16,21 @@ use wsflow::{
     Message, Router, Runtime, Server, ServerConfig, WebSocket,
 };
 
+/// Polls `server`, which must yield no request, until `done` says so (at most 10 s): its
+/// handshakes are read and answered meanwhile.
+async fn serve_until(server: &mut Server, runtime: Runtime, done: impl Fn(&Server) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done(server) {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        let accepting = futures_util::future::select(
+            server.next(),
+            Box::pin(sleep(runtime, Duration::from_millis(5))),
+        )
+        .await;
+        assert!(matches!(accepting, futures_util::future::Either::Right(_)));
+    }
+}
+
 async fn echo_server(runtime: Runtime, config: ServerConfig) -> Server {
     Server::bind("127.0.0.1:0", config.runtime(runtime))
         .await
@@ -923,14 +938,7 @@ fn shutdown_does_not_wait_for_a_silent_handshake() {
             raw.write_all(&UPGRADE.as_bytes()[..20]).unwrap();
             read_to_end(&mut raw)
         });
-        while server.pending_requests() < 1 {
-            let accepting = futures_util::future::select(
-                server.next(),
-                Box::pin(sleep(runtime, Duration::from_millis(5))),
-            )
-            .await;
-            assert!(matches!(accepting, futures_util::future::Either::Right(_)));
-        }
+        serve_until(&mut server, runtime, |s| s.pending_requests() == 1).await;
         let finished = {
             let shutting_down = futures_util::future::select(
                 Box::pin(server.shut_down()),
@@ -1046,23 +1054,6 @@ fn pending_handshakes_per_ip_are_limited() {
         let mut server = echo_server(runtime, config).await;
         let addr = server.local_addr();
         let url = format!("ws://{addr}/");
-        // Polls the server (nothing completes) until `done` says so.
-        async fn serve_until(
-            server: &mut Server,
-            runtime: Runtime,
-            done: impl Fn(&Server) -> bool,
-        ) {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while !done(server) {
-                assert!(std::time::Instant::now() < deadline, "timed out");
-                let accepting = futures_util::future::select(
-                    server.next(),
-                    Box::pin(sleep(runtime, Duration::from_millis(5))),
-                )
-                .await;
-                assert!(matches!(accepting, futures_util::future::Either::Right(_)));
-            }
-        }
         let mut silent: Vec<_> = (0..2)
             .map(|_| {
                 let mut raw = raw_client(addr);

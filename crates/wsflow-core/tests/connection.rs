@@ -1359,6 +1359,32 @@ fn the_read_buffer_grows_for_bulk_reads_and_shrinks_back_when_traffic_is_small()
     );
 }
 
+/// Feeds `wire` to `conn` in reads of at most `piece` bytes (less when the buffer offers
+/// less, as a socket's read takes), calling `after_read` after each; returns how many reads
+/// did not land right behind the one before (the input moved to a new buffer).
+fn read_in_pieces_counting_moves(
+    conn: &mut Connection,
+    mut wire: &[u8],
+    piece: usize,
+    now: std::time::Instant,
+    mut after_read: impl FnMut(&mut Connection),
+) -> usize {
+    let (mut moves, mut next_at) = (0, 0);
+    while !wire.is_empty() {
+        let buf = conn.read_buffer();
+        let n = (buf.capacity() - buf.len()).min(piece).min(wire.len());
+        assert!(n > 0, "no room offered");
+        let at = buf.as_ptr() as usize + buf.len();
+        moves += usize::from(at != next_at);
+        buf.extend_from_slice(&wire[..n]);
+        wire = &wire[n..];
+        next_at = at + n;
+        conn.handle_read(now);
+        after_read(conn);
+    }
+    moves
+}
+
 #[test]
 fn a_frame_trickled_gets_room_in_proportion_to_what_arrived_not_to_what_it_declares() {
     let now = std::time::Instant::now();
@@ -1406,19 +1432,7 @@ fn a_large_frame_arriving_slowly_is_copied_a_few_times_not_at_every_read() {
             now,
         );
         let frame = client_frame(Frame::new(OpCode::Binary, vec![4u8; 4 << 20]));
-        let (mut moves, mut next_at) = (0, 0);
-        let mut wire = &frame[..];
-        while !wire.is_empty() {
-            let buf = server.read_buffer();
-            let n = (buf.capacity() - buf.len()).min(piece).min(wire.len());
-            assert!(n > 0, "no room offered");
-            let at = buf.as_ptr() as usize + buf.len();
-            moves += usize::from(at != next_at);
-            buf.extend_from_slice(&wire[..n]);
-            wire = &wire[n..];
-            next_at = at + n;
-            server.handle_read(now);
-        }
+        let moves = read_in_pieces_counting_moves(&mut server, &frame, piece, now, |_| {});
         assert_eq!(messages(&drain_events(&mut server)).len(), 1);
         // Room doubles as the frame does: about log2(64 KiB / 2 KiB) moves before the room
         // allowed covers the frame (it moved at nearly every read until then, while the room
@@ -1449,21 +1463,12 @@ fn a_long_frame_read_in_pieces_is_not_copied_read_after_read() {
         );
         let mut received = Vec::new();
         for round in 0..4 {
-            let (mut moves, mut next_at) = (0, 0);
-            let mut wire = &frame[..];
-            while !wire.is_empty() {
-                let buf = server.read_buffer();
-                let n = (buf.capacity() - buf.len()).min(16 * 1024).min(wire.len());
-                let at = buf.as_ptr() as usize + buf.len();
-                moves += usize::from(at != next_at);
-                buf.extend_from_slice(&wire[..n]);
-                wire = &wire[n..];
-                next_at = at + n;
-                server.handle_read(now);
-                if poll_each_read {
-                    received.extend(messages(&drain_events(&mut server)));
-                }
-            }
+            let moves =
+                read_in_pieces_counting_moves(&mut server, &frame, 16 * 1024, now, |server| {
+                    if poll_each_read {
+                        received.extend(messages(&drain_events(server)));
+                    }
+                });
             received.extend(messages(&drain_events(&mut server)));
             assert_eq!(received.len(), round + 1);
             // The first read, and the one after the header, when the buffer is sized for

@@ -322,10 +322,14 @@ fn kept_size(event: &Event) -> usize {
 }
 
 impl Queues {
-    /// Places the marks that waited for held pings and pongs at the end of the output, now
-    /// that they are in it (or were dropped by the close).
-    fn place_marks_after_held(&mut self, output_len: usize) {
-        let end = self.written + output_len as u64;
+    /// Places the marks that waited for held pings and pongs at the end of `conn`'s output,
+    /// once none are held any more (they are in it, or were dropped by the close).
+    #[inline]
+    fn place_marks_after_held(&mut self, conn: &Connection) {
+        if !self.marks_after_held || conn.holds_control() {
+            return;
+        }
+        let end = self.written + conn.buffered_amount() as u64;
         for mark in &mut self.flush_marks {
             if mark.end == AFTER_HELD {
                 mark.end = end;
@@ -1050,12 +1054,9 @@ impl Driver {
         let Some(mut taken) = taken else {
             return false;
         };
-        if let Some(queues) = &mut self.queues
-            && queues.marks_after_held
-            && !self.conn.holds_control()
-        {
+        if let Some(queues) = &mut self.queues {
             // Before this batch's bytes, which the earlier batches do not wait for.
-            queues.place_marks_after_held(self.conn.buffered_amount());
+            queues.place_marks_after_held(&self.conn);
         }
         let applied = !taken.is_empty();
         let count = taken.len() as u64;
@@ -1091,10 +1092,8 @@ impl Driver {
                 queues.marks_after_held = true;
                 AFTER_HELD
             } else {
-                if queues.marks_after_held {
-                    // The held frames were dropped by a close in this batch.
-                    queues.place_marks_after_held(self.conn.buffered_amount());
-                }
+                // Held frames a close in this batch dropped.
+                queues.place_marks_after_held(&self.conn);
                 queues.written + self.conn.buffered_amount() as u64
             };
             queues.flush_marks.push_back(FlushMark {
@@ -1184,9 +1183,7 @@ impl Driver {
                 .store(self.conn.buffered_amount(), Ordering::SeqCst);
             if let Some(queues) = &mut self.queues {
                 queues.written += wrote as u64;
-                if queues.marks_after_held && !self.conn.holds_control() {
-                    queues.place_marks_after_held(self.conn.buffered_amount());
-                }
+                queues.place_marks_after_held(&self.conn);
                 if let Some(flushed) = queues.settle_flush_marks() {
                     self.shared.flushed.store(flushed, Ordering::SeqCst);
                 }
@@ -2262,9 +2259,7 @@ mod tests {
         let driver = quiet_driver(Quiet::taking_all().0, Runtime::default());
         let shared = driver.shared.clone();
         for message in [Message::text("hello"), Message::binary(vec![0; 1000])] {
-            let command = Command::Send(message);
-            shared.add_queued(command.weight());
-            shared.push_command(command).unwrap();
+            queue_as_sender(&shared, Command::Send(message));
         }
         // Each payload with the smallest header.
         assert_eq!(shared.pending_bytes(), 1005 + 2 * 2);
@@ -2292,9 +2287,7 @@ mod tests {
         driver.conn.send(message()).unwrap();
         assert!(flush(&mut driver, 0).is_pending());
         // A sender's message comes behind it while the flush waits.
-        let command = Command::Send(message());
-        shared.add_queued(command.weight());
-        shared.push_command(command).unwrap();
+        queue_as_sender(&shared, Command::Send(message()));
         assert!(flush(&mut driver, 1000).is_pending());
         assert_eq!(driver.conn.buffered_amount(), 4 + 1004);
         assert!(flush(&mut driver, 4).is_ready());
@@ -2373,9 +2366,10 @@ mod tests {
         driver.start_flush();
         driver.conn.send(Message::binary(vec![5; 1000])).unwrap();
         assert!(driver.poll_flush(&mut cx).is_pending());
-        let later = Command::Send(Message::binary(vec![6; 1000]));
-        driver.shared.add_queued(later.weight());
-        driver.shared.push_command(later).unwrap();
+        queue_as_sender(
+            &driver.shared,
+            Command::Send(Message::binary(vec![6; 1000])),
+        );
         *allowance.lock().unwrap() += 1004;
         flush_fails.store(true, Ordering::SeqCst);
         fails(&mut driver, &mut cx);
@@ -2412,20 +2406,8 @@ mod tests {
         let (transport, allowance) = Quiet::gated();
         let mut driver = quiet_driver(transport, runtime);
         let shared = driver.shared.clone();
-        let waker = Waker::noop();
-        let mut poll = |allow: usize| {
-            *allowance.lock().unwrap() += allow;
-            assert!(
-                driver
-                    .poll_event(&mut Context::from_waker(waker))
-                    .is_pending()
-            );
-        };
-        // As a `Sender` queues: counted against the high-water mark, then pushed.
-        let push = |command: Command| {
-            shared.add_queued(command.weight());
-            shared.push_command(command).unwrap()
-        };
+        let mut poll = |allow: usize| poll_allowing(&mut driver, &allowance, allow);
+        let push = |command: Command| queue_as_sender(&shared, command);
         assert_eq!(shared.commands_flushed(), 0);
         // Two commands in one batch (a 1,000-byte message: 4 header bytes), a third alone.
         assert_eq!(push(Command::Send(Message::binary(vec![7; 1000]))), 1);
@@ -2470,19 +2452,8 @@ mod tests {
         let (transport, allowance) = Quiet::gated();
         let mut driver = quiet_driver(transport, runtime);
         let shared = driver.shared.clone();
-        let waker = Waker::noop();
-        let mut poll = |allow: usize| {
-            *allowance.lock().unwrap() += allow;
-            assert!(
-                driver
-                    .poll_event(&mut Context::from_waker(waker))
-                    .is_pending()
-            );
-        };
-        let push = |command: Command| {
-            shared.add_queued(command.weight());
-            shared.push_command(command).unwrap()
-        };
+        let mut poll = |allow: usize| poll_allowing(&mut driver, &allowance, allow);
+        let push = |command: Command| queue_as_sender(&shared, command);
         // A message past the 1 MiB mark (in 16 KiB fragments), then a ping, which is held.
         let message = (1 << 20) + 1000;
         assert_eq!(push(Command::Send(Message::binary(vec![7; message]))), 1);
@@ -2534,13 +2505,11 @@ mod tests {
             let mut driver = quiet_driver(transport, runtime);
             let shared = driver.shared.clone();
             let waker = Waker::noop();
-            for command in [
+            queue_as_sender(
+                &shared,
                 Command::Send(Message::binary(vec![7; (1 << 20) + 1000])),
-                Command::Ping(Bytes::from_static(b"p")),
-            ] {
-                shared.add_queued(command.weight());
-                shared.push_command(command).unwrap();
-            }
+            );
+            queue_as_sender(&shared, Command::Ping(Bytes::from_static(b"p")));
             let mut flush = |allow: usize| {
                 *allowance.lock().unwrap() += allow;
                 driver.poll_flush(&mut Context::from_waker(waker))
@@ -2555,6 +2524,24 @@ mod tests {
             assert!(matches!(flush(1), Poll::Ready(Ok(()))));
             assert_eq!(shared.pending_bytes(), 0);
         });
+    }
+
+    /// Queues `command` as a `Sender` does: counted against the high-water mark, then
+    /// pushed; gives its number.
+    fn queue_as_sender(shared: &Shared, command: Command) -> u64 {
+        shared.add_queued(command.weight());
+        shared.push_command(command).unwrap()
+    }
+
+    /// Lets the gated transport take `allow` more bytes, then polls the driver once: nothing
+    /// arrives, so the poll stays pending.
+    fn poll_allowing(driver: &mut Driver, allowance: &Mutex<usize>, allow: usize) {
+        *allowance.lock().unwrap() += allow;
+        assert!(
+            driver
+                .poll_event(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
     }
 
     /// Whether the ping is still held: it counts nowhere in what waits to be written.
