@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The chat example built next to this test (`cargo test --all-targets` builds examples).
+/// The chat example built next to this test (`cargo xtask test` builds the examples first).
 fn chat_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();

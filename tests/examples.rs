@@ -229,3 +229,94 @@ fn echo_server_compresses_without_context_takeover_when_asked() {
             }
         });
 }
+
+#[test]
+#[ignore = "needs the example binaries, built by `cargo xtask test`"]
+fn examples_refuse_unknown_options_and_stray_arguments() {
+    let cases: [(&str, &[&str], &str); 6] = [
+        (
+            "echo_server",
+            &["--listen", "127.0.0.1:0", "--port", "9001"],
+            "unknown option --port",
+        ),
+        (
+            "echo_server",
+            &["127.0.0.1:0"],
+            "unexpected argument 127.0.0.1:0",
+        ),
+        (
+            "chat",
+            &["--listne", "127.0.0.1:0"],
+            "unknown option --listne",
+        ),
+        (
+            "axum",
+            &["--listen", "127.0.0.1:0", "extra"],
+            "unexpected argument extra",
+        ),
+        (
+            "client",
+            &["ws://127.0.0.1:9/", "--protocl", "chat"],
+            "unknown option --protocl",
+        ),
+        (
+            "autobahn_client",
+            &["ws://127.0.0.1:9", "--deflate", "--agnet", "me"],
+            "unknown option --agnet",
+        ),
+    ];
+    for (name, args, error) in cases {
+        let refused = Command::new(example(name)).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{name} {args:?}: {stderr}");
+        assert!(stderr.contains(error), "{name} {args:?}: {stderr}");
+        assert!(stderr.contains("usage:"), "{name} {args:?}: {stderr}");
+    }
+}
+
+/// A fuzzing server's view of `autobahn_client`: it asks for the case count, runs none (the
+/// count is 0) and asks for the report under its agent name, which reaches the server whole
+/// however many URL delimiters it holds.
+#[test]
+#[ignore = "needs the example binaries, built by `cargo xtask test`"]
+fn autobahn_client_percent_encodes_its_agent_name() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut server = runtime
+        .block_on(wsflow::Server::bind(
+            "127.0.0.1:0",
+            wsflow::ServerConfig::default().runtime(wsflow::Runtime::Tokio),
+        ))
+        .unwrap();
+    let mut child = Command::new(example("autobahn_client"))
+        .arg(format!("ws://{}", server.local_addr()))
+        .args(["--runtime", "tokio", "--agent", "my agent&case=1#x%"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let resources = runtime.block_on(async {
+        use futures_util::StreamExt;
+        let mut resources = Vec::new();
+        while resources.len() < 2 {
+            let request = server.next().await.unwrap();
+            resources.push(request.resource().to_owned());
+            let mut ws = request.accept(None).await.unwrap();
+            if resources.len() == 1 {
+                ws.send(wsflow::Message::text("0")).await.unwrap();
+            }
+            ws.close(wsflow::CloseCode::NORMAL, None).await.unwrap();
+            while ws.next().await.is_some() {}
+        }
+        resources
+    });
+    assert_eq!(
+        resources,
+        [
+            "/getCaseCount",
+            "/updateReports?agent=my%20agent%26case%3D1%23x%25"
+        ]
+    );
+    assert!(child.wait().unwrap().success());
+}

@@ -20,7 +20,7 @@ use wsflow::{Client, ClientConfig, Config, Error, Event, Message, WebSocket};
 const LIMIT: usize = 64 << 20;
 
 fn main() -> ExitCode {
-    let args = match support::Args::parse(&["deflate"]) {
+    let args = match support::Args::parse(&["runtime", "agent"], &["deflate"]) {
         Ok(args) => args,
         Err(err) => return usage(&err),
     };
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         return usage("exactly one URL is needed");
     };
     let base = base.trim_end_matches('/').to_owned();
-    let agent = args.get("agent").unwrap_or("wsflow").to_owned();
+    let agent = percent_encode(args.get("agent").unwrap_or("wsflow"));
     // Threshold 0: every echoed message is compressed, so every one exercises the extension.
     let deflate = args
         .flag("deflate")
@@ -99,6 +99,20 @@ async fn echo(mut ws: WebSocket) {
             }
         }
     }
+}
+
+/// `value` as a URL query component: every byte but RFC 3986's unreserved characters as `%XX`,
+/// so that an agent name with spaces, `&` or `#` reaches the fuzzing server whole.
+fn percent_encode(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 fn usage(err: &str) -> ExitCode {

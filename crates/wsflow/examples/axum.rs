@@ -27,13 +27,14 @@ use wsflow::http::HttpUpgrade;
 use wsflow::{AcceptOptions, Runtime, ServerConfig, WebSocket};
 
 fn main() -> ExitCode {
-    let args = match support::Args::parse(&[]) {
-        Ok(args) => args,
-        Err(err) => {
-            eprintln!("axum: {err}\nusage: axum [--listen ADDR]");
-            return ExitCode::from(2);
-        }
-    };
+    let args =
+        match support::Args::parse(&["listen"], &[]).and_then(support::Args::without_positional) {
+            Ok(args) => args,
+            Err(err) => {
+                eprintln!("axum: {err}\nusage: axum [--listen ADDR]");
+                return ExitCode::from(2);
+            }
+        };
     let listen = args.get("listen").unwrap_or("127.0.0.1:8080").to_owned();
     support::block_on(Runtime::Tokio, async move {
         let listener = match tokio::net::TcpListener::bind(&listen).await {

@@ -73,13 +73,14 @@ fn json_string(text: &str) -> String {
 }
 
 fn main() -> ExitCode {
-    let args = match support::Args::parse(&[]) {
-        Ok(args) => args,
-        Err(err) => {
-            eprintln!("chat: {err}\nusage: chat [--listen ADDR]");
-            return ExitCode::from(2);
-        }
-    };
+    let args =
+        match support::Args::parse(&["listen"], &[]).and_then(support::Args::without_positional) {
+            Ok(args) => args,
+            Err(err) => {
+                eprintln!("chat: {err}\nusage: chat [--listen ADDR]");
+                return ExitCode::from(2);
+            }
+        };
     let listen = args.get("listen").unwrap_or("127.0.0.1:8080").to_owned();
     support::block_on(Runtime::Tokio, async move {
         let listener = match tokio::net::TcpListener::bind(&listen).await {

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use wsflow::{Client, ClientConfig, CloseCode, Event, Message, Proxy};
 
 fn main() -> ExitCode {
-    let args = match support::Args::parse(&[]) {
+    let args = match support::Args::parse(&["runtime", "protocol", "proxy", "ca"], &[]) {
         Ok(args) => args,
         Err(err) => return usage(&err),
     };

@@ -29,7 +29,12 @@ use wsflow::{Accepting, Config, Server, ServerConfig, WebSocket};
 const LIMIT: usize = 64 << 20;
 
 fn main() -> ExitCode {
-    let args = match support::Args::parse(&["deflate", "no-context-takeover"]) {
+    let args = match support::Args::parse(
+        &["listen", "runtime", "cert", "key"],
+        &["deflate", "no-context-takeover"],
+    )
+    .and_then(support::Args::without_positional)
+    {
         Ok(args) => args,
         Err(err) => return usage(&err),
     };

@@ -110,8 +110,9 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    /// Parses `std::env::args`, where `flags` lists the options that take no value.
-    pub(crate) fn parse(flags: &[&str]) -> Result<Self, String> {
+    /// Parses `std::env::args`, where `options` lists the options that take a value and
+    /// `flags` those that take none; any other `--name` is an error.
+    pub(crate) fn parse(options: &[&str], flags: &[&str]) -> Result<Self, String> {
         let mut args = std::env::args().skip(1);
         let mut parsed = Args {
             options: Vec::new(),
@@ -122,15 +123,25 @@ impl Args {
             if let Some(name) = arg.strip_prefix("--") {
                 if flags.contains(&name) {
                     parsed.flags.push(name.to_owned());
-                } else {
+                } else if options.contains(&name) {
                     let value = args.next().ok_or(format!("--{name} needs a value"))?;
                     parsed.options.push((name.to_owned(), value));
+                } else {
+                    return Err(format!("unknown option --{name}"));
                 }
             } else {
                 parsed.positional.push(arg);
             }
         }
         Ok(parsed)
+    }
+
+    /// `self`, or an error naming the first positional argument for an example that takes none.
+    pub(crate) fn without_positional(self) -> Result<Self, String> {
+        match self.positional.first() {
+            Some(extra) => Err(format!("unexpected argument {extra}")),
+            None => Ok(self),
+        }
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
