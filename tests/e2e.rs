@@ -861,7 +861,7 @@ fn close_all_connections_refuses_only_the_requests_pending_then() {
             let _ = connected_tx.send(client(runtime).connect(&pending_url).await);
         });
         let pending = server.next().await.unwrap();
-        server.close_all_connections(CloseCode::GOING_AWAY);
+        server.close_all_connections(CloseCode::GOING_AWAY).unwrap();
         assert!(matches!(
             pending.accept(None).await,
             Err(Error::ShuttingDown)
@@ -911,7 +911,7 @@ fn a_connection_accepted_while_all_are_closed_is_closed_too() {
             let _ = accepted_tx.send(close);
         });
         sleep(runtime, Duration::from_millis(200)).await;
-        server.close_all_connections(CloseCode::from(4000));
+        server.close_all_connections(CloseCode::from(4000)).unwrap();
         read_tx.send(()).unwrap();
         // The raw client never answers the close: it ends by the close timeout.
         let close = accepted_rx.await.unwrap();

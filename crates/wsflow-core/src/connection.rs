@@ -1679,6 +1679,15 @@ impl Connection {
             return;
         }
         self.phase = Phase::Closed;
+        if !self.out.is_empty() {
+            // Output given up (a failed write, or the close timeout while tearing down): the
+            // close frame behind it never left, so the close handshake did not complete, and
+            // nothing is left that a flush or a sender waiting for room could wait for.
+            self.out.clear();
+            if let Some(close) = &mut self.close {
+                close.was_clean = false;
+            }
+        }
         self.pending = BytesMut::new();
         self.short_frames = ShortDataFrames::default();
         self.rx = BytesMut::new();

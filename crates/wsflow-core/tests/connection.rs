@@ -1560,3 +1560,36 @@ fn a_read_buffer_is_lent_only_empty_and_small_and_messages_survive_its_next_read
     let spare = BytesMut::with_capacity(100);
     assert!(second.put_read_buffer(spare).is_some());
 }
+
+/// The peer closes, then stops reading with our data and our reply still queued: whether the
+/// socket then fails or the close timeout passes, the queued output is given up, and the
+/// close is not clean, as nothing queued before the reply reached the peer.
+#[test]
+fn output_given_up_after_the_peer_s_close_makes_the_close_unclean_and_empties_the_queue() {
+    for fail_socket in [true, false] {
+        let mut pair =
+            Pair::with_configs(Config::client(), Config::server().send_high_water_mark(16));
+        pair.server.send_binary(vec![7; 1000]).unwrap();
+        assert!(pair.server.is_output_buffer_full());
+        pair.server.handle_bytes(
+            &client_frame(Frame::close(CloseCode::NORMAL, "bye").unwrap()),
+            pair.now,
+        );
+        // Frames are decoded as events are taken.
+        assert!(closed(&drain_events(&mut pair.server)).is_none());
+        assert!(!pair.server.is_closed());
+        if fail_socket {
+            pair.server
+                .handle_io_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        } else {
+            pair.advance(Duration::from_secs(5));
+        }
+        let close = closed(&drain_events(&mut pair.server)).unwrap();
+        assert!(pair.server.is_closed());
+        assert_eq!(close.code, CloseCode::NORMAL, "the peer's code is kept");
+        assert!(!close.was_clean, "fail_socket: {fail_socket}");
+        assert_eq!(pair.server.buffered_amount(), 0);
+        assert!(!pair.server.is_output_buffer_full());
+        assert!(pair.server.poll_transmit().is_none());
+    }
+}

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -98,6 +98,10 @@ pub(crate) struct Shared {
     has_waiters: AtomicBool,
     /// Set once the driver is gone (or the connection closed): senders fail from then on.
     pub(crate) closed: AtomicBool,
+    /// Set once the driver sees the close handshake begun ([`Shared::note_closing`]): the
+    /// state it saw, as [`closing_state_code`] encodes it; 0 while open. Senders' messages
+    /// fail from then on, as the connection's own sends do.
+    closing: AtomicU8,
     /// Set by the sender that queues the first command since the driver last took them, in
     /// the queue's lock, and cleared by the driver before it takes them: lets the driver skip
     /// the lock entirely when nothing was sent, and only the sender that sets it wakes the
@@ -108,6 +112,15 @@ pub(crate) struct Shared {
     /// [`Shared::commands_queued`]), not for the buffer to empty, which steady sending by
     /// others could put off for ever. Stored before waking waiters, as `buffered`.
     flushed: AtomicU64,
+}
+
+/// [`Shared::closing`]'s encoding of a state that is not `Open`.
+fn closing_state_code(state: ConnectionState) -> u8 {
+    match state {
+        ConnectionState::PeerRequestedClose => 1,
+        ConnectionState::Ending => 2,
+        _ => 3,
+    }
 }
 
 /// A batch of commands, boxed (see [`CommandQueue::commands`]).
@@ -144,6 +157,7 @@ impl Shared {
             waiters: Mutex::new(None),
             has_waiters: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            closing: AtomicU8::new(0),
             commands_waiting: AtomicBool::new(false),
             flushed: AtomicU64::new(0),
         }
@@ -226,6 +240,32 @@ impl Shared {
         }
         // See `pending_bytes` for the ordering.
         self.has_waiters.store(true, Ordering::SeqCst);
+    }
+
+    /// Notes that the close handshake has begun (`state` is not `Open`): senders' messages
+    /// fail from now on. The first state noted stays; `Sender::state` reads it.
+    #[cold]
+    pub(crate) fn note_closing(&self, state: ConnectionState) {
+        let _ = self.closing.compare_exchange(
+            0,
+            closing_state_code(state),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// The connection's state as senders see it: closed once the driver is gone or the
+    /// connection closed, closing once the driver saw the close begin.
+    pub(crate) fn state(&self) -> ConnectionState {
+        if self.closed.load(Ordering::SeqCst) {
+            return ConnectionState::Closed;
+        }
+        match self.closing.load(Ordering::Acquire) {
+            0 => ConnectionState::Open,
+            1 => ConnectionState::PeerRequestedClose,
+            2 => ConnectionState::Ending,
+            _ => ConnectionState::Closed,
+        }
     }
 
     /// Marks the connection closed (senders fail from now on) and wakes the senders waiting
@@ -619,9 +659,12 @@ impl Driver {
             {
                 return self.deliver(cx, event);
             }
-            if self.conn.is_closed() {
-                self.shared.mark_closed(self.conn.buffered_amount());
-                return Poll::Ready(None);
+            if !self.conn.is_connected() {
+                if self.conn.is_closed() {
+                    self.shared.mark_closed(self.conn.buffered_amount());
+                    return Poll::Ready(None);
+                }
+                self.shared.note_closing(self.conn.state());
             }
             // Input is used up: write what became ready meanwhile, in one go.
             match self.poll_write_queued(cx, true) {
@@ -1084,6 +1127,10 @@ impl Driver {
             // Sequentially consistent, as `buffered` (see `Shared::pending_bytes`).
             self.shared.queued.fetch_sub(weight, Ordering::SeqCst);
         }
+        if !self.conn.is_connected() {
+            // A close among them, or one begun before: later messages fail at the sender.
+            self.shared.note_closing(self.conn.state());
+        }
         let queues = self.queues.get_or_insert_default();
         queues.taken = Some(taken);
         if applied {
@@ -1096,10 +1143,16 @@ impl Driver {
                 queues.place_marks_after_held(&self.conn);
                 queues.written + self.conn.buffered_amount() as u64
             };
-            queues.flush_marks.push_back(FlushMark {
-                commands: queues.applied,
-                end,
-            });
+            match queues.flush_marks.back_mut() {
+                // Done when the mark before it is: one mark for both, so batches that add no
+                // bytes (pings held above the mark, sent to a peer that stopped reading)
+                // cannot grow the list.
+                Some(last) if last.end == end => last.commands = queues.applied,
+                _ => queues.flush_marks.push_back(FlushMark {
+                    commands: queues.applied,
+                    end,
+                }),
+            }
             // Commands that wrote nothing (or an output already written) are flushed now.
             if let Some(flushed) = queues.settle_flush_marks() {
                 self.shared.flushed.store(flushed, Ordering::SeqCst);
@@ -2523,6 +2576,207 @@ mod tests {
             assert!(flush(2).is_pending());
             assert!(matches!(flush(1), Poll::Ready(Ok(()))));
             assert_eq!(shared.pending_bytes(), 0);
+        });
+    }
+
+    // The peer closes while our output is past the mark and it reads nothing more; the
+    // close timeout gives up the output. A writer waiting for room (`poll_ready`, as the
+    // `Sink` and senders wait) learns that at once, and a flush does not call the discarded
+    // bytes written: before, the output stayed past the mark with nothing left to wake the
+    // writer, which waited forever, and the close counted as clean.
+    #[test]
+    fn a_writer_waiting_for_room_ends_when_the_peer_s_close_gives_up_the_output() {
+        on_both_runtimes(|runtime| async move {
+            let (transport, _allowance) = Quiet::gated();
+            let conn = Connection::new(
+                Role::Server,
+                Config::server()
+                    .keepalive(false)
+                    .close_timeout(std::time::Duration::from_millis(50)),
+                Negotiated::new(),
+                BytesMut::new(),
+                Instant::now(),
+            );
+            let info = PeerInfo::direct(None, &conn);
+            let mut driver = Driver::new(conn, Box::new(transport), runtime, info);
+            driver.conn.send_binary(vec![7; (1 << 20) + 1000]).unwrap();
+            driver.conn.handle_bytes(
+                &client_frame(Frame::close(CloseCode::NORMAL, "bye").unwrap()),
+                Instant::now(),
+            );
+            assert!(poll_once(&mut driver).await.is_pending());
+            assert!(driver.conn.is_output_buffer_full());
+            let mut timer = runtime.timer(Instant::now() + std::time::Duration::from_secs(10));
+            let ready = crate::runtime::with_deadline(
+                &mut *timer,
+                std::future::poll_fn(|cx| driver.poll_ready(cx)),
+            )
+            .await
+            .expect("the writer waited for room past the close");
+            assert!(ready.is_err(), "{ready:?}");
+            let flushed = std::future::poll_fn(|cx| driver.poll_flush(cx)).await;
+            assert!(
+                flushed.is_err(),
+                "the discarded output was reported written"
+            );
+            let Poll::Ready(Some(Event::Closed(close))) = poll_once(&mut driver).await else {
+                panic!("no close event")
+            };
+            assert_eq!(close.code, CloseCode::NORMAL);
+            assert!(!close.was_clean);
+        });
+    }
+
+    /// Polls `ws` as a stream once.
+    fn poll_ws_once(ws: &mut WebSocket) -> Poll<Option<Result<Message, crate::Error>>> {
+        futures_core::Stream::poll_next(
+            std::pin::Pin::new(ws),
+            &mut Context::from_waker(Waker::noop()),
+        )
+    }
+
+    // Once the connection's task has seen the close begin, by the peer or by a sender,
+    // senders' messages, pings and pongs fail as the connection's own would (before, they
+    // were queued, dropped unsent, and counted flushed); a second close is still fine, and
+    // a close with a code that may not be sent fails at the call.
+    #[test]
+    fn senders_learn_that_the_close_has_begun() {
+        on_both_runtimes(|runtime| async move {
+            let not_open = |result: Result<(), crate::Error>, state: ConnectionState| {
+                assert!(
+                    matches!(
+                        result,
+                        Err(crate::Error::Connection(wsflow_core::Error::NotOpen(s))) if s == state
+                    ),
+                    "{result:?}"
+                );
+            };
+            // The peer closes (and then sends nothing more: the server waits for its end).
+            let transport = SilentAfter {
+                inner: Scripted {
+                    reads: [Step::Data(client_frame(
+                        Frame::close(CloseCode::NORMAL, "bye").unwrap(),
+                    ))]
+                    .into(),
+                    max_write: 64,
+                    write_toggle: false,
+                    written: Arc::default(),
+                },
+            };
+            let conn = Connection::new(
+                Role::Server,
+                Config::server().keepalive(false),
+                Negotiated::new(),
+                BytesMut::new(),
+                Instant::now(),
+            );
+            let info = PeerInfo::direct(None, &conn);
+            let mut ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
+            let sender = ws.sender();
+            assert_eq!(sender.state(), ConnectionState::Open);
+            assert!(sender.close(CloseCode::ABNORMAL, None).is_err());
+            assert!(
+                sender
+                    .close(CloseCode::NORMAL, Some(&"x".repeat(124)))
+                    .is_err()
+            );
+            assert!(sender.drop_connection(CloseCode::from(1005), None).is_err());
+            assert!(poll_ws_once(&mut ws).is_pending());
+            assert_eq!(ws.state(), ConnectionState::PeerRequestedClose);
+            assert_eq!(sender.state(), ConnectionState::PeerRequestedClose);
+            let closing = ConnectionState::PeerRequestedClose;
+            not_open(sender.send_text("late").await, closing);
+            not_open(sender.try_send(Message::binary(vec![1])), closing);
+            not_open(sender.ping("p"), closing);
+            not_open(sender.pong("p"), closing);
+            sender.close(CloseCode::NORMAL, None).unwrap();
+            drop(ws);
+            assert_eq!(sender.state(), ConnectionState::Closed);
+            assert!(matches!(
+                sender.ping("p"),
+                Err(crate::Error::ConnectionGone)
+            ));
+
+            // A sender closes; the others learn it once the connection's task applied it.
+            let (transport, _allowance) = Quiet::gated();
+            let conn = Connection::new(
+                Role::Server,
+                Config::server().keepalive(false),
+                Negotiated::new(),
+                BytesMut::new(),
+                Instant::now(),
+            );
+            let info = PeerInfo::direct(None, &conn);
+            let mut ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
+            let (closer, other) = (ws.sender(), ws.sender());
+            closer.close(CloseCode::GOING_AWAY, None).unwrap();
+            assert!(poll_ws_once(&mut ws).is_pending());
+            assert_eq!(other.state(), ConnectionState::Ending);
+            not_open(
+                other.send_binary(vec![2; 10]).await,
+                ConnectionState::Ending,
+            );
+        });
+    }
+
+    // A flush given up before it was done (its future dropped) does not make the next
+    // flush, through the `Sink`, end before what was queued since is written.
+    #[test]
+    fn a_flush_after_one_given_up_waits_for_what_was_queued_since() {
+        on_both_runtimes(|runtime| async move {
+            let (transport, allowance) = Quiet::gated();
+            let conn = Connection::new(
+                Role::Server,
+                Config::server().keepalive(false),
+                Negotiated::new(),
+                BytesMut::new(),
+                Instant::now(),
+            );
+            let info = PeerInfo::direct(None, &conn);
+            let mut ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
+            let mut cx = Context::from_waker(Waker::noop());
+            ws.queue(Message::binary(vec![1; 100])).unwrap();
+            {
+                let mut flush = ws.flush();
+                assert!(std::pin::Pin::new(&mut flush).poll(&mut cx).is_pending());
+            }
+            ws.queue(Message::binary(vec![2; 100])).unwrap();
+            // The first message and its 2-byte header may go, not the second.
+            *allowance.lock().unwrap() += 102;
+            let mut sink = std::pin::Pin::new(&mut ws);
+            assert!(
+                futures_sink::Sink::<Message>::poll_flush(sink.as_mut(), &mut cx).is_pending(),
+                "the flush ended with the second message unwritten"
+            );
+            *allowance.lock().unwrap() += 102;
+            assert!(matches!(
+                futures_sink::Sink::<Message>::poll_flush(sink, &mut cx),
+                Poll::Ready(Ok(()))
+            ));
+        });
+    }
+
+    // Pings sent again and again to a peer that stopped reading, each held above the mark
+    // and each in a batch of its own, leave one flush mark, not one per ping.
+    #[test]
+    fn held_pings_sent_one_by_one_do_not_pile_up_flush_marks() {
+        on_both_runtimes(|runtime| async move {
+            let (transport, allowance) = Quiet::gated();
+            let mut driver = quiet_driver(transport, runtime);
+            let shared = driver.shared.clone();
+            queue_as_sender(
+                &shared,
+                Command::Send(Message::binary(vec![7; (1 << 20) + 1000])),
+            );
+            for _ in 0..1000 {
+                queue_as_sender(&shared, Command::Ping(Bytes::from_static(b"p")));
+                poll_allowing(&mut driver, &allowance, 0);
+            }
+            let marks = driver.queues.as_ref().unwrap().flush_marks.len();
+            assert!(marks <= 2, "{marks} flush marks");
+            // They still settle: everything written, every command counts as flushed.
+            poll_allowing(&mut driver, &allowance, usize::MAX / 2);
+            assert_eq!(shared.commands_flushed(), 1001);
         });
     }
 

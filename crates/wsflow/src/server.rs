@@ -596,8 +596,10 @@ impl Server {
     /// Closes every live connection with `code` and refuses the requests pending now (being
     /// read, or handed out and not yet accepted) with 503; later requests are served as
     /// before (WebSocket-Node's `closeAllConnections`, with 1001 in [`Server::shut_down`],
-    /// which refuses later ones too).
-    pub fn close_all_connections(&self, code: CloseCode) {
+    /// which refuses later ones too). Fails, doing nothing, for a code that may not be sent
+    /// (1005, 1006, 1015, or outside the ranges of RFC 6455 section 7.4).
+    pub fn close_all_connections(&self, code: CloseCode) -> Result<(), Error> {
+        crate::websocket::check_close(code, None)?;
         self.registry
             .close_all_code
             .store(code.as_u16(), Ordering::Release);
@@ -605,6 +607,7 @@ impl Server {
         for sender in self.registry.senders() {
             let _ = sender.close(code, None);
         }
+        Ok(())
     }
 
     /// Graceful shutdown (WebSocket-Node's `shutDown`): stops accepting, answers pending
@@ -615,7 +618,7 @@ impl Server {
     pub async fn shut_down(&mut self) {
         self.unmount();
         self.registry.shutting_down.store(true, Ordering::Release);
-        self.close_all_connections(CloseCode::GOING_AWAY);
+        let _ = self.close_all_connections(CloseCode::GOING_AWAY); // a code that may be sent
         // One deadline for all of it: a client slow with its request or its 503 does not
         // stretch the shutdown.
         let deadline = runtime::deadline_in(

@@ -272,7 +272,11 @@ impl WebSocket {
     ///         ws.queue(message)?;
     ///     }
     ///     // Whatever was queued is written once the connection has nothing more to read,
-    ///     // when `recv` is next awaited.
+    ///     // when `recv` is next awaited; a peer that sends without reading is waited for
+    ///     // here, so the queue stays near the high-water mark.
+    ///     if ws.is_output_buffer_full() {
+    ///         ws.flush().await?;
+    ///     }
     /// }
     /// # Ok(()) }
     /// ```
@@ -302,7 +306,14 @@ impl WebSocket {
     /// Queues a message without writing it: it goes out with the next [`WebSocket::flush`],
     /// the next `send_*`, or when the connection is next polled and has nothing more to
     /// read. Batching sends this way turns many messages into one write.
+    ///
+    /// Queueing does not wait for room: past the high-water mark
+    /// ([`WebSocket::is_output_buffer_full`]), await [`WebSocket::flush`] before queueing
+    /// more, or a peer that sends without reading makes the queue grow without bound.
     pub fn queue(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        // A flush given up before it was done (its future dropped) waited for less than
+        // this: the next flush, through the `Sink` too, waits for this message as well.
+        self.driver.start_flush();
         Ok(self.driver.conn.send(message)?)
     }
 
@@ -376,6 +387,7 @@ impl WebSocket {
     /// Cancel-safe: the close frame is queued as soon as the future is first polled.
     pub async fn close(&mut self, code: CloseCode, description: Option<&str>) -> Result<(), Error> {
         self.driver.conn.close(code, description, Instant::now())?;
+        self.driver.shared.note_closing(self.driver.conn.state());
         // A write error ends the connection; the close event reports it.
         let _ = self.flush().await;
         Ok(())
@@ -393,6 +405,7 @@ impl WebSocket {
         self.driver
             .conn
             .drop_connection(code, description, Instant::now())?;
+        self.driver.shared.note_closing(self.driver.conn.state());
         Ok(self.closed().await)
     }
 
@@ -470,8 +483,7 @@ impl Sink<Message> for WebSocket {
     }
 
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
-        // The next flush waits for this message too.
-        self.driver.start_flush();
+        // The next flush waits for this message too (see `queue`).
         self.queue(message)
     }
 
@@ -624,7 +636,8 @@ impl Sender {
     }
 
     /// Sends a message of either type once there is room. Cancel-safe: if dropped while
-    /// waiting for room, nothing was queued.
+    /// waiting for room, nothing was queued. Fails with `NotOpen` once the close has begun
+    /// (see [`Sender::state`]) and with [`Error::ConnectionGone`] once the connection closed.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
         self.wait_for_room().await?;
         self.queue(Command::Send(message.into()))
@@ -693,13 +706,17 @@ impl Sender {
         self.queue(Command::Pong(payload.into()))
     }
 
-    /// Starts the close handshake.
+    /// Starts the close handshake. Fails as [`WebSocket::close`] does for a code that may
+    /// not be sent or a description over 123 bytes, before queueing anything.
     pub fn close(&self, code: CloseCode, description: Option<&str>) -> Result<(), Error> {
+        check_close(code, description)?;
         self.queue(Command::Close(code, description.map(str::to_owned)))
     }
 
-    /// Sends a close frame and ends the connection without waiting for the peer.
+    /// Sends a close frame and ends the connection without waiting for the peer. Fails as
+    /// [`Sender::close`] does for a code or description that cannot be sent.
     pub fn drop_connection(&self, code: CloseCode, description: Option<&str>) -> Result<(), Error> {
+        check_close(code, description)?;
         self.queue(Command::Drop(code, description.map(str::to_owned)))
     }
 
@@ -742,6 +759,26 @@ impl Sender {
     /// Whether the connection has been dropped or closed.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// The connection's state as this sender last learned it from the connection's task
+    /// (WebSocket-Node's `state`): `Open`, then `PeerRequestedClose` or `Ending` once that
+    /// task has seen the close handshake begin, when messages, pings and pongs start to fail
+    /// with [`Error::Connection`]`(`[`NotOpen`](wsflow_core::Error::NotOpen)`)`, and
+    /// `Closed` once the connection is closed or dropped ([`Error::ConnectionGone`]).
+    ///
+    /// ```no_run
+    /// # async fn example(ws: wsflow::WebSocket) {
+    /// use wsflow::ConnectionState;
+    ///
+    /// let sender = ws.sender();
+    /// if sender.state() == ConnectionState::Open {
+    ///     let _ = sender.send_text("still open as far as this task knows").await;
+    /// }
+    /// # }
+    /// ```
+    pub fn state(&self) -> ConnectionState {
+        self.shared.state()
     }
 
     /// Registers `cx`'s waker to be woken when the driver makes progress, then looks again
@@ -854,6 +891,14 @@ impl Sender {
         if self.is_closed() {
             return Err(Error::ConnectionGone);
         }
+        if !matches!(command, Command::Close(..) | Command::Drop(..)) {
+            match self.shared.state() {
+                ConnectionState::Open => {}
+                // Closed since the look above.
+                ConnectionState::Closed => return Err(Error::ConnectionGone),
+                closing => return Err(wsflow_core::Error::NotOpen(closing).into()),
+            }
+        }
         let weight = command.weight();
         self.shared.add_queued(weight);
         self.shared.push_command(command).map_err(|refused| {
@@ -904,4 +949,11 @@ impl Sink<Message> for Sender {
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(self.close(CloseCode::NORMAL, None))
     }
+}
+/// Checks that a close with `code` and `description` can be sent, as the connection does
+/// when it applies it: a sender learns of a bad code at its call, not never.
+pub(crate) fn check_close(code: CloseCode, description: Option<&str>) -> Result<(), Error> {
+    let reason = description.unwrap_or_else(|| code.default_description().unwrap_or(""));
+    wsflow_codec::CloseFrame::check(code, reason)
+        .map_err(|err| Error::from(wsflow_core::Error::from(err)))
 }
