@@ -92,9 +92,8 @@ pub(crate) struct Shared {
     buffered: AtomicUsize,
     pub(crate) high_water_mark: usize,
     /// Senders waiting for room (or for everything to be written); boxed, as most
-    /// connections never have any (8 bytes inline where a `Vec` takes 24).
-    #[allow(clippy::box_collection)] // the box is the point
-    waiters: Mutex<Option<Box<Vec<Waker>>>>,
+    /// connections never have any (8 bytes inline).
+    waiters: Mutex<Option<Box<Waiters>>>,
     has_waiters: AtomicBool,
     /// Set once the driver is gone (or the connection closed): senders fail from then on.
     pub(crate) closed: AtomicBool,
@@ -112,6 +111,27 @@ pub(crate) struct Shared {
     /// [`Shared::commands_queued`]), not for the buffer to empty, which steady sending by
     /// others could put off for ever. Stored before waking waiters, as `buffered`.
     flushed: AtomicU64,
+}
+
+/// The tasks waiting for the driver's progress, each once, woken and forgotten together.
+#[derive(Debug, Default)]
+struct Waiters {
+    /// Counts the times the list was woken and emptied: a registration made before is gone.
+    round: u64,
+    /// Each waker once, with how many registrations ([`WaitSlot`]s) hold it, and whether it
+    /// was also registered without one (the `WebSocket`'s own waits, which its task makes
+    /// again whenever it polls, and whose entry only a wake removes).
+    list: Vec<(Waker, usize, bool)>,
+}
+
+/// One waiting future's (or `Sink`'s) registration in [`Shared`]'s waiters, given back when
+/// it goes away ([`Shared::unwait`]): a future dropped while it waits (a send given up by
+/// a timeout) does not leave its task's waker behind, which with a peer that stopped reading
+/// (no progress, so no wake to empty the list) would pile up one per future given up.
+#[derive(Debug, Default)]
+pub(crate) struct WaitSlot {
+    round: u64,
+    waker: Option<Waker>,
 }
 
 /// [`Shared::closing`]'s encoding of a state that is not `Open`.
@@ -144,6 +164,20 @@ struct CommandQueue {
     /// Bytes of the pings and pongs in `commands` (see [`Command::weight`]), which bound them
     /// apart from the messages, as the connection holds them itself above the mark.
     control_bytes: u32,
+}
+
+impl Waiters {
+    /// Takes back one registration of `held`'s entry; the entry goes with its last one,
+    /// unless the `WebSocket`'s own task registered it too.
+    fn release(&mut self, held: &Waker) {
+        if let Some(at) = self.list.iter().position(|(w, ..)| w.will_wake(held)) {
+            let (_, holders, untracked) = &mut self.list[at];
+            *holders = holders.saturating_sub(1);
+            if *holders == 0 && !*untracked {
+                self.list.swap_remove(at);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -231,15 +265,62 @@ impl Shared {
         self.queued.fetch_add(bytes, Ordering::AcqRel);
     }
 
-    /// Registers `waker` to be woken when the driver makes progress.
+    /// Registers `waker` to be woken when the driver makes progress, for the `WebSocket`'s
+    /// own task (one task, which registers again whenever it waits): its entry stays until
+    /// the next wake.
     pub(crate) fn wait(&self, waker: &Waker) {
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         let waiters = waiters.get_or_insert_default();
-        if !waiters.iter().any(|w| w.will_wake(waker)) {
-            waiters.push(waker.clone());
+        match waiters.list.iter_mut().find(|(w, ..)| w.will_wake(waker)) {
+            Some((.., untracked)) => *untracked = true,
+            None => waiters.list.push((waker.clone(), 0, true)),
         }
         // See `pending_bytes` for the ordering.
         self.has_waiters.store(true, Ordering::SeqCst);
+    }
+
+    /// Registers `waker` to be woken when the driver makes progress, held by `slot` until
+    /// the next wake or [`Shared::unwait`].
+    pub(crate) fn wait_in(&self, waker: &Waker, slot: &mut WaitSlot) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        let waiters = waiters.get_or_insert_default();
+        if let Some(held) = &slot.waker
+            && slot.round == waiters.round
+        {
+            if held.will_wake(waker) {
+                // Still registered.
+                self.has_waiters.store(true, Ordering::SeqCst);
+                return;
+            }
+            waiters.release(held);
+        }
+        match waiters.list.iter_mut().find(|(w, ..)| w.will_wake(waker)) {
+            Some((_, holders, _)) => *holders += 1,
+            None => waiters.list.push((waker.clone(), 1, false)),
+        }
+        slot.round = waiters.round;
+        slot.waker = Some(waker.clone());
+        self.has_waiters.store(true, Ordering::SeqCst);
+    }
+
+    /// Gives back `slot`'s registration, if it is still in the list.
+    pub(crate) fn unwait(&self, slot: &mut WaitSlot) {
+        let Some(held) = slot.waker.take() else {
+            return;
+        };
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waiters) = waiters.as_mut()
+            && waiters.round == slot.round
+        {
+            waiters.release(&held);
+        }
+    }
+
+    /// How many wakers wait (for tests).
+    #[cfg(test)]
+    pub(crate) fn waiter_count(&self) -> usize {
+        let waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        waiters.as_ref().map_or(0, |waiters| waiters.list.len())
     }
 
     /// Notes that the close handshake has begun (`state` is not `Open`): senders' messages
@@ -290,12 +371,16 @@ impl Shared {
     #[cold]
     fn wake_flagged_waiters(&self) {
         if self.has_waiters.swap(false, Ordering::AcqRel) {
-            let waiters =
-                std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()));
-            waiters
-                .into_iter()
-                .flat_map(|waiters| *waiters)
-                .for_each(Waker::wake);
+            let list = {
+                let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+                waiters.as_mut().map(|waiters| {
+                    waiters.round += 1;
+                    std::mem::take(&mut waiters.list)
+                })
+            };
+            list.into_iter()
+                .flatten()
+                .for_each(|(waker, ..)| waker.wake());
         }
     }
 }
@@ -2751,6 +2836,77 @@ mod tests {
             *allowance.lock().unwrap() += 102;
             assert!(matches!(
                 futures_sink::Sink::<Message>::poll_flush(sink, &mut cx),
+                Poll::Ready(Ok(()))
+            ));
+        });
+    }
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    // Sends and flushes given up while they wait for a peer that stopped reading (each in a
+    // task of its own, as a send under a timeout) leave no waker behind: before, each left
+    // its task's waker (and so the task's memory) until the driver's next progress, which
+    // never came. A waiting one is still woken by progress.
+    #[test]
+    fn waits_given_up_leave_no_waker_behind() {
+        on_both_runtimes(|runtime| async move {
+            let (transport, allowance) = Quiet::gated();
+            let conn = Connection::new(
+                Role::Server,
+                Config::server().keepalive(false),
+                Negotiated::new(),
+                BytesMut::new(),
+                Instant::now(),
+            );
+            let info = PeerInfo::direct(None, &conn);
+            let mut ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
+            let sender = ws.sender();
+            sender
+                .try_send(Message::binary(vec![7; (1 << 20) + 1000]))
+                .unwrap();
+            assert!(poll_ws_once(&mut ws).is_pending());
+            let shared = ws.sender().shared_for_tests();
+            for _ in 0..100 {
+                let waker = Waker::from(Arc::new(CountingWaker::default()));
+                let mut cx = Context::from_waker(&waker);
+                let mut send = std::pin::pin!(sender.send_binary(vec![1; 10]));
+                assert!(send.as_mut().poll(&mut cx).is_pending());
+                let mut flush = std::pin::pin!(sender.flush());
+                assert!(flush.as_mut().poll(&mut cx).is_pending());
+                let mut sink = sender.clone();
+                assert!(
+                    futures_sink::Sink::<Message>::poll_ready(
+                        std::pin::Pin::new(&mut sink),
+                        &mut cx
+                    )
+                    .is_pending()
+                );
+                assert_eq!(shared.waiter_count(), 1, "one task, one entry");
+            }
+            assert_eq!(shared.waiter_count(), 0);
+            // A send that waits is woken once the output drains.
+            let counter = Arc::new(CountingWaker::default());
+            let waker = Waker::from(counter.clone());
+            let mut send = std::pin::pin!(sender.send_binary(vec![1; 10]));
+            assert!(
+                send.as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending()
+            );
+            assert_eq!(shared.waiter_count(), 1);
+            *allowance.lock().unwrap() = usize::MAX / 2;
+            assert!(poll_ws_once(&mut ws).is_pending());
+            assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+            assert!(matches!(
+                send.as_mut().poll(&mut Context::from_waker(&waker)),
                 Poll::Ready(Ok(()))
             ));
         });

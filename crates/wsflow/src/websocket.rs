@@ -16,7 +16,7 @@ use wsflow_core::{
     CloseCode, CloseEvent, Connection, ConnectionState, Event, Frame, Message, Role, Utf8Bytes,
 };
 
-use crate::driver::{Command, Driver, PushRefused, Shared};
+use crate::driver::{Command, Driver, PushRefused, Shared, WaitSlot};
 use crate::error::Error;
 use crate::runtime::{Runtime, Transport};
 use crate::server::Registration;
@@ -438,6 +438,7 @@ impl WebSocket {
             shared: self.driver.shared.clone(),
             fail_fast: false,
             sink_sent: 0,
+            sink_wait: WaitSlot::default(),
         }
     }
 
@@ -618,13 +619,79 @@ impl Stream for ReadHalf {
 /// other.send_text("from another").await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Sender {
     shared: Arc<Shared>,
     fail_fast: bool,
     /// The number of the last message this `Sender` sent as a [`Sink`], which the `Sink`'s
     /// flush waits for.
     sink_sent: u64,
+    /// The `Sink`'s registration as a waiter, given back when the `Sender` is dropped.
+    sink_wait: WaitSlot,
+}
+
+impl Clone for Sender {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            fail_fast: self.fail_fast,
+            sink_sent: self.sink_sent,
+            sink_wait: WaitSlot::default(),
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.shared.unwait(&mut self.sink_wait);
+    }
+}
+
+/// Whether the commands up to number `sent` are written; registers `cx` in `slot` if not.
+fn poll_flushed(
+    shared: &Shared,
+    cx: &Context<'_>,
+    sent: u64,
+    slot: &mut WaitSlot,
+) -> Poll<Result<(), Error>> {
+    if shared.commands_flushed() >= sent {
+        return Poll::Ready(Ok(()));
+    }
+    if let Err(err) = wait_for_progress(shared, cx, slot) {
+        return Poll::Ready(Err(err));
+    }
+    if shared.commands_flushed() >= sent {
+        Poll::Ready(Ok(()))
+    } else {
+        Poll::Pending
+    }
+}
+
+/// Registers `cx`'s waker in `slot` to be woken when the driver makes progress, then looks
+/// again whether the connection closed: the driver marks it closed and then looks for
+/// waiters, so a close between the caller's first look and the registration would wake
+/// nobody.
+fn wait_for_progress(shared: &Shared, cx: &Context<'_>, slot: &mut WaitSlot) -> Result<(), Error> {
+    if shared.closed.load(Ordering::SeqCst) {
+        return Err(Error::ConnectionGone);
+    }
+    shared.wait_in(cx.waker(), slot);
+    if shared.closed.load(Ordering::SeqCst) {
+        return Err(Error::ConnectionGone);
+    }
+    Ok(())
+}
+
+/// A waiting future's registration, given back when the future goes away, done or not.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    slot: WaitSlot,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.shared.unwait(&mut self.slot);
+    }
 }
 
 impl Sender {
@@ -735,25 +802,17 @@ impl Sender {
     /// ```
     pub async fn flush(&self) -> Result<(), Error> {
         let sent = self.shared.commands_queued();
-        poll_fn(|cx| self.poll_flushed(cx, sent)).await
+        let mut waiting = Waiting {
+            shared: &self.shared,
+            slot: WaitSlot::default(),
+        };
+        poll_fn(|cx| poll_flushed(&self.shared, cx, sent, &mut waiting.slot)).await
     }
 
-    /// Whether the commands up to number `sent` are written; registers `cx` if not.
-    fn poll_flushed(&self, cx: &Context<'_>, sent: u64) -> Poll<Result<(), Error>> {
-        if self.shared.commands_flushed() >= sent {
-            return Poll::Ready(Ok(()));
-        }
-        if self.is_closed() {
-            return Poll::Ready(Err(Error::ConnectionGone));
-        }
-        if let Err(err) = self.wait_for_progress(cx) {
-            return Poll::Ready(Err(err));
-        }
-        if self.shared.commands_flushed() >= sent {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
+    /// The state shared with the connection's task (for tests).
+    #[cfg(test)]
+    pub(crate) fn shared_for_tests(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// Whether the connection has been dropped or closed.
@@ -779,17 +838,6 @@ impl Sender {
     /// ```
     pub fn state(&self) -> ConnectionState {
         self.shared.state()
-    }
-
-    /// Registers `cx`'s waker to be woken when the driver makes progress, then looks again
-    /// whether the connection closed: the driver marks it closed and then looks for waiters,
-    /// so a close between the caller's first look and the registration would wake nobody.
-    fn wait_for_progress(&self, cx: &Context<'_>) -> Result<(), Error> {
-        self.shared.wait(cx.waker());
-        if self.is_closed() {
-            return Err(Error::ConnectionGone);
-        }
-        Ok(())
     }
 
     /// Bytes waiting to be written (queued here plus buffered in the connection), as the
@@ -849,6 +897,10 @@ impl Sender {
         if self.fail_fast {
             return self.check_room();
         }
+        let mut waiting = Waiting {
+            shared: &self.shared,
+            slot: WaitSlot::default(),
+        };
         poll_fn(|cx| {
             if self.is_closed() {
                 return Poll::Ready(Err(Error::ConnectionGone));
@@ -856,7 +908,7 @@ impl Sender {
             if self.check_room().is_ok() {
                 return Poll::Ready(Ok(()));
             }
-            if let Err(err) = self.wait_for_progress(cx) {
+            if let Err(err) = wait_for_progress(&self.shared, cx, &mut waiting.slot) {
                 return Poll::Ready(Err(err));
             }
             if self.check_room().is_ok() {
@@ -914,7 +966,7 @@ impl Sender {
 impl Sink<Message> for Sender {
     type Error = Error;
 
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.is_closed() {
             return Poll::Ready(Err(Error::ConnectionGone));
         }
@@ -924,7 +976,8 @@ impl Sink<Message> for Sender {
         if self.fail_fast {
             return Poll::Ready(self.check_room());
         }
-        if let Err(err) = self.wait_for_progress(cx) {
+        let this = &mut *self;
+        if let Err(err) = wait_for_progress(&this.shared, cx, &mut this.sink_wait) {
             return Poll::Ready(Err(err));
         }
         if self.check_room().is_ok() {
@@ -941,8 +994,9 @@ impl Sink<Message> for Sender {
 
     /// Waits until the messages this `Sender` sent as a `Sink` are written (not those sent
     /// after, or by others).
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.poll_flushed(cx, self.sink_sent)
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = &mut *self;
+        poll_flushed(&this.shared, cx, this.sink_sent, &mut this.sink_wait)
     }
 
     /// Asks the connection to close with 1000.
