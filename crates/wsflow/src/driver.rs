@@ -2391,6 +2391,64 @@ mod tests {
         assert_eq!(written.lock().unwrap().bytes, [0x89, 0].repeat(COMMANDS));
     }
 
+    // One sender in lockstep with the driver: it queues a command, then waits until the
+    // driver has written it, so every command is the last one and a wake lost for any of
+    // them stalls the test (with many commands in flight, the next one's wake hides a lost
+    // one). The driver is polled with a new waker each time, and only that waker's wake
+    // counts: one sent to a waker it replaced is lost too.
+    #[test]
+    fn each_command_alone_wakes_the_driver_through_its_latest_waker() {
+        const COMMANDS: usize = 2_000;
+        let limit = std::time::Duration::from_secs(5);
+        let (transport, written) = Quiet::taking_all();
+        let mut driver = quiet_driver(transport, Runtime::default());
+        let shared = driver.shared.clone();
+        let bytes = {
+            let written = written.clone();
+            move || written.lock().unwrap().bytes.len()
+        };
+        let sender = {
+            let bytes = bytes.clone();
+            std::thread::spawn(move || {
+                for sent in 1..=COMMANDS {
+                    shared.push_command(Command::Ping(Bytes::new())).unwrap();
+                    let since = Instant::now();
+                    while bytes() < 2 * sent {
+                        assert!(since.elapsed() < limit, "command {sent} never written");
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        };
+        while bytes() < 2 * COMMANDS {
+            let unpark = Arc::new(Unpark {
+                thread: std::thread::current(),
+                woken: AtomicBool::new(false),
+            });
+            let waker = Waker::from(unpark.clone());
+            assert!(
+                driver
+                    .poll_event(&mut Context::from_waker(&waker))
+                    .is_pending()
+            );
+            let since = Instant::now();
+            while !unpark.woken.load(Ordering::SeqCst) && bytes() < 2 * COMMANDS {
+                if since.elapsed() > limit {
+                    // A command queued, unwritten, and this waker never woken.
+                    let queued = driver.shared.commands_queued() as usize;
+                    assert!(
+                        queued == bytes() / 2,
+                        "a lost wake-up: {queued} commands queued, {} written",
+                        bytes() / 2
+                    );
+                }
+                std::thread::park_timeout(std::time::Duration::from_millis(1));
+            }
+        }
+        sender.join().unwrap();
+        assert_eq!(written.lock().unwrap().bytes, [0x89, 0].repeat(COMMANDS));
+    }
+
     // Commands the driver never took are dropped with it, and no longer count as waiting.
     #[test]
     fn commands_never_applied_stop_counting_as_waiting_when_the_driver_goes() {
