@@ -890,13 +890,20 @@ fn a_connection_accepted_while_all_are_closed_is_closed_too() {
             .connection(Config::server().close_timeout(Duration::from_millis(200)));
         let mut server = echo_server(runtime, config).await;
         let addr = server.local_addr();
-        // A client that sends its request, then reads nothing until told to.
+        // A client that sends its request, reads the first bytes of the answer and says so,
+        // then reads nothing more until told to.
+        let (answering_tx, answering_rx) = futures_channel::oneshot::channel::<()>();
         let (read_tx, read_rx) = std::sync::mpsc::channel::<()>();
         let peer = std::thread::spawn(move || {
             let mut raw = raw_client(addr);
             raw.write_all(UPGRADE.as_bytes()).unwrap();
+            let mut wire = vec![0u8; b"HTTP/1.1 101".len()];
+            raw.read_exact(&mut wire).unwrap();
+            assert_eq!(wire, b"HTTP/1.1 101");
+            answering_tx.send(()).unwrap();
             read_rx.recv().unwrap();
-            read_to_end(&mut raw)
+            wire.extend(read_to_end(&mut raw));
+            wire
         });
         let request = server.next().await.unwrap();
         // A 101 far larger than the socket buffers: its write waits for the client.
@@ -910,7 +917,9 @@ fn a_connection_accepted_while_all_are_closed_is_closed_too() {
             let close = ws.closed().await;
             let _ = accepted_tx.send(close);
         });
-        sleep(runtime, Duration::from_millis(200)).await;
+        // The 101 is being written (the rest of it waits for the client) when all
+        // connections are closed.
+        answering_rx.await.unwrap();
         server.close_all_connections(CloseCode::from(4000)).unwrap();
         read_tx.send(()).unwrap();
         // The raw client never answers the close: it ends by the close timeout.
@@ -936,14 +945,14 @@ fn shutdown_does_not_wait_for_a_silent_handshake() {
         let silent = std::thread::spawn(move || {
             let mut raw = raw_client(addr);
             raw.write_all(&UPGRADE.as_bytes()[..20]).unwrap();
-            read_to_end(&mut raw)
+            read_until_eof(&mut raw)
         });
         serve_until(&mut server, runtime, |s| s.pending_requests() == 1).await;
         let finished = {
             let shutting_down = futures_util::future::select(
                 Box::pin(server.shut_down()),
                 // Far more than the 1.2 s it may take, far less than the 20 s after which
-                // the silent client gives up by itself (its read timeout).
+                // the silent client's read times out (failing the test).
                 Box::pin(sleep(runtime, Duration::from_secs(10))),
             )
             .await;
@@ -952,8 +961,12 @@ fn shutdown_does_not_wait_for_a_silent_handshake() {
         assert!(finished, "shut_down waited for the silent handshake");
         assert_eq!(server.pending_requests(), 0);
         // Its socket was closed without an answer.
-        let answer = blocking::unblock(move || silent.join().unwrap()).await;
-        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+        let (answer, waited) = blocking::unblock(move || silent.join().unwrap()).await;
+        assert!(
+            answer.is_empty(),
+            "{} (closed after {waited:?})",
+            String::from_utf8_lossy(&answer)
+        );
     });
 }
 

@@ -152,11 +152,8 @@ fn endless_tiny_fragments_are_refused_with_1008() {
 #[test]
 fn a_reset_in_the_middle_of_a_message_ends_with_1006_and_frees_the_connection() {
     on_both_runtimes(|runtime| async move {
-        let (server, addr) = server_with(runtime, Config::server()).await;
-        let registry_view = server.connection_count();
-        assert_eq!(registry_view, 0);
-        let mut reports = serve_reading(runtime, server);
-        blocking::unblock(move || {
+        let (mut server, addr) = server_with(runtime, Config::server()).await;
+        let client = blocking::unblock(move || {
             let raw = raw_upgraded(addr);
             let frame = masked(Frame::new(OpCode::Binary, vec![7u8; 10_000]));
             (&raw).write_all(&frame[..5000]).unwrap();
@@ -166,13 +163,24 @@ fn a_reset_in_the_middle_of_a_message_ends_with_1006_and_frees_the_connection() 
                 .set_linger(Some(Duration::ZERO))
                 .unwrap();
             drop(raw);
-        })
-        .await;
-        let events = reports.next().await.unwrap();
+        });
+        // Accepted here rather than by `serve_reading`, so that the test keeps the server
+        // and sees its registry.
+        let mut ws = server.next().await.unwrap().accept(None).await.unwrap();
+        assert_eq!(server.connection_count(), 1);
+        let mut events = Vec::new();
+        while let Some(event) = ws.next_event().await {
+            events.push(event);
+        }
+        client.await;
         let close = close_of(&events);
         assert_eq!(close.code, CloseCode::ABNORMAL);
         assert!(!close.was_clean);
         assert!(!events.iter().any(|e| matches!(e, Event::Message(_))));
+        // The ended connection is freed: once the application drops it, the registry is
+        // empty.
+        drop(ws);
+        assert_eq!(server.connection_count(), 0);
     });
 }
 
@@ -243,7 +251,27 @@ fn connection_count_returns_to_zero_after_every_kind_of_ending() {
                 ws.closed().await
             });
         let closes = futures_util::future::join_all(drivers).await;
-        assert_eq!(closes.len(), 5);
+        // In the order of the kinds: each client waits for its 101 before the next connects.
+        let endings: Vec<(CloseCode, bool)> = closes
+            .iter()
+            .map(|close| (close.code, close.was_clean))
+            .collect();
+        assert_eq!(
+            endings,
+            [
+                // The client's close frame, answered (the socket then ends by the close
+                // timeout, the client keeping it open).
+                (CloseCode::NORMAL, true),
+                // A reset, and a FIN without a close frame: no close handshake.
+                (CloseCode::ABNORMAL, false),
+                (CloseCode::ABNORMAL, false),
+                // The reserved opcode fails the connection with 1002, never answered.
+                (CloseCode::PROTOCOL_ERROR, false),
+                // Our 1001, never answered: the close timeout ends it without a handshake.
+                (CloseCode::ABNORMAL, false),
+            ],
+            "{closes:?}"
+        );
         drop(sockets);
         // Every WebSocket was dropped at the end of its future: the registry is empty.
         assert_eq!(server.connection_count(), 0);

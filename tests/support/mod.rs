@@ -109,6 +109,40 @@ pub fn read_to_end(stream: &mut std::net::TcpStream) -> Vec<u8> {
     rest
 }
 
+/// Reads until the peer closes the connection, and returns what came and how long it took.
+/// Unlike [`read_to_end`], only a real close ends it: an end of file, or a reset (a peer that
+/// closes with unread data resets the connection). A read that times out (the stream's read
+/// timeout: the peer kept the connection open) or fails otherwise panics.
+pub fn read_until_eof(stream: &mut std::net::TcpStream) -> (Vec<u8>, Duration) {
+    use std::io::{ErrorKind, Read};
+    let start = std::time::Instant::now();
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => break,
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!(
+                    "the peer did not close the connection: the read timed out after {:?} \
+                     ({err}), {} bytes read: {:?}",
+                    start.elapsed(),
+                    received.len(),
+                    String::from_utf8_lossy(&received)
+                )
+            }
+            Err(err) => panic!(
+                "reading until the peer closes the connection: {err} after {:?}, {} bytes read",
+                start.elapsed(),
+                received.len()
+            ),
+        }
+    }
+    (received, start.elapsed())
+}
+
 /// Accepts every request (with `chat` if offered) and echoes, on the test's runtime.
 pub fn serve_echo(runtime: Runtime, mut server: Server) {
     spawn(runtime, async move {

@@ -463,6 +463,9 @@ pub async fn connect(host: &str, port: u16, nodelay: bool) -> io::Result<Async<T
 mod tests {
     use super::*;
     use std::future::poll_fn;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Wake, Waker};
     use std::time::Duration;
 
     thread_local! {
@@ -552,13 +555,99 @@ mod tests {
         reader.join().unwrap();
     }
 
-    /// Runs `check` by hand, 20 ms apart, until it returns true, at most `checks` times (no
+    /// Waits until `condition` holds, checking every millisecond, for at most 5 s.
+    fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !condition() {
+            assert!(Instant::now() < deadline, "not within 5 s: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Counts the wake-ups of a waker.
+    #[derive(Debug, Default)]
+    struct WakeCount(AtomicUsize);
+
+    impl Wake for WakeCount {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A waker for polling by hand whose wake-ups are counted: async-io's reactor wakes it
+    /// when it delivers an event to a wait registered with it. A test polls with one such
+    /// waker throughout, so async-io keeps a wait's waker from poll to poll (`will_wake`), as
+    /// it does `Waker::noop()`.
+    struct CountedWaker {
+        count: Arc<WakeCount>,
+        waker: Waker,
+    }
+
+    impl CountedWaker {
+        fn new() -> Self {
+            let count = Arc::new(WakeCount::default());
+            let waker = Waker::from(Arc::clone(&count));
+            Self { count, waker }
+        }
+
+        fn wakes(&self) -> usize {
+            self.count.0.load(Ordering::SeqCst)
+        }
+
+        /// Waits (at most 5 s) until the waker has been woken more than `wakes` times in all.
+        fn wait_for_wake_after(&self, wakes: usize) {
+            wait_until("a wake-up from async-io's reactor", || self.wakes() > wakes);
+        }
+    }
+
+    /// Waits (at most 5 s) until async-io's reactor has run a turn that began after this call:
+    /// a 1 ms timer, polled by hand, is woken by it. Every event the reactor could deliver
+    /// when this was called (a socket already readable while a wait is armed for it) has been
+    /// delivered by then: the turn that fires the timer collects the ready sockets before it
+    /// wakes anyone.
+    fn wait_for_the_reactor() {
+        let woken = CountedWaker::new();
+        let mut cx = Context::from_waker(&woken.waker);
+        loop {
+            let mut timer = Timer::after(Duration::from_millis(1));
+            if Pin::new(&mut timer).poll(&mut cx).is_pending() {
+                woken.wait_for_wake_after(0);
+                return;
+            }
+            // The millisecond passed before the timer was registered: again.
+        }
+    }
+
+    /// Waits (at most 5 s) until the bytes waiting in `socket` end with `expected`, peeking:
+    /// nothing is read, so neither the stream's state nor [`RECV_CALLS`] changes.
+    fn wait_for_bytes(socket: &TcpStream, expected: &[u8]) {
+        let mut peeked = vec![0u8; expected.len() + 64 * 1024];
+        wait_until("the bytes sent arriving", || {
+            match socket.peek(&mut peeked) {
+                Ok(n) => peeked[..n].ends_with(expected),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => false,
+                Err(err) => panic!("{err}"),
+            }
+        });
+    }
+
+    /// Runs `check` by hand with `waker` until it returns true, at most `checks` times (no
     /// executor: async-io's own thread runs the reactor turns, nearly always blocked in one).
-    fn within(checks: usize, mut check: impl FnMut(&mut Context<'_>) -> bool) -> bool {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
+    /// After each check the reactor runs a turn ([`wait_for_the_reactor`]), as it would
+    /// before a task was polled again: an event due to a wait the check armed has been
+    /// delivered when the next check (or the caller) goes on.
+    fn within(
+        waker: &Waker,
+        checks: usize,
+        mut check: impl FnMut(&mut Context<'_>) -> bool,
+    ) -> bool {
+        let mut cx = Context::from_waker(waker);
         (0..checks).any(|_| {
             let ready = check(&mut cx);
-            std::thread::sleep(Duration::from_millis(20));
+            wait_for_the_reactor();
             ready
         })
     }
@@ -568,15 +657,21 @@ mod tests {
     #[test]
     fn a_wait_for_data_that_arrived_during_a_reactor_turn_ends() {
         let (mut client, mut stream) = loopback_pair();
-        std::thread::sleep(Duration::from_millis(20));
+        let noop = Waker::noop();
+        // async-io's thread is up, and blocked in a reactor turn from now on.
+        wait_for_the_reactor();
         for round in 0..20u8 {
             // A check registers and says `Pending` (the first may instead report an event
             // left over from the previous round: readiness can be spurious, never late).
-            assert!(within(2, |cx| stream.poll_read_ready(cx).is_pending()));
+            assert!(within(noop, 2, |cx| stream
+                .poll_read_ready(cx)
+                .is_pending()));
             client.write_all(&[round]).unwrap();
-            assert!(within(2, |cx| stream.poll_read_ready(cx).is_ready()));
+            assert!(within(noop, 2, |cx| stream.poll_read_ready(cx).is_ready()));
+            // The read below is made once: the byte is in the socket first.
+            wait_for_bytes(stream.get_ref().get_ref(), &[round]);
             let mut buf = BytesMut::with_capacity(16);
-            let mut cx = Context::from_waker(std::task::Waker::noop());
+            let mut cx = Context::from_waker(noop);
             assert!(matches!(
                 stream.poll_read_buf(&mut cx, &mut buf),
                 Poll::Ready(Ok(1))
@@ -585,7 +680,8 @@ mod tests {
             // A small read drained the socket: the next read waits for readiness first.
             assert!(stream.poll_read_buf(&mut cx, &mut buf).is_pending());
             client.write_all(&[round, round]).unwrap();
-            assert!(within(2, |cx| stream
+            wait_for_bytes(stream.get_ref().get_ref(), &[round, round]);
+            assert!(within(noop, 2, |cx| stream
                 .poll_read_buf(cx, &mut buf)
                 .is_ready()));
             assert_eq!(&buf[1..], [round, round]);
@@ -600,20 +696,24 @@ mod tests {
     #[test]
     fn a_drained_socket_costs_at_most_one_empty_read() {
         let (mut client, mut stream) = loopback_pair();
-        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let waker = CountedWaker::new();
+        let mut cx = Context::from_waker(&waker.waker);
         let data = vec![7u8; 60_000];
         for _ in 0..5 {
             let mut buf = BytesMut::with_capacity(256 * 1024);
             // Registers the wait (the first round finds nothing to read; later rounds first
             // find the event of the previous round).
-            assert!(within(2, |cx| stream
+            assert!(within(&waker.waker, 2, |cx| stream
                 .poll_read_buf(cx, &mut buf)
                 .is_pending()));
+            let wakes = waker.wakes();
             client.write_all(&data).unwrap();
-            // The reactor delivers the event; the data sits whole in the socket.
-            std::thread::sleep(Duration::from_millis(50));
+            // The reactor delivers the event (it wakes the wait); the data sits whole in the
+            // socket.
+            waker.wait_for_wake_after(wakes);
+            wait_for_bytes(stream.get_ref().get_ref(), &data);
             let mut received = 0;
-            assert!(within(50, |cx| {
+            assert!(within(&waker.waker, 50, |cx| {
                 if let Poll::Ready(n) = stream.poll_read_buf(cx, &mut buf) {
                     received += n.unwrap();
                 }
@@ -632,7 +732,10 @@ mod tests {
     #[test]
     fn an_event_already_used_costs_no_second_empty_read() {
         let (mut client, mut stream) = loopback_pair();
-        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // The same socket, to see what has arrived while `read` below borrows the stream.
+        let socket = stream.get_ref().get_ref().try_clone().unwrap();
+        let waker = CountedWaker::new();
+        let mut cx = Context::from_waker(&waker.waker);
         let data = vec![7u8; 40_000];
         for round in 0..6 {
             // Alternately through `poll_read_buf` and through `poll_read` (which TLS uses).
@@ -645,9 +748,13 @@ mod tests {
                     stream.poll_read(cx, &mut slice)
                 }
             };
-            assert!(within(2, |cx| read(cx).is_pending()));
+            assert!(within(&waker.waker, 2, |cx| read(cx).is_pending()));
+            let wakes = waker.wakes();
             client.write_all(&data).unwrap();
-            std::thread::sleep(Duration::from_millis(50));
+            // The reactor delivers the event (it wakes the wait); the data sits whole in the
+            // socket.
+            waker.wait_for_wake_after(wakes);
+            wait_for_bytes(&socket, &data);
             // One read takes it all and fills the buffer, so the socket may not be drained.
             assert!(matches!(read(&mut cx), Poll::Ready(Ok(40_000))));
             RECV_CALLS.set(0);
@@ -662,11 +769,12 @@ mod tests {
     #[test]
     fn a_read_made_now_takes_what_came_and_a_wait_follows_one_that_found_nothing() {
         let (mut client, mut stream) = loopback_pair();
-        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let noop = Waker::noop();
+        let mut cx = Context::from_waker(noop);
         let mut buf = BytesMut::new();
         for round in 0..5u8 {
             client.write_all(&[round]).unwrap();
-            std::thread::sleep(Duration::from_millis(20));
+            wait_for_bytes(stream.get_ref().get_ref(), &[round]);
             assert_eq!(stream.try_read_buf(&mut buf).unwrap(), 1);
             assert!(stream.last_read_drained());
             let nothing = stream.try_read_buf(&mut buf).unwrap_err();
@@ -676,7 +784,8 @@ mod tests {
                 "round {round}"
             );
             client.write_all(&[round]).unwrap();
-            assert!(within(2, |cx| stream.poll_read_ready(cx).is_ready()));
+            assert!(within(noop, 2, |cx| stream.poll_read_ready(cx).is_ready()));
+            wait_for_bytes(stream.get_ref().get_ref(), &[round]);
             assert_eq!(stream.try_read_buf(&mut buf).unwrap(), 1);
         }
         let sent: Vec<u8> = (0..5u8).flat_map(|round| [round, round]).collect();
@@ -687,11 +796,21 @@ mod tests {
     fn a_wait_for_a_connection_that_arrived_during_a_reactor_turn_ends() {
         let listener = AsyncIoListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        let waker = CountedWaker::new();
+        // async-io's thread is up, and blocked in a reactor turn from now on.
+        wait_for_the_reactor();
         for _ in 0..20 {
-            assert!(!within(1, |cx| listener.poll_accept(cx).is_ready()));
+            // The check arms the wait; the reactor has delivered every earlier event after it.
+            assert!(!within(&waker.waker, 1, |cx| listener
+                .poll_accept(cx)
+                .is_ready()));
+            let wakes = waker.wakes();
             let _client = TcpStream::connect(addr).unwrap();
-            assert!(within(2, |cx| listener.poll_accept(cx).is_ready()));
+            // The reactor reports the connection (it wakes the wait): it waits to be accepted.
+            waker.wait_for_wake_after(wakes);
+            assert!(within(&waker.waker, 2, |cx| listener
+                .poll_accept(cx)
+                .is_ready()));
         }
     }
 

@@ -342,6 +342,33 @@ mod tests {
         panic!("not done after 1,000 reads");
     }
 
+    /// Waits (at most 5 s) until the bytes waiting in `transport`'s socket end with
+    /// `expected`, peeking: nothing is read, so the transport's state (its reads in a row, its
+    /// registration) is left as it is.
+    async fn wait_for_bytes(transport: &TcpTransport, expected: &[u8]) {
+        let mut peeked = vec![0u8; expected.len() + 4096];
+        let arrived = async {
+            loop {
+                let peek = match &transport.socket {
+                    // tokio peeks once the reactor reports data, which does not read it either.
+                    Socket::Registered(stream) => stream.get_ref().peek(&mut peeked).await,
+                    Socket::Bare(std, _) => std.peek(&mut peeked),
+                    Socket::Gone => panic!("the socket is gone"),
+                };
+                match peek {
+                    Ok(n) if peeked[..n].ends_with(expected) => return,
+                    Ok(_) => {}
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) => panic!("{err}"),
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), arrived)
+            .await
+            .expect("the bytes sent did not arrive within 5 s");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_socket_leaves_the_reactor_while_reads_find_data_and_comes_back_to_wait() {
         let (mut client, mut transport) = pair().await;
@@ -352,7 +379,7 @@ mod tests {
         assert!(matches!(transport.socket, Socket::Bare(..)));
         // Out of the reactor, reads that find data and writes go straight to the socket.
         client.write_all(b"more").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        wait_for_bytes(&transport, b"more").await;
         transport.try_read_buf(&mut buf).unwrap();
         assert!(buf.ends_with(b"more"));
         let reply = [IoSlice::new(b"re"), IoSlice::new(b"ply")];
@@ -412,7 +439,7 @@ mod tests {
         // However many reads in a row find data, the write's wake-up stays registered.
         for round in 0..3 * TcpTransport::LEAVE_AFTER {
             client.write_all(&[round]).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            wait_for_bytes(&transport, &[round]).await;
             assert_eq!(transport.try_read_buf(&mut buf).unwrap(), 1);
             assert!(is_registered(&transport));
         }
