@@ -95,8 +95,8 @@ fn sink_and_stream_work_with_futures_combinators() {
             futures_util::stream::iter((0..100).map(|i| Ok(Message::text(i.to_string()))));
         ws.send_all(&mut outgoing).await.unwrap();
         let received: Vec<Message> = ws.by_ref().take(100).map(Result::unwrap).collect().await;
-        assert_eq!(received.len(), 100);
-        assert_eq!(received[99], Message::text("99"));
+        let expected: Vec<Message> = (0..100).map(|i| Message::text(i.to_string())).collect();
+        assert_eq!(received, expected);
         SinkExt::close(&mut ws).await.unwrap();
         assert_eq!(ws.close_reason_code(), Some(CloseCode::NORMAL));
     });
@@ -248,12 +248,16 @@ fn senders_from_other_tasks_and_broadcast() {
     on_both_runtimes(|runtime| async move {
         let mut server = echo_server(runtime, ServerConfig::default()).await;
         let url = format!("ws://{}/", server.local_addr());
+        // Each client with the address the server sees it from (its sender's `peer_addr`).
         let mut clients = Vec::new();
         for _ in 0..3 {
             let (ws, accepted) = connect_and_accept(&mut server, &client(runtime), &url).await;
+            let peer = accepted
+                .peer_addr()
+                .expect("the accepted socket's peer address");
             // The server side only reads; its senders and the broadcast write through it.
             read_until_closed(runtime, accepted);
-            clients.push(ws);
+            clients.push((ws, peer));
         }
         // Wait until every accepted connection is registered.
         while server.connection_count() < 3 {
@@ -262,19 +266,24 @@ fn senders_from_other_tasks_and_broadcast() {
         assert_eq!(server.broadcast_text("to everyone"), 3);
         let senders = server.connections();
         assert_eq!(senders.len(), 3);
-        for (i, sender) in senders.iter().enumerate() {
+        // Each sender names the connection it writes to: a client must get exactly the
+        // message naming its own connection, so no sender writes to another connection.
+        for sender in &senders {
             let sender = sender.clone();
+            let peer = sender.peer_addr().expect("the sender's peer address");
             spawn(runtime, async move {
-                sender.send_text(format!("private {i}")).await.unwrap();
+                sender.send_text(format!("private {peer}")).await.unwrap();
             });
         }
-        for ws in &mut clients {
+        for (ws, peer) in &mut clients {
             assert_eq!(
                 ws.next().await.unwrap().unwrap(),
                 Message::text("to everyone")
             );
-            let private = ws.next().await.unwrap().unwrap();
-            assert!(private.as_text().unwrap().starts_with("private "));
+            assert_eq!(
+                ws.next().await.unwrap().unwrap(),
+                Message::text(format!("private {peer}"))
+            );
         }
     });
 }
@@ -1394,7 +1403,26 @@ fn a_connection_idle_past_its_keepalive_reads_again_after_giving_its_buffer_back
                 Message::text(big.clone())
             );
             // Past the keepalive: the server pings (answered by the client as it reads) and
-            // releases its read buffer.
+            // releases its read buffer, in the same step. The ping is seen here (each pong the
+            // client answers with starts the server's wait over, so pings keep coming while
+            // the client reads), and nothing else comes meanwhile.
+            // Matched as it comes, so that the future borrowing `ws` ends with the match.
+            match futures_util::future::select(
+                Box::pin(ws.next_event()),
+                Box::pin(sleep(runtime, Duration::from_secs(10))),
+            )
+            .await
+            {
+                futures_util::future::Either::Left((Some(Event::Ping(payload)), _)) => {
+                    assert!(payload.is_empty(), "a keepalive ping carries no payload");
+                }
+                futures_util::future::Either::Left((other, _)) => {
+                    panic!("a keepalive ping was expected while idle, got {other:?}")
+                }
+                futures_util::future::Either::Right(_) => {
+                    panic!("no keepalive ping within 10 s of an idle interval of 100 ms")
+                }
+            }
             let idle = async {
                 sleep(runtime, Duration::from_millis(250)).await;
             };
@@ -1423,6 +1451,9 @@ fn keepalive_drops_a_peer_that_went_silent() {
         )
         .await;
         let addr = server.local_addr();
+        // Before the peer connects: the server's connection, and so its keepalive wait,
+        // cannot start earlier than this.
+        let before_connect = std::time::Instant::now();
         // Completes the handshake, then never reads or answers again (but keeps the socket
         // until the server has given up on it).
         let (server_gave_up, socket_may_go) = std::sync::mpsc::channel::<()>();
@@ -1440,6 +1471,14 @@ fn keepalive_drops_a_peer_that_went_silent() {
         assert_eq!(close.description, "Peer not responding.");
         // About 0.4 s (interval and grace period); the bound leaves room for a slow machine.
         assert!(started.elapsed() < Duration::from_secs(10));
+        // Never earlier: the ping goes out a whole interval after the connection's start at
+        // the soonest, and the drop a whole grace period after the ping (the margin only
+        // absorbs rounding; a drop at the interval alone, without the grace, fails here).
+        let dropped_after = before_connect.elapsed();
+        assert!(
+            dropped_after >= Duration::from_millis(380),
+            "dropped {dropped_after:?} after connecting: before the interval and the grace period"
+        );
         blocking::unblock(move || silent.join().unwrap()).await;
     });
 }

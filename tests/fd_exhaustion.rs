@@ -13,6 +13,9 @@ use futures_util::StreamExt;
 use support::*;
 use wsflow::{Message, Server, ServerConfig};
 
+/// Linux's "too many open files" error number.
+const EMFILE: i32 = 24;
+
 fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
 }
@@ -41,14 +44,43 @@ fn accept_errors_pause_accepting_and_serving_resumes_when_descriptors_return() {
             .unwrap();
         let addr = server.local_addr();
         serve_echo(runtime, server);
-        // Room for 20 more descriptors: 20 client sockets use them all, so the server's
-        // accepts fail with EMFILE while their connections wait in the backlog.
+        // The 20 client sockets are made before the limit is lowered: connecting them takes
+        // no descriptor, so every one connects (to the listener's backlog) whatever the
+        // server's accepts do.
+        let sockets: Vec<socket2::Socket> = (0..20)
+            .map(|_| {
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap()
+            })
+            .collect();
         let mut stat_file = std::fs::File::open("/proc/self/stat").unwrap();
         rlimit::setrlimit(rlimit::Resource::NOFILE, open_fds() + 20, hard).unwrap();
-        let clients: Vec<TcpStream> = (0..20)
-            .filter_map(|_| TcpStream::connect(addr).ok())
+        // Every descriptor left under the limit is taken, so the process (the server in it)
+        // has none: opening one fails with EMFILE.
+        let mut fillers = Vec::new();
+        let exhausted = loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(file) => {
+                    fillers.push(file);
+                    assert!(
+                        fillers.len() < 4096,
+                        "the descriptor limit was never reached"
+                    );
+                }
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(exhausted.raw_os_error(), Some(EMFILE), "{exhausted}");
+        let clients: Vec<TcpStream> = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
+                socket
+                    .connect(&addr.into())
+                    .unwrap_or_else(|err| panic!("client {i} did not connect: {err}"));
+                TcpStream::from(socket)
+            })
             .collect();
-        assert!(!clients.is_empty());
+        assert_eq!(clients.len(), 20);
         sleep(runtime, Duration::from_millis(200)).await;
         // With no descriptor left, a server that retried at once would burn a whole CPU.
         let (cpu_before, wall_before) = (cpu_time(&mut stat_file), Instant::now());
@@ -59,7 +91,14 @@ fn accept_errors_pause_accepting_and_serving_resumes_when_descriptors_return() {
             cpu < wall / 2,
             "the server spun on accept errors: {cpu:?} of CPU in {wall:?}"
         );
+        // No descriptor came free meanwhile (the server accepted none of the 20 waiting
+        // connections): what was measured is a server whose accepts failed with EMFILE.
+        match std::fs::File::open("/dev/null") {
+            Ok(_) => panic!("a descriptor came free while the server was to be out of them"),
+            Err(err) => assert_eq!(err.raw_os_error(), Some(EMFILE), "{err}"),
+        }
         // Descriptors come back: the server accepts and serves again.
+        drop(fillers);
         drop(clients);
         rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard).unwrap();
         let mut ws = client(runtime)

@@ -7,6 +7,7 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use futures_util::StreamExt;
 use support::*;
 use wsflow::{CloseCode, Runtime, Server, ServerConfig};
 
@@ -23,8 +24,15 @@ impl Write for Captured {
     }
 }
 
-#[test]
-fn connections_report_open_failure_and_close() {
+impl Captured {
+    /// What was written so far.
+    fn log(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Captures the events of this thread (debug and above) until the guard is dropped.
+fn capturing() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -32,7 +40,12 @@ fn connections_report_open_failure_and_close() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+#[test]
+fn connections_report_open_failure_and_close() {
+    let (captured, _guard) = capturing();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -79,7 +92,7 @@ fn connections_report_open_failure_and_close() {
             assert_eq!(client_close.code.as_u16(), 4001);
             assert_eq!(server_close.code.as_u16(), 4001);
         });
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.log();
     assert_eq!(log.matches("websocket upgrade refused").count(), 1, "{log}");
     assert_eq!(
         log.matches("websocket connection opened").count(),
@@ -96,4 +109,61 @@ fn connections_report_open_failure_and_close() {
         log.contains("role=Server") && log.contains("role=Client"),
         "{log}"
     );
+}
+
+#[test]
+fn a_protocol_violation_is_reported_with_its_close_code() {
+    let (captured, _guard) = capturing();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut server = Server::bind(
+                "127.0.0.1:0",
+                ServerConfig::default().runtime(Runtime::Tokio),
+            )
+            .await
+            .unwrap();
+            let addr = server.local_addr();
+            // A client that completes the handshake and then sends an unmasked frame ("hi"):
+            // a protocol violation, for which the server fails the connection with 1002.
+            let violator = std::thread::spawn(move || {
+                let mut raw = raw_client(addr);
+                raw.write_all(UPGRADE.as_bytes()).unwrap();
+                let head = read_head(&mut raw);
+                assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+                raw.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+                read_to_end(&mut raw)
+            });
+            let mut accepted = server.accept().await.unwrap().accept(None).await.unwrap();
+            let failed = accepted.next().await;
+            assert!(matches!(failed, Some(Err(_))), "{failed:?}");
+            let close = accepted.closed().await;
+            assert_eq!(close.code, CloseCode::PROTOCOL_ERROR);
+            // The connection is kept (not dropped) until the client has read to its end.
+            while !violator.is_finished() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            let answer = violator.join().unwrap();
+            // The server's close frame: 0x88, its length, then 1002.
+            assert!(
+                answer.len() >= 4 && answer[0] == 0x88 && answer[2..4] == [0x03, 0xea],
+                "{answer:?}"
+            );
+            drop(accepted);
+        });
+    let log = captured.log();
+    assert_eq!(
+        log.matches("websocket connection failed").count(),
+        1,
+        "{log}"
+    );
+    let failure = log
+        .lines()
+        .find(|line| line.contains("websocket connection failed"))
+        .unwrap();
+    assert!(failure.contains("WARN"), "{failure}");
+    assert!(failure.contains("role=Server"), "{failure}");
+    assert!(failure.contains("close_code=Some(1002)"), "{failure}");
 }

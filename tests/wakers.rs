@@ -9,6 +9,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,30 @@ fn waker_unlike_its_clones() -> Waker {
     #[allow(unsafe_code)]
     unsafe {
         Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE))
+    }
+}
+
+/// How many times the counting waker (or a clone of it) was woken.
+static WAKES: AtomicUsize = AtomicUsize::new(0);
+
+fn counting_clone(data: *const ()) -> RawWaker {
+    RawWaker::new(data, &COUNTING_VTABLE)
+}
+fn count_wake(_: *const ()) {
+    WAKES.fetch_add(1, Ordering::Relaxed);
+}
+static COUNTING_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(counting_clone, count_wake, count_wake, noop);
+
+/// A waker that counts its wakes, and its clones' wakes, in [`WAKES`]; unlike
+/// [`waker_unlike_its_clones`], its clones share its vtable, so `will_wake` recognises them
+/// (and a runtime's reactor keeps its registration rather than waking the one it replaces).
+fn counting_waker() -> Waker {
+    // SAFETY: every function of the vtable ignores the data pointer (the count is a static),
+    // so any pointer (here null) satisfies the `RawWaker` contract.
+    #[allow(unsafe_code)]
+    unsafe {
+        Waker::from_raw(RawWaker::new(std::ptr::null(), &COUNTING_VTABLE))
     }
 }
 
@@ -102,6 +127,28 @@ fn a_connection_polled_with_a_waker_unlike_its_clones_returns_and_works() {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+        // Idle, the client waiting with its socket open: nothing arrives, and the connection
+        // must not keep waking itself (a busy loop, invisible to a waker that does nothing).
+        // Polled by hand 51 times over at least 200 ms with a counting waker, it may wake
+        // itself only for its read guesses (see `ReadGuess` in the driver): each yield is
+        // followed by twice as many waits as the last (1, 2, 4, ... up to 64), so about 5
+        // yields in 50 polls, and on a busy executor (not here: no other connection runs on
+        // this thread) at most 8 more after a miss. A driver waking itself on every poll
+        // would count about 50.
+        let counting = counting_waker();
+        let mut idle_cx = Context::from_waker(&counting);
+        let wakes_before = WAKES.load(Ordering::Relaxed);
+        // The first poll puts the counting waker in place of the other one.
+        assert!(Pin::new(&mut ws).poll_next(&mut idle_cx).is_pending());
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(4));
+            assert!(Pin::new(&mut ws).poll_next(&mut idle_cx).is_pending());
+        }
+        let wakes = WAKES.load(Ordering::Relaxed) - wakes_before;
+        assert!(
+            wakes <= 16,
+            "an idle connection woke itself {wakes} times in 51 polls"
+        );
         let _ = let_client_go.send(());
         client.join().unwrap();
     });

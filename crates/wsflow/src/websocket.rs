@@ -119,6 +119,10 @@ impl PeerInfo {
 /// | `remoteAddress` / `socket.remoteAddress` | [`remote_address`](WebSocket::remote_address) / [`peer_addr`](WebSocket::peer_addr) |
 /// | events `message`, `frame`, `ping`, `pong`, `error`, `close` | [`Event`] from [`next_event`](WebSocket::next_event) |
 ///
+/// Dropping a `WebSocket` closes its socket at once, without a close frame (or a TLS
+/// close_notify), discarding what was still queued: call [`WebSocket::close`] and await
+/// [`WebSocket::closed`] first for a clean end.
+///
 /// ```no_run
 /// # async fn example() -> Result<(), wsflow::Error> {
 /// use futures_util::StreamExt;
