@@ -108,7 +108,8 @@ impl Config {
         /// connection closes with 1009 as soon as a frame would exceed it.
         max_received_message_size / get_max_received_message_size: usize;
         /// The most frames one message may be split into; more closes the connection with
-        /// 1008. Guards against floods of tiny or empty fragments.
+        /// 1008. Guards against floods of tiny or empty fragments. 0 counts as 1: every
+        /// message has a frame.
         max_fragments_per_message / get_max_fragments_per_message: usize;
         /// Whether messages longer than the fragmentation threshold are sent as several frames.
         fragment_outgoing_messages / get_fragment_outgoing_messages: bool;

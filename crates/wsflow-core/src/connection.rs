@@ -420,8 +420,13 @@ impl Connection {
 
     /// The buffer to read into: append the transport's bytes to it (reading into its spare
     /// capacity, which is sized for the frame in progress), then call
-    /// [`Connection::handle_read`]. It is empty whenever it is handed out.
+    /// [`Connection::handle_read`]. It is empty whenever it is handed out: bytes read into
+    /// the buffer handed out before and not handed in yet are taken as input first, as
+    /// `handle_read` would take them.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
+        if !self.rx.is_empty() {
+            self.take_read_bytes();
+        }
         self.reclaim_spare_capacity();
         // Room for the rest of the frame in progress, in proportion to what has come of it:
         // a peer that declares a large frame and trickles it gets room for 64 times what it
@@ -622,12 +627,16 @@ impl Connection {
         }
         self.set_now(now);
         self.restart_quiet();
+        self.take_read_bytes();
+    }
+
+    /// Takes the bytes read into the read buffer as input, behind what is waiting.
+    #[inline]
+    fn take_read_bytes(&mut self) {
         if matches!(self.phase, Phase::TearingDown | Phase::Closed) {
             // Draining after the close: nothing more is processed.
             self.rx.clear();
-            return;
-        }
-        if self.pending.is_empty() {
+        } else if self.pending.is_empty() {
             // The usual case: the read's bytes become the input as they are, with the spare
             // capacity behind them, which `read_buffer` hands out again once they are used.
             std::mem::swap(&mut self.pending, &mut self.rx);
@@ -1500,15 +1509,26 @@ impl Connection {
             }
         };
         if self.config.assemble_fragments {
-            if message.fragments > self.config.max_fragments_per_message {
-                return Err(ProtocolError::TooManyFragments {
-                    max: self.config.max_fragments_per_message,
-                });
+            // 0 counts as 1: a message of one frame, taken whole by the short paths, which do
+            // not count, is the same message split over reads, which are counted.
+            let max_fragments = self.config.max_fragments_per_message.max(1);
+            if message.fragments > max_fragments {
+                return Err(ProtocolError::TooManyFragments { max: max_fragments });
             }
             let len = message.wire_len + header.payload_len;
             let max = self.config.max_received_message_size as u64;
-            if !message.compressed && len > max {
-                return Err(ProtocolError::MessageTooLarge { len, max });
+            // Compressed, a message is limited by what it inflates to (checked as it
+            // inflates); its compressed bytes too, though more loosely, or empty blocks
+            // (which inflate to nothing) could keep one message going for gigabytes. A real
+            // compressor's output passes what it compressed by a few bytes per block and
+            // flush, far less than an eighth.
+            let wire_max = if message.compressed {
+                max.saturating_add(max / 8).saturating_add(1024)
+            } else {
+                max
+            };
+            if len > wire_max {
+                return Err(ProtocolError::MessageTooLarge { len, max: wire_max });
             }
         }
         Ok(())

@@ -302,6 +302,9 @@ pub struct PerMessageDeflate {
     threshold: usize,
     /// The message being inflated ended its DEFLATE stream with a final block (BFINAL).
     stream_ended: bool,
+    /// After that final block, the message had the one byte RFC 7692 section 7.2.3.4 puts
+    /// there: the header of the empty stored block whose `00 00 ff ff` the sender removed.
+    stored_header_after_final: bool,
     /// The message being inflated had compressed bytes so far.
     received_data: bool,
 }
@@ -335,6 +338,7 @@ impl PerMessageDeflate {
             share_inflater: peer_no_takeover,
             threshold: agreed.threshold,
             stream_ended: false,
+            stored_header_after_final: false,
             received_data: false,
         }
     }
@@ -419,6 +423,24 @@ impl PerMessageDeflate {
         Ok(out)
     }
 
+    /// Checks what a message holds after its final block (BFINAL): nothing, or once the
+    /// header byte of an empty stored block (BTYPE 00), which with the `00 00 ff ff` the
+    /// receiver appends completes that block. RFC 7692 section 7.2.3.4 sends "Hello" this way
+    /// as `f3 48 cd c9 c9 07 00 00`: a sender that flushes with a final block still appends
+    /// the empty stored block and removes its last four bytes, as for any other flush.
+    fn after_final_block(&mut self, rest: &[u8]) -> Result<(), ProtocolError> {
+        match rest {
+            [] => Ok(()),
+            [header] if header & 0b110 == 0 && !self.stored_header_after_final => {
+                self.stored_header_after_final = true;
+                Ok(())
+            }
+            _ => Err(ProtocolError::InvalidCompressedData(
+                "Data after the final permessage-deflate block.",
+            )),
+        }
+    }
+
     /// Inflates `input` onto `out`, never letting `out` pass `max_len + 1` bytes. `trailer`:
     /// `input` is the `00 00 ff ff` appended to the message, which a final block makes
     /// superfluous.
@@ -459,12 +481,11 @@ impl PerMessageDeflate {
             input = input.get(consumed..).unwrap_or_default();
             if status == Status::StreamEnd {
                 self.stream_ended = true;
-                if !input.is_empty() && !trailer {
-                    return Err(ProtocolError::InvalidCompressedData(
-                        "Data after the final permessage-deflate block.",
-                    ));
-                }
-                return Ok(());
+                return if trailer {
+                    Ok(())
+                } else {
+                    self.after_final_block(input)
+                };
             }
             let room_left = out.len() < out.capacity();
             if input.is_empty() && room_left {
@@ -557,11 +578,7 @@ impl Extension for PerMessageDeflate {
     ) -> Result<(), ProtocolError> {
         self.received_data |= !payload.is_empty();
         if self.stream_ended {
-            if !payload.is_empty() {
-                return Err(ProtocolError::InvalidCompressedData(
-                    "Data after the final permessage-deflate block.",
-                ));
-            }
+            self.after_final_block(payload)?;
         } else {
             self.inflate(payload, out, max_len, false)?;
         }
@@ -572,6 +589,7 @@ impl Extension for PerMessageDeflate {
                 self.inflate(&TRAILER, out, max_len, true)?;
             }
             let stream_ended = std::mem::take(&mut self.stream_ended);
+            self.stored_header_after_final = false;
             if self.share_inflater {
                 // The peer compresses its next message afresh, so this inflater, reset, can
                 // serve any connection's next message.
@@ -772,19 +790,43 @@ mod tests {
             )
             .unwrap();
         assert_eq!(stored, b"Hello");
-        // Section 7.2.3.5: a final block (BFINAL set), then a message after it.
-        let mut last = Vec::new();
-        server
-            .decode(
-                &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
-                true,
-                &mut last,
-                100,
-            )
-            .unwrap();
-        assert_eq!(last, b"Hello");
-        let (mut client, _) = pair(&DeflateConfig::new().threshold(0));
-        roundtrip(&mut client, &mut server, b"still in sync");
+        // Section 7.2.3.4: a final block (BFINAL set), then the header byte of the empty
+        // stored block the sender appended (its `00 00 ff ff` removed): in one frame, in two
+        // (the byte alone in the last), or without the byte; then a message after each, from
+        // a sender that started its stream afresh.
+        let hello = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+        for frames in [
+            vec![&hello[..]],
+            vec![&hello[..7], &hello[7..]],
+            vec![&hello[..7]],
+        ] {
+            let mut last = Vec::new();
+            let count = frames.len();
+            for (at, frame) in frames.into_iter().enumerate() {
+                server
+                    .decode(frame, at + 1 == count, &mut last, 100)
+                    .unwrap();
+            }
+            assert_eq!(last, b"Hello");
+            let (mut client, _) = pair(&DeflateConfig::new().threshold(0));
+            roundtrip(&mut client, &mut server, b"still in sync");
+        }
+        // Anything more after the final block is refused: a second header byte, a byte that
+        // is not a stored block's header, or a whole block.
+        for after in [&[0x00, 0x00][..], &[0x02], &[0x00, 0x00, 0x00, 0xff, 0xff]] {
+            let mut payload = hello[..7].to_vec();
+            payload.extend_from_slice(after);
+            let mut out = Vec::new();
+            assert!(
+                matches!(
+                    server.decode(&payload, true, &mut out, 100),
+                    Err(ProtocolError::InvalidCompressedData(_))
+                ),
+                "{after:x?}"
+            );
+            let (_, fresh) = pair(&DeflateConfig::new().threshold(0));
+            server = fresh;
+        }
     }
 
     #[test]

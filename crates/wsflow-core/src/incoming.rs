@@ -151,7 +151,13 @@ impl IncomingMessage {
         if !fin {
             return Ok(None);
         }
-        let payload = Bytes::from(std::mem::take(&mut self.decoded));
+        let mut decoded = std::mem::take(&mut self.decoded);
+        if decoded.capacity() - decoded.len() > decoded.len() / 4 {
+            // Inflating grows the buffer by doubling: an application that keeps the message
+            // should not keep up to twice its size.
+            decoded.shrink_to_fit();
+        }
+        let payload = Bytes::from(decoded);
         Ok(Some(if self.is_text {
             Message::Text(Utf8Bytes::try_from(payload).map_err(|_| ProtocolError::InvalidUtf8)?)
         } else {

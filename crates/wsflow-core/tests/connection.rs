@@ -1593,3 +1593,66 @@ fn output_given_up_after_the_peer_s_close_makes_the_close_unclean_and_empties_th
         assert!(pair.server.poll_transmit().is_none());
     }
 }
+
+/// A driver that reads twice before handing the bytes in (as a loop reading until the
+/// socket would block may): the first read's bytes are kept, even when the buffer is made
+/// anew for a frame in progress. They were lost before.
+#[test]
+fn bytes_read_into_a_buffer_asked_for_again_before_handle_read_are_kept() {
+    for first_part in [3, 108, 5000] {
+        let mut pair = Pair::new();
+        let wire = client_frame(Frame::new(OpCode::Binary, vec![7; 60_000]));
+        pair.server.handle_bytes(&wire[..first_part], pair.now);
+        assert!(drain_events(&mut pair.server).is_empty());
+        let mut at = first_part;
+        while at < wire.len() {
+            // Two reads, then one hand-in.
+            for _ in 0..2 {
+                let buffer = pair.server.read_buffer();
+                let room = buffer.capacity() - buffer.len();
+                // All the room the buffer has: the next one is then made anew.
+                let take = room.min(wire.len() - at);
+                buffer.extend_from_slice(&wire[at..at + take]);
+                at += take;
+            }
+            pair.server.handle_read(pair.now);
+        }
+        assert_eq!(
+            messages(&drain_events(&mut pair.server)),
+            [Message::binary(vec![7; 60_000])],
+            "first part {first_part}"
+        );
+    }
+}
+
+/// `max_fragments_per_message(0)` counts as 1: a one-frame message is taken whether it
+/// arrives whole (the short paths) or split over reads (refused with 1008 before).
+#[test]
+fn a_fragment_limit_of_zero_takes_one_frame_messages_however_they_arrive() {
+    let wire = client_frame(Frame::new(OpCode::Text, "x".repeat(5000)));
+    for split in [wire.len(), 3, 100] {
+        let mut pair = Pair::with_configs(
+            Config::client(),
+            Config::server().max_fragments_per_message(0),
+        );
+        pair.server.handle_bytes(&wire[..split], pair.now);
+        let mut events = drain_events(&mut pair.server);
+        pair.server.handle_bytes(&wire[split..], pair.now);
+        events.extend(drain_events(&mut pair.server));
+        assert_eq!(
+            messages(&events),
+            [Message::text("x".repeat(5000))],
+            "split at {split}"
+        );
+        // Two frames are one too many.
+        let mut two = client_frame(Frame::new(OpCode::Text, "a").with_fin(false));
+        two.extend(client_frame(Frame::new(OpCode::Continuation, "b")));
+        pair.server.handle_bytes(&two, pair.now);
+        drain_events(&mut pair.server);
+        assert_eq!(
+            pair.server.close_reason_code(),
+            Some(CloseCode::POLICY_VIOLATION),
+            "split at {split}"
+        );
+    }
+}

@@ -333,12 +333,69 @@ fn without_the_extension_rsv1_is_refused() {
 
 #[test]
 fn the_rfc_7692_hello_arrives() {
+    // Section 7.2.3.1, and 7.2.3.4: the same text in a final block (BFINAL) followed by the
+    // header byte of the empty stored block whose `00 00 ff ff` the sender removed.
+    for payload in [
+        &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00][..],
+        &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00],
+    ] {
+        let mut pair = default_pair();
+        let mut frame = Frame::new(OpCode::Text, payload.to_vec());
+        frame.rsv1 = true;
+        pair.server.handle_bytes(&client_frame(frame), pair.now);
+        assert_eq!(
+            messages(&drain_events(&mut pair.server)),
+            [Message::text("Hello")],
+            "{payload:x?}"
+        );
+        assert!(!pair.server.is_closed());
+    }
+}
+
+/// Empty stored blocks inflate to nothing: a message made of them never reaches the limit on
+/// what it inflates to, so its compressed bytes are limited too (an eighth and a KiB above
+/// the message limit), where before it could go on for 65,536 fragments of 64 KiB.
+#[test]
+fn a_compressed_message_of_empty_blocks_is_cut_off_near_the_message_limit() {
     let mut pair = default_pair();
-    let mut frame = Frame::new(OpCode::Text, vec![0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
-    frame.rsv1 = true;
-    pair.server.handle_bytes(&client_frame(frame), pair.now);
-    assert_eq!(
-        messages(&drain_events(&mut pair.server)),
-        [Message::text("Hello")]
+    let limit = pair.server.config().get_max_received_message_size();
+    let empty_blocks = [0x00, 0x00, 0x00, 0xff, 0xff].repeat(13_000);
+    let mut sent = 0;
+    let mut error = None;
+    for at in 0.. {
+        let opcode = if at == 0 {
+            OpCode::Text
+        } else {
+            OpCode::Continuation
+        };
+        let mut frame = Frame::new(opcode, empty_blocks.clone()).with_fin(false);
+        frame.rsv1 = at == 0;
+        pair.server.handle_bytes(&client_frame(frame), pair.now);
+        sent += empty_blocks.len();
+        let events = drain_events(&mut pair.server);
+        assert!(messages(&events).is_empty());
+        error = events.into_iter().find_map(|event| match event {
+            Event::Error(error) => Some(error),
+            _ => None,
+        });
+        if error.is_some() {
+            break;
+        }
+        assert!(
+            sent <= 2 * limit,
+            "{sent} compressed bytes taken, none inflated"
+        );
+    }
+    assert!(
+        matches!(
+            error,
+            Some(Error::Protocol(ProtocolError::MessageTooLarge { .. }))
+        ),
+        "{error:?}"
     );
+    assert_eq!(
+        pair.server.close_reason_code(),
+        Some(CloseCode::MESSAGE_TOO_BIG)
+    );
+    assert!(sent > limit + limit / 8, "cut off at {sent} bytes");
 }

@@ -227,3 +227,44 @@ fn connections_without_context_takeover_share_zlib_state() {
         kept / KIB
     );
 }
+
+/// A compressed message handed to the application keeps little more than its own size: the
+/// buffer it was inflated into grows by doubling, and a 100 KiB message kept 138 KiB for as
+/// long as the application kept it.
+#[test]
+fn an_inflated_message_keeps_little_more_than_its_size() {
+    use std::time::Instant;
+    use wsflow_codec::{Frame, OpCode};
+    use wsflow_core::{Config, Connection, Event, Negotiated};
+
+    let agreed = DeflateConfig::new().threshold(0);
+    let message: Vec<u8> = (0..100 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let compressed = compressed_by_client(&agreed, &message);
+    let mut frame = Frame::new(OpCode::Binary, compressed);
+    frame.rsv1 = true;
+    let mut wire = bytes::BytesMut::new();
+    frame.with_mask(Some([1, 2, 3, 4])).encode(&mut wire);
+    let now = Instant::now();
+    let before = live();
+    let mut server = Connection::new(
+        Role::Server,
+        Config::server(),
+        Negotiated::new()
+            .extension(Box::new(PerMessageDeflate::new(Role::Server, &agreed)))
+            .extensions(vec!["permessage-deflate".to_owned()]),
+        bytes::BytesMut::new(),
+        now,
+    );
+    server.handle_bytes(&wire, now);
+    let Some(Event::Message(received)) = server.poll_event() else {
+        panic!("no message")
+    };
+    drop(server);
+    let kept = live() - before;
+    assert_eq!(received.as_bytes(), &message[..]);
+    let len = message.len() as isize;
+    assert!(
+        kept <= len + len / 4,
+        "a {len}-byte message keeps {kept} bytes"
+    );
+}

@@ -73,7 +73,10 @@ impl HttpUpgrade {
     pub fn accept(self, options: AcceptOptions) -> Result<(http::Response<()>, Accepted), Error> {
         let options = answer_deflate(&self.config, &self.upgrade, options);
         let response = self.upgrade.accept_http(&options)?;
-        let (extensions, deflate) = agreed_extensions(options.get_extensions())?;
+        let (extensions, deflate) = agreed_extensions(
+            self.upgrade.requested_extensions(),
+            options.get_extensions(),
+        )?;
         let mut addresses = crate::server::forwarded_addresses(&self.config, &self.upgrade);
         addresses.extend(self.peer.map(|peer| peer.ip().to_string()));
         let accepted = Accepted {

@@ -18,8 +18,8 @@ use wsflow_core::{
 };
 use wsflow_handshake::{
     AcceptOptions, DeflateParams, ExtensionOffer, HandshakeError, HeadProgress, PERMESSAGE_DEFLATE,
-    Parsed, RequestLimits, SetCookie, UpgradeRequest, negotiate_deflate, parse_extensions,
-    parse_request_resumed, reject_response,
+    Parsed, RequestLimits, SetCookie, UpgradeRequest, check_deflate_response, negotiate_deflate,
+    parse_extensions, parse_request_resumed, reject_response,
 };
 
 use crate::error::Error;
@@ -1075,7 +1075,9 @@ impl Request {
     /// Without an extensions answer in `options`, permessage-deflate is negotiated as
     /// [`ServerConfig::permessage_deflate`] says. With one, it is sent as given, and if it
     /// agrees to permessage-deflate, the connection compresses with those parameters (an
-    /// answer RFC 7692 does not allow is answered with 500 and returned as an error).
+    /// answer RFC 7692 does not allow, or one that fits none of the client's offers, as a
+    /// window limit the client did not offer to take, is answered with 500 and returned as
+    /// an error).
     pub fn accept_with(self, options: AcceptOptions) -> Accepting {
         Accepting(Box::pin(self.accept_in_place(options)))
     }
@@ -1087,7 +1089,10 @@ impl Request {
         }
         options = answer_deflate(&self.parts.config, &self.parts.upgrade, options);
         let accepted = self.parts.upgrade.accept(&options).and_then(|response| {
-            let agreed = agreed_extensions(options.get_extensions())?;
+            let agreed = agreed_extensions(
+                self.parts.upgrade.requested_extensions(),
+                options.get_extensions(),
+            )?;
             Ok((response, agreed))
         });
         let (response, (agreed, deflate)) = match accepted {
@@ -1213,24 +1218,22 @@ pub(crate) fn server_negotiated(
 }
 
 pub(crate) fn agreed_extensions(
+    offered: &[ExtensionOffer],
     answer: Option<&str>,
 ) -> Result<(Vec<String>, Option<DeflateParams>), HandshakeError> {
     let extensions = match answer {
         Some(value) => parse_extensions(value)?,
         None => Vec::new(),
     };
-    let mut deflate = None;
-    for extension in &extensions {
-        if extension.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE) {
-            if deflate.is_some() {
-                return Err(HandshakeError::InvalidDeflateResponse {
-                    response: extension.to_string(),
-                    reason: "permessage-deflate is answered more than once",
-                });
-            }
-            deflate = Some(DeflateParams::from_response(extension)?);
-        }
-    }
+    // The answer must fit one of the client's valid offers, as the client checks it: a
+    // window or a takeover rule the client did not agree to would have the two ends
+    // compress and inflate differently.
+    let offers: Vec<DeflateParams> = offered
+        .iter()
+        .filter(|offer| offer.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE))
+        .filter_map(|offer| DeflateParams::from_offer(offer).ok())
+        .collect();
+    let deflate = check_deflate_response(&offers, &extensions)?;
     Ok((
         extensions.iter().map(ExtensionOffer::to_string).collect(),
         deflate,
@@ -1343,10 +1346,13 @@ mod tests {
 
     #[test]
     fn agreed_extensions_are_listed_and_checked() {
-        assert_eq!(agreed_extensions(None).unwrap(), (vec![], None));
-        let (names, deflate) =
-            agreed_extensions(Some("x-foo, permessage-deflate; server_max_window_bits=10"))
-                .unwrap();
+        let offered = parse_extensions("x-foo, permessage-deflate").unwrap();
+        assert_eq!(agreed_extensions(&offered, None).unwrap(), (vec![], None));
+        let (names, deflate) = agreed_extensions(
+            &offered,
+            Some("x-foo, permessage-deflate; server_max_window_bits=10"),
+        )
+        .unwrap();
         assert_eq!(
             names,
             ["x-foo", "permessage-deflate; server_max_window_bits=10"]
@@ -1356,9 +1362,20 @@ mod tests {
             "permessage-deflate; client_max_window_bits",
             "permessage-deflate; bogus",
             "permessage-deflate, permessage-deflate",
+            // Valid, but not what the client offered: it cannot be limited, nor go without
+            // compression it did not ask for.
+            "permessage-deflate; client_max_window_bits=10",
         ] {
-            assert!(agreed_extensions(Some(bad)).is_err(), "{bad}");
+            assert!(agreed_extensions(&offered, Some(bad)).is_err(), "{bad}");
         }
+        // A client that asked for a small server window, or offered nothing at all.
+        let small = parse_extensions("permessage-deflate; server_max_window_bits=10").unwrap();
+        assert!(agreed_extensions(&small, Some("permessage-deflate")).is_err());
+        assert!(
+            agreed_extensions(&small, Some("permessage-deflate; server_max_window_bits=9")).is_ok()
+        );
+        assert!(agreed_extensions(&[], Some("permessage-deflate")).is_err());
+        assert!(agreed_extensions(&[], Some("x-foo")).is_ok());
     }
 
     /// A server and a client over a real socket, each with or without compression.
