@@ -425,6 +425,9 @@ impl Connection {
     /// `handle_read` would take them.
     pub fn read_buffer(&mut self) -> &mut BytesMut {
         if !self.rx.is_empty() {
+            // Input, as for `handle_read`: the keepalive's wait starts again (from the latest
+            // time passed in).
+            self.restart_quiet();
             self.take_read_bytes();
         }
         self.reclaim_spare_capacity();
@@ -1519,11 +1522,12 @@ impl Connection {
             let max = self.config.max_received_message_size as u64;
             // Compressed, a message is limited by what it inflates to (checked as it
             // inflates); its compressed bytes too, though more loosely, or empty blocks
-            // (which inflate to nothing) could keep one message going for gigabytes. A real
-            // compressor's output passes what it compressed by a few bytes per block and
-            // flush, far less than an eighth.
+            // (which inflate to nothing) could keep one message going for gigabytes. A
+            // compressor's output passes what it compressed by at most an eighth (fixed
+            // Huffman codes of 9 bits for some bytes, as small encoders use) plus a few bytes
+            // per block and flush: a quarter and 64 KiB more leaves room for all of it.
             let wire_max = if message.compressed {
-                max.saturating_add(max / 8).saturating_add(1024)
+                max.saturating_add(max / 4).saturating_add(64 * 1024)
             } else {
                 max
             };

@@ -148,10 +148,11 @@ pub struct CloseEvent {
     /// The description (WebSocket-Node's `closeDescription`): the close frame's reason, or the
     /// code's default description when the reason was empty.
     pub description: String,
-    /// Whether the close handshake completed (the W3C API's `wasClean`): both close frames
-    /// went across, so everything queued before ours was written. A connection that received
-    /// the peer's close frame but could not write its own (the peer stopped reading until the
-    /// close timeout, or the socket failed) did not close cleanly.
+    /// Whether the close handshake completed (the W3C API's `wasClean`): the peer's close
+    /// frame arrived and ours was handed to the transport, with everything queued before it.
+    /// A connection that received the peer's close frame but could not write its own (the
+    /// peer stopped reading until the close timeout, or the socket failed) did not close
+    /// cleanly.
     pub was_clean: bool,
     /// Which side started the close.
     pub initiator: CloseInitiator,

@@ -168,15 +168,14 @@ struct CommandQueue {
 
 impl Waiters {
     /// Takes back one registration of `held`'s entry; the entry goes with its last one,
-    /// unless the `WebSocket`'s own task registered it too.
-    fn release(&mut self, held: &Waker) {
-        if let Some(at) = self.list.iter().position(|(w, ..)| w.will_wake(held)) {
-            let (_, holders, untracked) = &mut self.list[at];
-            *holders = holders.saturating_sub(1);
-            if *holders == 0 && !*untracked {
-                self.list.swap_remove(at);
-            }
-        }
+    /// unless the `WebSocket`'s own task registered it too. Gives the waker of an entry
+    /// removed, for the caller to drop after the lock.
+    #[must_use]
+    fn release(&mut self, held: &Waker) -> Option<Waker> {
+        let at = self.list.iter().position(|(w, ..)| w.will_wake(held))?;
+        let (_, holders, untracked) = &mut self.list[at];
+        *holders = holders.saturating_sub(1);
+        (*holders == 0 && !*untracked).then(|| self.list.swap_remove(at).0)
     }
 }
 
@@ -282,6 +281,10 @@ impl Shared {
     /// Registers `waker` to be woken when the driver makes progress, held by `slot` until
     /// the next wake or [`Shared::unwait`].
     pub(crate) fn wait_in(&self, waker: &Waker, slot: &mut WaitSlot) {
+        // Wakers let go of here are dropped after the lock, declared before it: dropping a
+        // task's last waker may drop the task, and with it a future that gives back its own
+        // registration under this lock.
+        let (_released, _replaced);
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         let waiters = waiters.get_or_insert_default();
         if let Some(held) = &slot.waker
@@ -292,14 +295,16 @@ impl Shared {
                 self.has_waiters.store(true, Ordering::SeqCst);
                 return;
             }
-            waiters.release(held);
+            _released = waiters.release(held);
+        } else {
+            _released = None;
         }
         match waiters.list.iter_mut().find(|(w, ..)| w.will_wake(waker)) {
             Some((_, holders, _)) => *holders += 1,
             None => waiters.list.push((waker.clone(), 1, false)),
         }
         slot.round = waiters.round;
-        slot.waker = Some(waker.clone());
+        _replaced = slot.waker.replace(waker.clone());
         self.has_waiters.store(true, Ordering::SeqCst);
     }
 
@@ -308,12 +313,15 @@ impl Shared {
         let Some(held) = slot.waker.take() else {
             return;
         };
+        // Dropped after the lock (see `wait_in`).
+        let released;
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(waiters) = waiters.as_mut()
-            && waiters.round == slot.round
-        {
-            waiters.release(&held);
-        }
+        released = match waiters.as_mut() {
+            Some(waiters) if waiters.round == slot.round => waiters.release(&held),
+            _ => None,
+        };
+        drop(waiters);
+        drop((released, held));
     }
 
     /// How many wakers wait (for tests).
@@ -327,12 +335,29 @@ impl Shared {
     /// fail from now on. The first state noted stays; `Sender::state` reads it.
     #[cold]
     pub(crate) fn note_closing(&self, state: ConnectionState) {
-        let _ = self.closing.compare_exchange(
+        debug_assert_ne!(state, ConnectionState::Open);
+        let noted = self.closing.compare_exchange(
             0,
             closing_state_code(state),
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+        if noted.is_ok() {
+            // Senders waiting for room fail now rather than when the connection ends.
+            self.wake_waiters();
+        }
+    }
+
+    /// The state the driver noted when it saw the close begin (`PeerRequestedClose`,
+    /// `Ending`, or `Closed` for a connection tearing down after a close of its own or a
+    /// failure); `None` while it has seen none.
+    pub(crate) fn closing_state(&self) -> Option<ConnectionState> {
+        match self.closing.load(Ordering::Acquire) {
+            0 => None,
+            1 => Some(ConnectionState::PeerRequestedClose),
+            2 => Some(ConnectionState::Ending),
+            _ => Some(ConnectionState::Closed),
+        }
     }
 
     /// The connection's state as senders see it: closed once the driver is gone or the
@@ -341,12 +366,7 @@ impl Shared {
         if self.closed.load(Ordering::SeqCst) {
             return ConnectionState::Closed;
         }
-        match self.closing.load(Ordering::Acquire) {
-            0 => ConnectionState::Open,
-            1 => ConnectionState::PeerRequestedClose,
-            2 => ConnectionState::Ending,
-            _ => ConnectionState::Closed,
-        }
+        self.closing_state().unwrap_or(ConnectionState::Open)
     }
 
     /// Marks the connection closed (senders fail from now on) and wakes the senders waiting
@@ -2966,6 +2986,138 @@ mod tests {
             assert!(matches!(
                 send.as_mut().poll(&mut Context::from_waker(&waker)),
                 Poll::Ready(Ok(()))
+            ));
+        });
+    }
+
+    /// A peer that reads nothing (writes wait, and nothing wakes them) and sends what a test
+    /// pushes through `incoming`, waking the reading task.
+    #[derive(Default)]
+    struct Feeding {
+        incoming: Arc<Mutex<(VecDeque<u8>, Option<Waker>)>>,
+    }
+
+    impl Transport for Feeding {
+        fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let mut incoming = self.incoming.lock().unwrap();
+            if incoming.0.is_empty() {
+                incoming.1 = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = buf.len().min(incoming.0.len());
+            for (to, from) in buf.iter_mut().zip(incoming.0.drain(..n)) {
+                *to = from;
+            }
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_read_buf(
+            &mut self,
+            cx: &mut Context<'_>,
+            buf: &mut BytesMut,
+        ) -> Poll<io::Result<usize>> {
+            let mut incoming = self.incoming.lock().unwrap();
+            if incoming.0.is_empty() {
+                incoming.1 = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = incoming.0.len();
+            buf.extend(incoming.0.drain(..));
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            &mut self,
+            _cx: &mut Context<'_>,
+            _bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+
+        fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+
+        fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    // A send waiting for room when the peer's close arrives fails at once with `NotOpen`,
+    // as the `Sink` does, rather than wait for the close timeout; after a `drop_connection`
+    // senders read `Closed` and fail with `NotOpen(Closed)` while the connection tears down.
+    #[test]
+    fn a_send_waiting_for_room_fails_once_the_peer_closes() {
+        on_both_runtimes(|runtime| async move {
+            let connection = || {
+                let conn = Connection::new(
+                    Role::Server,
+                    Config::server()
+                        .keepalive(false)
+                        .close_timeout(std::time::Duration::from_secs(30)),
+                    Negotiated::new(),
+                    BytesMut::new(),
+                    Instant::now(),
+                );
+                let transport = Feeding::default();
+                let incoming = transport.incoming.clone();
+                let info = PeerInfo::direct(None, &conn);
+                let ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
+                (ws, incoming)
+            };
+            let (mut ws, incoming) = connection();
+            let sender = ws.sender();
+            sender
+                .try_send(Message::binary(vec![7; (1 << 20) + 1000]))
+                .unwrap();
+            assert!(poll_ws_once(&mut ws).is_pending());
+            let counter = Arc::new(CountingWaker::default());
+            let waker = Waker::from(counter.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut send = std::pin::pin!(sender.send_text("late"));
+            assert!(send.as_mut().poll(&mut cx).is_pending());
+            let mut sink = sender.clone();
+            let mut sink = std::pin::Pin::new(&mut sink);
+            assert!(futures_sink::Sink::<Message>::poll_ready(sink.as_mut(), &mut cx).is_pending());
+            {
+                let mut incoming = incoming.lock().unwrap();
+                incoming.0.extend(client_frame(
+                    Frame::close(CloseCode::NORMAL, "bye").unwrap(),
+                ));
+                incoming.1.take().unwrap().wake();
+            }
+            assert!(poll_ws_once(&mut ws).is_pending());
+            assert_eq!(sender.state(), ConnectionState::PeerRequestedClose);
+            assert!(
+                counter.0.load(Ordering::SeqCst) > 0,
+                "the waiting send was not woken"
+            );
+            let not_open = |result: Poll<Result<(), crate::Error>>| {
+                matches!(
+                    result,
+                    Poll::Ready(Err(crate::Error::Connection(wsflow_core::Error::NotOpen(
+                        ConnectionState::PeerRequestedClose
+                    ))))
+                )
+            };
+            assert!(not_open(send.as_mut().poll(&mut cx)));
+            assert!(not_open(futures_sink::Sink::<Message>::poll_ready(
+                sink, &mut cx
+            )));
+
+            let (mut ws, _incoming) = connection();
+            let sender = ws.sender();
+            sender
+                .drop_connection(CloseCode::POLICY_VIOLATION, None)
+                .unwrap();
+            assert!(poll_ws_once(&mut ws).is_pending());
+            assert!(!sender.is_closed());
+            assert_eq!(sender.state(), ConnectionState::Closed);
+            assert!(matches!(
+                sender.ping("p"),
+                Err(crate::Error::Connection(wsflow_core::Error::NotOpen(
+                    ConnectionState::Closed
+                )))
             ));
         });
     }

@@ -442,7 +442,7 @@ impl WebSocket {
             shared: self.driver.shared.clone(),
             fail_fast: false,
             sink_sent: 0,
-            sink_wait: WaitSlot::default(),
+            sink_wait: None,
         }
     }
 
@@ -630,8 +630,10 @@ pub struct Sender {
     /// The number of the last message this `Sender` sent as a [`Sink`], which the `Sink`'s
     /// flush waits for.
     sink_sent: u64,
-    /// The `Sink`'s registration as a waiter, given back when the `Sender` is dropped.
-    sink_wait: WaitSlot,
+    /// The `Sink`'s registration as a waiter, given back when the `Sender` is dropped; boxed
+    /// when first used, as few senders are used as a `Sink` (the server keeps a `Sender` of
+    /// every connection).
+    sink_wait: Option<Box<WaitSlot>>,
 }
 
 impl Clone for Sender {
@@ -640,14 +642,16 @@ impl Clone for Sender {
             shared: self.shared.clone(),
             fail_fast: self.fail_fast,
             sink_sent: self.sink_sent,
-            sink_wait: WaitSlot::default(),
+            sink_wait: None,
         }
     }
 }
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.shared.unwait(&mut self.sink_wait);
+        if let Some(slot) = &mut self.sink_wait {
+            self.shared.unwait(slot);
+        }
     }
 }
 
@@ -826,9 +830,10 @@ impl Sender {
 
     /// The connection's state as this sender last learned it from the connection's task
     /// (WebSocket-Node's `state`): `Open`, then `PeerRequestedClose` or `Ending` once that
-    /// task has seen the close handshake begin, when messages, pings and pongs start to fail
-    /// with [`Error::Connection`]`(`[`NotOpen`](wsflow_core::Error::NotOpen)`)`, and
-    /// `Closed` once the connection is closed or dropped ([`Error::ConnectionGone`]).
+    /// task has seen the close handshake begin (or `Closed` for one tearing down after a
+    /// failure or a `drop_connection`), when messages, pings and pongs start to fail with
+    /// [`Error::Connection`]`(`[`NotOpen`](wsflow_core::Error::NotOpen)`)`; once the
+    /// connection is closed or dropped, `Closed` and [`Error::ConnectionGone`].
     ///
     /// ```no_run
     /// # async fn example(ws: wsflow::WebSocket) {
@@ -898,6 +903,7 @@ impl Sender {
     }
 
     async fn wait_for_room(&self) -> Result<(), Error> {
+        self.check_sendable()?;
         if self.fail_fast {
             return self.check_room();
         }
@@ -906,8 +912,9 @@ impl Sender {
             slot: WaitSlot::default(),
         };
         poll_fn(|cx| {
-            if self.is_closed() {
-                return Poll::Ready(Err(Error::ConnectionGone));
+            // The close may begin while this waits: the driver wakes the waiters then.
+            if let Err(err) = self.check_sendable() {
+                return Poll::Ready(Err(err));
             }
             if self.check_room().is_ok() {
                 return Poll::Ready(Ok(()));
@@ -926,9 +933,7 @@ impl Sender {
 
     /// Queues a command if there is room, without waiting.
     fn try_queue(&self, command: Command) -> Result<(), Error> {
-        if self.is_closed() {
-            return Err(Error::ConnectionGone);
-        }
+        self.check_sendable()?;
         self.check_room()?;
         self.queue(command)
     }
@@ -941,19 +946,27 @@ impl Sender {
     }
 
     /// Queues a command; gives its number (see [`Shared::commands_queued`]).
-    fn queue_numbered(&self, command: Command) -> Result<u64, Error> {
-        // A connection that closed but is not dropped yet would take the command and never
-        // apply it.
+    /// Whether messages, pings and pongs may be queued: not once the connection closed
+    /// ([`Error::ConnectionGone`]), nor once its task saw the close begin (`NotOpen`).
+    fn check_sendable(&self) -> Result<(), Error> {
         if self.is_closed() {
             return Err(Error::ConnectionGone);
         }
-        if !matches!(command, Command::Close(..) | Command::Drop(..)) {
-            match self.shared.state() {
-                ConnectionState::Open => {}
-                // Closed since the look above.
-                ConnectionState::Closed => return Err(Error::ConnectionGone),
-                closing => return Err(wsflow_core::Error::NotOpen(closing).into()),
+        match self.shared.closing_state() {
+            Some(state) => Err(wsflow_core::Error::NotOpen(state).into()),
+            None => Ok(()),
+        }
+    }
+
+    fn queue_numbered(&self, command: Command) -> Result<u64, Error> {
+        // A connection that closed but is not dropped yet would take the command and never
+        // apply it.
+        if let Command::Close(..) | Command::Drop(..) = command {
+            if self.is_closed() {
+                return Err(Error::ConnectionGone);
             }
+        } else {
+            self.check_sendable()?;
         }
         let weight = command.weight();
         self.shared.add_queued(weight);
@@ -971,8 +984,8 @@ impl Sink<Message> for Sender {
     type Error = Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self.is_closed() {
-            return Poll::Ready(Err(Error::ConnectionGone));
+        if let Err(err) = self.check_sendable() {
+            return Poll::Ready(Err(err));
         }
         if self.check_room().is_ok() {
             return Poll::Ready(Ok(()));
@@ -981,7 +994,8 @@ impl Sink<Message> for Sender {
             return Poll::Ready(self.check_room());
         }
         let this = &mut *self;
-        if let Err(err) = wait_for_progress(&this.shared, cx, &mut this.sink_wait) {
+        let slot = this.sink_wait.get_or_insert_default();
+        if let Err(err) = wait_for_progress(&this.shared, cx, slot) {
             return Poll::Ready(Err(err));
         }
         if self.check_room().is_ok() {
@@ -1000,7 +1014,8 @@ impl Sink<Message> for Sender {
     /// after, or by others).
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = &mut *self;
-        poll_flushed(&this.shared, cx, this.sink_sent, &mut this.sink_wait)
+        let slot = this.sink_wait.get_or_insert_default();
+        poll_flushed(&this.shared, cx, this.sink_sent, slot)
     }
 
     /// Asks the connection to close with 1000.
