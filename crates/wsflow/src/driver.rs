@@ -2997,18 +2997,24 @@ mod tests {
         incoming: Arc<Mutex<(VecDeque<u8>, Option<Waker>)>>,
     }
 
-    impl Transport for Feeding {
-        fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    impl Feeding {
+        /// Up to `max` of the bytes pushed so far; none yet: wait for the next push.
+        fn poll_take(&mut self, cx: &Context<'_>, max: usize) -> Poll<Vec<u8>> {
             let mut incoming = self.incoming.lock().unwrap();
             if incoming.0.is_empty() {
                 incoming.1 = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            let n = buf.len().min(incoming.0.len());
-            for (to, from) in buf.iter_mut().zip(incoming.0.drain(..n)) {
-                *to = from;
-            }
-            Poll::Ready(Ok(n))
+            let n = max.min(incoming.0.len());
+            Poll::Ready(incoming.0.drain(..n).collect())
+        }
+    }
+
+    impl Transport for Feeding {
+        fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let taken = std::task::ready!(self.poll_take(cx, buf.len()));
+            buf[..taken.len()].copy_from_slice(&taken);
+            Poll::Ready(Ok(taken.len()))
         }
 
         fn poll_read_buf(
@@ -3016,14 +3022,9 @@ mod tests {
             cx: &mut Context<'_>,
             buf: &mut BytesMut,
         ) -> Poll<io::Result<usize>> {
-            let mut incoming = self.incoming.lock().unwrap();
-            if incoming.0.is_empty() {
-                incoming.1 = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            let n = incoming.0.len();
-            buf.extend(incoming.0.drain(..));
-            Poll::Ready(Ok(n))
+            let taken = std::task::ready!(self.poll_take(cx, usize::MAX));
+            buf.extend_from_slice(&taken);
+            Poll::Ready(Ok(taken.len()))
         }
 
         fn poll_write_vectored(
