@@ -2227,15 +2227,31 @@ mod tests {
 
     /// A server connection without keepalive over `transport`, on `runtime`.
     fn quiet_driver(transport: Quiet, runtime: Runtime) -> Driver {
+        let (conn, info) = server_connection(Config::server().keepalive(false));
+        Driver::new(conn, Box::new(transport), runtime, info)
+    }
+
+    /// A server connection with `config`, and what it tells about its peer.
+    fn server_connection(config: Config) -> (Connection, PeerInfo) {
         let conn = Connection::new(
             Role::Server,
-            Config::server().keepalive(false),
+            config,
             Negotiated::new(),
             BytesMut::new(),
             Instant::now(),
         );
         let info = PeerInfo::direct(None, &conn);
-        Driver::new(conn, Box::new(transport), runtime, info)
+        (conn, info)
+    }
+
+    /// A server `WebSocket` with `config` over `transport`, on `runtime`.
+    fn server_websocket(
+        transport: impl Transport + 'static,
+        runtime: Runtime,
+        config: Config,
+    ) -> WebSocket {
+        let (conn, info) = server_connection(config);
+        WebSocket::new(conn, Box::new(transport), runtime, info, None)
     }
 
     impl Transport for Quiet {
@@ -2751,16 +2767,11 @@ mod tests {
     fn a_writer_waiting_for_room_ends_when_the_peer_s_close_gives_up_the_output() {
         on_both_runtimes(|runtime| async move {
             let (transport, _allowance) = Quiet::gated();
-            let conn = Connection::new(
-                Role::Server,
+            let (conn, info) = server_connection(
                 Config::server()
                     .keepalive(false)
                     .close_timeout(std::time::Duration::from_millis(50)),
-                Negotiated::new(),
-                BytesMut::new(),
-                Instant::now(),
             );
-            let info = PeerInfo::direct(None, &conn);
             let mut driver = Driver::new(conn, Box::new(transport), runtime, info);
             driver.conn.send_binary(vec![7; (1 << 20) + 1000]).unwrap();
             driver.conn.handle_bytes(
@@ -2826,15 +2837,7 @@ mod tests {
                     written: Arc::default(),
                 },
             };
-            let conn = Connection::new(
-                Role::Server,
-                Config::server().keepalive(false),
-                Negotiated::new(),
-                BytesMut::new(),
-                Instant::now(),
-            );
-            let info = PeerInfo::direct(None, &conn);
-            let mut ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
+            let mut ws = server_websocket(transport, runtime, Config::server().keepalive(false));
             let sender = ws.sender();
             assert_eq!(sender.state(), ConnectionState::Open);
             assert!(sender.close(CloseCode::ABNORMAL, None).is_err());
@@ -2862,15 +2865,7 @@ mod tests {
 
             // A sender closes; the others learn it once the connection's task applied it.
             let (transport, _allowance) = Quiet::gated();
-            let conn = Connection::new(
-                Role::Server,
-                Config::server().keepalive(false),
-                Negotiated::new(),
-                BytesMut::new(),
-                Instant::now(),
-            );
-            let info = PeerInfo::direct(None, &conn);
-            let mut ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
+            let mut ws = server_websocket(transport, runtime, Config::server().keepalive(false));
             let (closer, other) = (ws.sender(), ws.sender());
             closer.close(CloseCode::GOING_AWAY, None).unwrap();
             assert!(poll_ws_once(&mut ws).is_pending());
@@ -2888,15 +2883,7 @@ mod tests {
     fn a_flush_after_one_given_up_waits_for_what_was_queued_since() {
         on_both_runtimes(|runtime| async move {
             let (transport, allowance) = Quiet::gated();
-            let conn = Connection::new(
-                Role::Server,
-                Config::server().keepalive(false),
-                Negotiated::new(),
-                BytesMut::new(),
-                Instant::now(),
-            );
-            let info = PeerInfo::direct(None, &conn);
-            let mut ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
+            let mut ws = server_websocket(transport, runtime, Config::server().keepalive(false));
             let mut cx = Context::from_waker(Waker::noop());
             ws.queue(Message::binary(vec![1; 100])).unwrap();
             {
@@ -2937,15 +2924,7 @@ mod tests {
     fn waits_given_up_leave_no_waker_behind() {
         on_both_runtimes(|runtime| async move {
             let (transport, allowance) = Quiet::gated();
-            let conn = Connection::new(
-                Role::Server,
-                Config::server().keepalive(false),
-                Negotiated::new(),
-                BytesMut::new(),
-                Instant::now(),
-            );
-            let info = PeerInfo::direct(None, &conn);
-            let mut ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
+            let mut ws = server_websocket(transport, runtime, Config::server().keepalive(false));
             let sender = ws.sender();
             sender
                 .try_send(Message::binary(vec![7; (1 << 20) + 1000]))
@@ -3051,20 +3030,12 @@ mod tests {
     fn a_send_waiting_for_room_fails_once_the_peer_closes() {
         on_both_runtimes(|runtime| async move {
             let connection = || {
-                let conn = Connection::new(
-                    Role::Server,
-                    Config::server()
-                        .keepalive(false)
-                        .close_timeout(std::time::Duration::from_secs(30)),
-                    Negotiated::new(),
-                    BytesMut::new(),
-                    Instant::now(),
-                );
                 let transport = Feeding::default();
                 let incoming = transport.incoming.clone();
-                let info = PeerInfo::direct(None, &conn);
-                let ws = WebSocket::new(conn, Box::new(transport), runtime, info, None);
-                (ws, incoming)
+                let config = Config::server()
+                    .keepalive(false)
+                    .close_timeout(std::time::Duration::from_secs(30));
+                (server_websocket(transport, runtime, config), incoming)
             };
             let (mut ws, incoming) = connection();
             let sender = ws.sender();
